@@ -1,0 +1,10 @@
+DROP TRIGGER IF EXISTS audit_events_no_truncate ON audit_events;
+DROP TRIGGER IF EXISTS audit_events_no_update_delete ON audit_events;
+DROP FUNCTION IF EXISTS herald_audit_append_only();
+DROP TABLE IF EXISTS audit_head;
+DROP TABLE IF EXISTS audit_events;
+DROP TABLE IF EXISTS outbox;
+DROP TABLE IF EXISTS consents;
+DROP TABLE IF EXISTS tracked_resources;
+DROP TABLE IF EXISTS patients;
+DROP TABLE IF EXISTS data_keys;

@@ -1,0 +1,9 @@
+DROP TRIGGER IF EXISTS audit_events_no_delete;
+DROP TRIGGER IF EXISTS audit_events_no_update;
+DROP TABLE IF EXISTS audit_head;
+DROP TABLE IF EXISTS audit_events;
+DROP TABLE IF EXISTS outbox;
+DROP TABLE IF EXISTS consents;
+DROP TABLE IF EXISTS tracked_resources;
+DROP TABLE IF EXISTS patients;
+DROP TABLE IF EXISTS data_keys;

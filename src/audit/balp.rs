@@ -1,0 +1,339 @@
+//! Builds FHIR R4 AuditEvent JSON from a domain [`AuditRecord`], following the
+//! IHE Basic Audit Log Patterns (reference/fhir.md §1.4 A1–A11). The one place
+//! that knows AuditEvent's shape.
+
+use serde_json::{Value, json};
+
+use crate::domain::audit::{Activity, Actor, AuditRecord};
+use crate::domain::{Channel, Purpose};
+
+const DCM: &str = "http://dicom.nema.org/resources/ontology/DCM";
+const AUDIT_TYPE: &str = "http://terminology.hl7.org/CodeSystem/audit-event-type";
+const RESTFUL: &str = "http://hl7.org/fhir/restful-interaction";
+const LIFECYCLE: &str = "http://terminology.hl7.org/CodeSystem/iso-21089-lifecycle";
+const AUTHZ_SUBTYPE: &str = "https://profiles.ihe.net/ITI/BALP/CodeSystem/AuthZsubType";
+const ENTITY_TYPE: &str = "http://terminology.hl7.org/CodeSystem/audit-entity-type";
+const OBJECT_ROLE: &str = "http://terminology.hl7.org/CodeSystem/object-role";
+const BALP_ENTITY: &str = "https://profiles.ihe.net/ITI/BALP/CodeSystem/BasicAuditEntityType";
+const PARTICIPATION: &str = "http://terminology.hl7.org/CodeSystem/v3-ParticipationType";
+const ACT_REASON: &str = "http://terminology.hl7.org/CodeSystem/v3-ActReason";
+const SOURCE_TYPE: &str = "http://terminology.hl7.org/CodeSystem/security-source-type";
+const HERALD_SYSTEM: &str = "urn:herald:system";
+const HERALD_USER: &str = "urn:herald:user";
+
+/// The search columns derived from a record (stored beside the JSON and
+/// re-derived by `herald audit verify`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Columns {
+    /// type.code
+    pub type_code: String,
+    /// subtype[0].code
+    pub subtype_code: Option<String>,
+    /// action
+    pub action: String,
+    /// outcome
+    pub outcome: String,
+    /// Patient reference.
+    pub patient_ref: Option<String>,
+    /// Requesting agent.
+    pub agent_who: Option<String>,
+    /// Data entity reference.
+    pub entity_ref: Option<String>,
+}
+
+fn coding(system: &str, code: &str, display: &str) -> Value {
+    json!({ "system": system, "code": code, "display": display })
+}
+
+fn cc(system: &str, code: &str, display: &str) -> Value {
+    json!({ "coding": [coding(system, code, display)] })
+}
+
+fn herald_who() -> Value {
+    json!({ "identifier": { "system": HERALD_SYSTEM, "value": "herald" }, "display": "Herald" })
+}
+
+fn actor_who(actor: &Actor) -> (Value, String) {
+    match actor {
+        Actor::System => (herald_who(), "herald".into()),
+        Actor::Staff(u) => (
+            json!({ "identifier": { "system": HERALD_USER, "value": u } }),
+            format!("user:{u}"),
+        ),
+        Actor::Anonymous(_) => (json!({ "display": "anonymous" }), "anonymous".into()),
+    }
+}
+
+fn purpose_of_use(p: Purpose) -> Value {
+    match p {
+        Purpose::Appointment | Purpose::Medication => cc(ACT_REASON, "TREAT", "treatment"),
+        Purpose::Billing => cc(ACT_REASON, "HPAYMT", "healthcare payment"),
+        Purpose::Marketing => cc(ACT_REASON, "HMARKT", "healthcare marketing"),
+    }
+}
+
+fn requestor_agent(actor: &Actor, type_code: (&str, &str)) -> Value {
+    let (who, _) = actor_who(actor);
+    let mut agent = json!({
+        "type": cc(DCM, type_code.0, type_code.1),
+        "who": who,
+        "requestor": true,
+    });
+    if let (Actor::Anonymous(addr), Some(obj)) = (actor, agent.as_object_mut()) {
+        obj.insert("network".into(), json!({ "address": addr, "type": "2" }));
+    }
+    agent
+}
+
+fn server_agent(ehr: Option<&str>) -> Value {
+    let base = ehr.unwrap_or("urn:herald:unknown-ehr");
+    json!({
+        "type": cc(DCM, "110153", "Source Role ID"),
+        "who": { "identifier": { "system": "urn:ietf:rfc:3986", "value": base } },
+        "requestor": false,
+        "network": { "address": base, "type": "5" },
+    })
+}
+
+fn patient_entity(id: &str) -> Value {
+    json!({
+        "what": { "reference": format!("Patient/{id}") },
+        "type": coding(ENTITY_TYPE, "1", "Person"),
+        "role": coding(OBJECT_ROLE, "1", "Patient"),
+    })
+}
+
+fn data_entity(reference: &str, details: Vec<Value>) -> Value {
+    let mut e = json!({
+        "what": { "reference": reference },
+        "type": coding(ENTITY_TYPE, "2", "System Object"),
+        "role": coding(OBJECT_ROLE, "4", "Domain Resource"),
+    });
+    if !details.is_empty()
+        && let Some(obj) = e.as_object_mut()
+    {
+        obj.insert("detail".into(), Value::Array(details));
+    }
+    e
+}
+
+fn query_entity(query: &str) -> Value {
+    use base64::Engine as _;
+    json!({
+        "type": coding(ENTITY_TYPE, "2", "System Object"),
+        "role": coding(OBJECT_ROLE, "24", "Query"),
+        "query": base64::engine::general_purpose::STANDARD.encode(query.as_bytes()),
+    })
+}
+
+fn detail(kind: &str, value: &str) -> Value {
+    json!({ "type": kind, "valueString": value })
+}
+
+fn channel_detail(c: Channel) -> Value {
+    detail("channel", c.code())
+}
+
+/// Builds the AuditEvent JSON (with `id`) and its search columns.
+pub fn build(id: &str, r: &AuditRecord) -> (Value, Columns) {
+    let mut agents = Vec::new();
+    let mut entities = Vec::new();
+    let mut purpose_of_event = None;
+    let (type_coding, subtype) = match &r.activity {
+        Activity::EhrRead {
+            resource_type,
+            id: rid,
+        } => {
+            agents.push(requestor_agent(&r.actor, ("110152", "Destination Role ID")));
+            agents.push(server_agent(r.ehr.as_deref()));
+            let reference = format!("{resource_type}/{rid}");
+            if resource_type != "Patient" {
+                entities.push(data_entity(&reference, vec![]));
+            }
+            (
+                coding(AUDIT_TYPE, "rest", "Restful Operation"),
+                coding(RESTFUL, "read", "read"),
+            )
+        }
+        Activity::EhrSearch {
+            resource_type,
+            query,
+        } => {
+            agents.push(requestor_agent(&r.actor, ("110152", "Destination Role ID")));
+            agents.push(server_agent(r.ehr.as_deref()));
+            entities.push(query_entity(&format!("{resource_type}?{query}")));
+            (
+                coding(AUDIT_TYPE, "rest", "Restful Operation"),
+                coding(RESTFUL, "search-type", "search type"),
+            )
+        }
+        Activity::Disclosure {
+            intent_id,
+            channel,
+            purpose,
+            about,
+        } => {
+            agents.push(json!({
+                "type": cc(DCM, "110153", "Source Role ID"),
+                "who": herald_who(),
+                "requestor": true,
+            }));
+            if let Some(p) = &r.patient_id {
+                agents.push(json!({
+                    "type": cc(PARTICIPATION, "IRCP", "information recipient"),
+                    "who": { "reference": format!("Patient/{p}") },
+                    "requestor": false,
+                }));
+            }
+            purpose_of_event = Some(purpose_of_use(*purpose));
+            entities.push(data_entity(
+                about,
+                vec![channel_detail(*channel), detail("intent", intent_id)],
+            ));
+            (
+                coding(DCM, "110106", "Export"),
+                coding(LIFECYCLE, "disclose", "Disclose Record Lifecycle Event"),
+            )
+        }
+        Activity::ConsentDecision {
+            intent_id,
+            channel,
+            purpose,
+            permit,
+            consent_id,
+        } => {
+            agents.push(json!({
+                "type": cc(DCM, "110150", "Application"),
+                "who": herald_who(),
+                "requestor": true,
+            }));
+            purpose_of_event = Some(purpose_of_use(*purpose));
+            let decision = if *permit { "permit" } else { "deny" };
+            if let Some(c) = consent_id {
+                let reference = format!("Consent/{c}");
+                entities.push(data_entity(&reference, vec![detail("decision", decision)]));
+            }
+            entities.push(json!({
+                "what": { "identifier": { "system": "urn:herald:intent", "value": intent_id } },
+                "type": coding(ENTITY_TYPE, "2", "System Object"),
+                "role": coding(OBJECT_ROLE, "3", "Report"),
+                "detail": [channel_detail(*channel), detail("purpose", purpose.code()), detail("decision", decision)],
+            }));
+            (
+                coding(DCM, "110113", "Security Alert"),
+                coding(
+                    AUTHZ_SUBTYPE,
+                    "AuthZ-Consent",
+                    "Authorization Decision using Roles and Consent",
+                ),
+            )
+        }
+        Activity::ConsentRecorded { consent_id } => {
+            agents.push(requestor_agent(&r.actor, ("110153", "Source Role ID")));
+            let reference = format!("Consent/{consent_id}");
+            entities.push(data_entity(&reference, vec![]));
+            (
+                coding(AUDIT_TYPE, "rest", "Restful Operation"),
+                coding(RESTFUL, "create", "create"),
+            )
+        }
+        Activity::AuditQuery { query } => {
+            agents.push(requestor_agent(&r.actor, ("110152", "Destination Role ID")));
+            agents.push(json!({
+                "type": cc(DCM, "110153", "Source Role ID"),
+                "who": herald_who(),
+                "requestor": false,
+            }));
+            entities.push(query_entity(&format!("AuditEvent?{query}")));
+            (
+                coding(AUDIT_TYPE, "rest", "Restful Operation"),
+                coding(RESTFUL, "search-type", "search type"),
+            )
+        }
+    };
+    if let Some(p) = &r.patient_id {
+        entities.insert(0, patient_entity(p));
+    }
+    if let Some(req) = &r.request_id {
+        entities.push(json!({
+            "what": { "identifier": { "value": req } },
+            "type": coding(BALP_ENTITY, "XrequestId", "X-Request-Id"),
+        }));
+    }
+    let recorded = r
+        .recorded
+        .to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    let mut ev = json!({
+        "resourceType": "AuditEvent",
+        "id": id,
+        "type": type_coding,
+        "subtype": [subtype],
+        "action": r.action().code(),
+        "recorded": recorded,
+        "outcome": r.outcome.code(),
+        "agent": agents,
+        "source": {
+            "site": "herald",
+            "observer": herald_who(),
+            "type": [coding(SOURCE_TYPE, "4", "Application Server")],
+        },
+    });
+    if let Some(obj) = ev.as_object_mut() {
+        if let Some(desc) = &r.outcome_desc {
+            obj.insert("outcomeDesc".into(), Value::String(desc.clone()));
+        }
+        if let Some(p) = purpose_of_event {
+            obj.insert("purposeOfEvent".into(), Value::Array(vec![p]));
+        }
+        if !entities.is_empty() {
+            obj.insert("entity".into(), Value::Array(entities));
+        }
+    }
+    let cols = columns_of(&ev).unwrap_or(Columns {
+        type_code: String::new(),
+        subtype_code: None,
+        action: String::new(),
+        outcome: String::new(),
+        patient_ref: None,
+        agent_who: None,
+        entity_ref: None,
+    });
+    (ev, cols)
+}
+
+/// Derives the search columns from stored AuditEvent JSON (used by verify).
+pub fn columns_of(ev: &Value) -> Option<Columns> {
+    let s = |v: &Value| v.as_str().map(String::from);
+    let patient_ref = ev["entity"].as_array().and_then(|es| {
+        es.iter()
+            .find(|e| e["role"]["code"] == "1" && e["type"]["code"] == "1")
+            .and_then(|e| s(&e["what"]["reference"]))
+    });
+    let entity_ref = ev["entity"].as_array().and_then(|es| {
+        es.iter()
+            .find(|e| e["role"]["code"] == "4")
+            .and_then(|e| s(&e["what"]["reference"]))
+    });
+    let agent_who = ev["agent"].as_array().and_then(|agents| {
+        agents.iter().find(|a| a["requestor"] == true).map(|a| {
+            let who = &a["who"];
+            match (
+                who["identifier"]["system"].as_str(),
+                who["identifier"]["value"].as_str(),
+            ) {
+                (Some(HERALD_USER), Some(u)) => format!("user:{u}"),
+                (Some(HERALD_SYSTEM), Some(v)) => v.to_string(),
+                _ => "anonymous".to_string(),
+            }
+        })
+    });
+    Some(Columns {
+        type_code: s(&ev["type"]["code"])?,
+        subtype_code: s(&ev["subtype"][0]["code"]),
+        action: s(&ev["action"])?,
+        outcome: s(&ev["outcome"])?,
+        patient_ref,
+        agent_who,
+        entity_ref,
+    })
+}

@@ -1,0 +1,767 @@
+//! Typed settings, loaded once in `main` and passed down (no global static).
+//!
+//! Load order: built-in defaults → `herald.toml` → `HERALD_SECTION__KEY`
+//! environment → `HERALD_SECTION__KEY_FILE` (a secret read from a file).
+//! Unknown keys are refused. Secrets are [`Secret`]s: `***` in Debug and logs.
+//! [`Settings::validate`] lists every problem, one line each, for `herald check`.
+
+use serde::{Deserialize, Deserializer};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// A secret string: never printed, only [`Secret::expose`]d where it is used.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(s.into())
+    }
+    /// The secret itself; call only where it is used.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// A database URL whose password never shows in Debug.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct DbUrl(String);
+
+impl DbUrl {
+    /// Wraps a URL.
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(s.into())
+    }
+    /// The URL, password included.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+    /// The URL with any password replaced by `***`.
+    pub fn redacted(&self) -> String {
+        redact_url_password(&self.0)
+    }
+}
+
+impl fmt::Debug for DbUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.redacted())
+    }
+}
+
+fn redact_url_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let (authority, tail) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    let mut out = String::new();
+    let redacted = match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{user}:***@{host}"),
+            None => authority.to_string(),
+        },
+        None => authority.to_string(),
+    };
+    // A libpq keyword password in the query string is redacted too.
+    let tail = tail
+        .split('&')
+        .map(|kv| {
+            if kv.contains("password=") {
+                let (k, _) = kv.split_once("password=").unwrap_or((kv, ""));
+                format!("{k}password=***")
+            } else {
+                kv.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("&");
+    out.push_str(scheme);
+    out.push_str("://");
+    out.push_str(&redacted);
+    out.push_str(&tail);
+    out
+}
+
+/// Deployment environment; production refuses development-only settings.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Environment {
+    /// A laptop or test machine.
+    #[default]
+    Development,
+    /// Real patients.
+    Production,
+}
+
+/// All of Herald's settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// development or production.
+    pub environment: Environment,
+    /// Where SQLite, the key file and other local state live.
+    pub data_dir: PathBuf,
+    /// The HTTP listener.
+    pub server: ServerSettings,
+    /// The store.
+    pub database: DatabaseSettings,
+    /// Encryption at rest.
+    pub crypto: CryptoSettings,
+    /// The EHR Herald follows.
+    pub ehr: EhrSettings,
+    /// The SMS provider.
+    pub sms: SmsSettings,
+    /// SMART app launch.
+    pub smart: SmartSettings,
+    /// What and when to send.
+    pub messaging: MessagingSettings,
+    /// Logging.
+    pub log: LogSettings,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            environment: Environment::Development,
+            data_dir: PathBuf::from("./data"),
+            server: ServerSettings::default(),
+            database: DatabaseSettings::default(),
+            crypto: CryptoSettings::default(),
+            ehr: EhrSettings::default(),
+            sms: SmsSettings::default(),
+            smart: SmartSettings::default(),
+            messaging: MessagingSettings::default(),
+            log: LogSettings::default(),
+        }
+    }
+}
+
+/// The HTTP listener.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSettings {
+    /// Address to listen on; loopback by default.
+    pub bind: String,
+    /// The https URL the EHR and the SMS provider call back.
+    pub public_url: Option<String>,
+    /// Allow a non-loopback bind (off until staff authentication exists).
+    pub allow_non_loopback: bool,
+    /// HTTP worker threads (0 = one per core).
+    pub workers: usize,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            bind: "127.0.0.1:8080".into(),
+            public_url: None,
+            allow_non_loopback: false,
+            workers: 0,
+        }
+    }
+}
+
+/// The store.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseSettings {
+    /// `sqlite://PATH` or `postgres://...`; default SQLite in the data dir.
+    pub url: Option<DbUrl>,
+    /// Connections in the pool.
+    pub pool_size: u32,
+    /// Seconds to wait for a connection.
+    pub connect_timeout_secs: u64,
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        Self {
+            url: None,
+            pool_size: 8,
+            connect_timeout_secs: 5,
+        }
+    }
+}
+
+/// Encryption at rest.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CryptoSettings {
+    /// Base64 of 32 bytes (`HERALD_MASTER_KEY`); else the key file.
+    pub master_key: Option<Secret>,
+    /// Key file; default `<data_dir>/master.key`.
+    pub key_file: Option<PathBuf>,
+}
+
+/// Which EHR and how Herald follows it.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EhrSettings {
+    /// epic | oracle-health | hapi | medplum.
+    pub preset: Option<String>,
+    /// FHIR base URL.
+    pub base_url: Option<String>,
+    /// Backend Services client id.
+    pub client_id: Option<String>,
+    /// subscribe | poll.
+    pub mode: Option<String>,
+}
+
+/// The SMS provider.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SmsSettings {
+    /// twilio | console.
+    pub provider: String,
+    /// The provider's API base URL.
+    pub base_url: String,
+    /// Twilio account SID.
+    pub account_sid: Option<String>,
+    /// Twilio auth token.
+    pub auth_token: Option<Secret>,
+    /// Sending number or messaging service.
+    pub from: Option<String>,
+}
+
+impl Default for SmsSettings {
+    fn default() -> Self {
+        Self {
+            provider: "console".into(),
+            base_url: "https://api.twilio.com".into(),
+            account_sid: None,
+            auth_token: None,
+            from: None,
+        }
+    }
+}
+
+/// SMART app launch.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SmartSettings {
+    /// Issuers allowed to launch Herald (comma-separated in the environment).
+    #[serde(deserialize_with = "string_list")]
+    pub allowed_iss: Vec<String>,
+    /// OAuth client id.
+    pub client_id: Option<String>,
+    /// OAuth client secret (confidential clients).
+    pub client_secret: Option<Secret>,
+}
+
+/// What to send and when.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MessagingSettings {
+    /// Practice name shown in every message (the brand, CTIA).
+    pub practice_name: String,
+    /// Practice phone shown in messages.
+    pub practice_phone: String,
+    /// Patient portal link.
+    pub portal_url: String,
+    /// Reminder offsets before an appointment, in hours.
+    #[serde(deserialize_with = "u32_list")]
+    pub reminder_offsets_hours: Vec<u32>,
+    /// Refill reminder lead time, in days before the supply runs out.
+    pub refill_lead_days: u32,
+    /// Start of the sending window, local time of the recipient (HH:MM).
+    pub quiet_end: String,
+    /// End of the sending window, local time of the recipient (HH:MM).
+    pub quiet_start: String,
+    /// Zone used when the recipient's is unknown.
+    pub default_timezone: String,
+    /// Language used when the patient's is unknown or unsupported.
+    pub default_language: String,
+}
+
+impl Default for MessagingSettings {
+    fn default() -> Self {
+        Self {
+            practice_name: "Herald Demo Health".into(),
+            practice_phone: "+18005550100".into(),
+            portal_url: "https://portal.example.org".into(),
+            reminder_offsets_hours: vec![72, 24, 2],
+            refill_lead_days: 5,
+            quiet_end: "08:00".into(),
+            quiet_start: "21:00".into(),
+            default_timezone: "America/New_York".into(),
+            default_language: "en-US".into(),
+        }
+    }
+}
+
+/// Logging.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSettings {
+    /// An env-filter directive, e.g. `info` or `herald=debug`.
+    pub level: String,
+    /// text | json.
+    pub format: String,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self {
+            level: "info".into(),
+            format: "text".into(),
+        }
+    }
+}
+
+fn string_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Either {
+        List(Vec<String>),
+        One(String),
+    }
+    Ok(match Either::deserialize(d)? {
+        Either::List(v) => v,
+        Either::One(s) => s
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect(),
+    })
+}
+
+fn u32_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u32>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Either {
+        List(Vec<u32>),
+        One(u32),
+        Text(String),
+    }
+    match Either::deserialize(d)? {
+        Either::List(v) => Ok(v),
+        Either::One(n) => Ok(vec![n]),
+        Either::Text(s) => s
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| s.parse::<u32>().map_err(serde::de::Error::custom))
+            .collect(),
+    }
+}
+
+/// A configuration problem, reported on one line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// The dotted key, e.g. `server.bind`.
+    pub key: String,
+    /// What is wrong and how to mend it.
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.key, self.message)
+    }
+}
+
+/// Why settings could not be loaded at all.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The IO error.
+        source: std::io::Error,
+    },
+    /// The file or environment does not fit the settings.
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+impl Settings {
+    /// Loads settings from an optional TOML file and the given environment
+    /// (pass `std::env::vars()` from `main`, a map in tests).
+    pub fn load(file: Option<&Path>, env: &BTreeMap<String, String>) -> Result<Self, LoadError> {
+        let mut root = toml::Table::new();
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
+                path: path.display().to_string(),
+                source,
+            })?;
+            root = text
+                .parse::<toml::Table>()
+                .map_err(|e| LoadError::Invalid(format!("{}: {}", path.display(), e.message())))?;
+        }
+        for (name, value) in env {
+            let Some(key) = name.strip_prefix("HERALD_") else {
+                continue;
+            };
+            if key == "CONFIG" {
+                continue;
+            }
+            let (key, value) = if let Some(k) = key.strip_suffix("_FILE") {
+                let text = std::fs::read_to_string(value).map_err(|source| LoadError::Read {
+                    path: value.clone(),
+                    source,
+                })?;
+                (k, text.trim_end_matches(['\n', '\r']).to_string())
+            } else {
+                (key, value.clone())
+            };
+            let path: Vec<String> = match key {
+                "MASTER_KEY" => vec!["crypto".into(), "master_key".into()],
+                "DATA_DIR" => vec!["data_dir".into()],
+                "ENVIRONMENT" => vec!["environment".into()],
+                other => other.split("__").map(str::to_ascii_lowercase).collect(),
+            };
+            set_path(&mut root, &path, env_value(&value))
+                .map_err(|e| LoadError::Invalid(format!("{name}: {e}")))?;
+        }
+        toml::Value::Table(root)
+            .try_into::<Settings>()
+            .map_err(|e| LoadError::Invalid(one_line(&e.to_string())))
+    }
+
+    /// The database URL in effect.
+    pub fn database_url(&self) -> DbUrl {
+        match &self.database.url {
+            Some(u) => u.clone(),
+            None => DbUrl::new(format!(
+                "sqlite://{}",
+                self.data_dir.join("herald.db").display()
+            )),
+        }
+    }
+
+    /// The key file in effect.
+    pub fn key_file(&self) -> PathBuf {
+        self.crypto
+            .key_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("master.key"))
+    }
+
+    /// Every problem with these settings; empty when they are usable.
+    pub fn validate(&self) -> Vec<Problem> {
+        let mut out = Vec::new();
+        let mut bad = |key: &str, message: String| {
+            out.push(Problem {
+                key: key.into(),
+                message,
+            })
+        };
+        match self.server.bind.parse::<SocketAddr>() {
+            Ok(addr) if !addr.ip().is_loopback() && !self.server.allow_non_loopback => bad(
+                "server.bind",
+                format!(
+                    "{addr} is not a loopback address; Herald listens on loopback only until staff sign-in and TLS are configured (set server.allow_non_loopback = true to override)"
+                ),
+            ),
+            Ok(_) => {}
+            Err(_) => bad(
+                "server.bind",
+                format!(
+                    "{:?} is not an address:port such as 127.0.0.1:8080",
+                    self.server.bind
+                ),
+            ),
+        }
+        if let Some(url) = &self.server.public_url
+            && !(url.starts_with("https://")
+                || url.starts_with("http://127.0.0.1")
+                || url.starts_with("http://localhost"))
+        {
+            bad("server.public_url", "must be an https:// URL".into());
+        }
+        let url = self.database_url();
+        let u = url.expose();
+        if !(u.starts_with("sqlite://")
+            || u.starts_with("postgres://")
+            || u.starts_with("postgresql://"))
+        {
+            bad(
+                "database.url",
+                format!(
+                    "{} must start with sqlite:// or postgres://",
+                    url.redacted()
+                ),
+            );
+        }
+        if self.database.pool_size == 0 {
+            bad("database.pool_size", "must be at least 1".into());
+        }
+        if let Some(k) = &self.crypto.master_key
+            && crate::crypto::MasterKey::from_base64(k.expose()).is_err()
+        {
+            bad(
+                "crypto.master_key",
+                "HERALD_MASTER_KEY must be base64 of exactly 32 bytes (make one with `openssl rand -base64 32`)".into(),
+            );
+        }
+        if let Some(p) = &self.ehr.preset
+            && !["epic", "oracle-health", "hapi", "medplum"].contains(&p.as_str())
+        {
+            bad(
+                "ehr.preset",
+                format!("{p:?} is not one of epic, oracle-health, hapi, medplum"),
+            );
+        }
+        if let Some(m) = &self.ehr.mode
+            && !["subscribe", "poll"].contains(&m.as_str())
+        {
+            bad("ehr.mode", format!("{m:?} is not one of subscribe, poll"));
+        }
+        if let Some(b) = &self.ehr.base_url
+            && !b.starts_with("https://")
+            && !b.starts_with("http://127.0.0.1")
+            && !b.starts_with("http://localhost")
+        {
+            bad(
+                "ehr.base_url",
+                "must be an https:// URL (plain http only on loopback)".into(),
+            );
+        }
+        match self.sms.provider.as_str() {
+            "console" => {
+                if self.environment == Environment::Production {
+                    bad(
+                        "sms.provider",
+                        "the console provider is for development; choose twilio in production"
+                            .into(),
+                    );
+                }
+            }
+            "twilio" => {
+                if self.sms.account_sid.is_none() {
+                    bad(
+                        "sms.account_sid",
+                        "required with the twilio provider".into(),
+                    );
+                }
+                if self.sms.auth_token.is_none() {
+                    bad(
+                        "sms.auth_token",
+                        "required with the twilio provider (or HERALD_SMS__AUTH_TOKEN_FILE)".into(),
+                    );
+                }
+                if self.sms.from.is_none() {
+                    bad("sms.from", "required with the twilio provider".into());
+                }
+            }
+            other => bad(
+                "sms.provider",
+                format!("{other:?} is not one of twilio, console"),
+            ),
+        }
+        for iss in &self.smart.allowed_iss {
+            if !iss.starts_with("https://")
+                && !iss.starts_with("http://127.0.0.1")
+                && !iss.starts_with("http://localhost")
+            {
+                bad(
+                    "smart.allowed_iss",
+                    format!("{iss:?} must be an https:// URL"),
+                );
+            }
+        }
+        if self.messaging.reminder_offsets_hours.is_empty() {
+            bad(
+                "messaging.reminder_offsets_hours",
+                "give at least one offset, e.g. [72, 24, 2]".into(),
+            );
+        }
+        for (key, v) in [
+            ("messaging.quiet_end", &self.messaging.quiet_end),
+            ("messaging.quiet_start", &self.messaging.quiet_start),
+        ] {
+            if chrono::NaiveTime::parse_from_str(v, "%H:%M").is_err() {
+                bad(key, format!("{v:?} is not a time of day such as 08:00"));
+            }
+        }
+        if self
+            .messaging
+            .default_timezone
+            .parse::<chrono_tz::Tz>()
+            .is_err()
+        {
+            bad(
+                "messaging.default_timezone",
+                format!(
+                    "{:?} is not an IANA time zone such as America/New_York",
+                    self.messaging.default_timezone
+                ),
+            );
+        }
+        if !["text", "json"].contains(&self.log.format.as_str()) {
+            bad("log.format", "must be text or json".into());
+        }
+        out
+    }
+
+    /// The effective settings as TOML-like lines, secrets shown as `***`.
+    pub fn redacted_dump(&self) -> String {
+        format!("{self:#?}")
+    }
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn env_value(s: &str) -> toml::Value {
+    if let Ok(b) = s.parse::<bool>() {
+        return toml::Value::Boolean(b);
+    }
+    if let Ok(i) = s.parse::<i64>() {
+        return toml::Value::Integer(i);
+    }
+    toml::Value::String(s.to_string())
+}
+
+fn set_path(root: &mut toml::Table, path: &[String], value: toml::Value) -> Result<(), String> {
+    match path {
+        [] => Err("empty key".into()),
+        [last] => {
+            // A string where the file has a string keeps being a string ("8080" stays text).
+            let value = match (root.get(last), value) {
+                (
+                    Some(toml::Value::String(_)),
+                    v @ (toml::Value::Integer(_) | toml::Value::Boolean(_)),
+                ) => toml::Value::String(v.to_string()),
+                (_, v) => v,
+            };
+            root.insert(last.clone(), value);
+            Ok(())
+        }
+        [head, rest @ ..] => {
+            let entry = root
+                .entry(head.clone())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            match entry {
+                toml::Value::Table(t) => set_path(t, rest, value),
+                _ => Err(format!("{head} is not a section")),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_are_valid_and_loopback() {
+        let s = Settings::load(None, &env(&[])).unwrap();
+        assert_eq!(s.server.bind, "127.0.0.1:8080");
+        assert!(s.database_url().expose().starts_with("sqlite://"));
+        assert_eq!(s.validate(), vec![]);
+    }
+
+    #[test]
+    fn env_overrides_sections_and_lists() {
+        let s = Settings::load(
+            None,
+            &env(&[
+                ("HERALD_SERVER__BIND", "127.0.0.1:0"),
+                (
+                    "HERALD_DATABASE__URL",
+                    "postgres://herald:pw@localhost/herald",
+                ),
+                (
+                    "HERALD_SMART__ALLOWED_ISS",
+                    "https://a.example, https://b.example",
+                ),
+                ("HERALD_MESSAGING__REMINDER_OFFSETS_HOURS", "48,4"),
+                ("HERALD_DATA_DIR", "/tmp/x"),
+                ("PATH", "/bin"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.server.bind, "127.0.0.1:0");
+        assert_eq!(
+            s.smart.allowed_iss,
+            vec!["https://a.example", "https://b.example"]
+        );
+        assert_eq!(s.messaging.reminder_offsets_hours, vec![48, 4]);
+        assert_eq!(s.data_dir, PathBuf::from("/tmp/x"));
+        assert_eq!(
+            s.database_url().redacted(),
+            "postgres://herald:***@localhost/herald"
+        );
+    }
+
+    #[test]
+    fn secrets_never_print() {
+        let s = Settings::load(
+            None,
+            &env(&[
+                ("HERALD_SMS__AUTH_TOKEN", "tok-very-secret"),
+                (
+                    "HERALD_MASTER_KEY",
+                    "c2VjcmV0LW1hc3Rlci1rZXktbWF0ZXJpYWwtMzJieXQ=",
+                ),
+                (
+                    "HERALD_DATABASE__URL",
+                    "postgres://u:hunter2@db/herald?password=hunter3",
+                ),
+            ]),
+        )
+        .unwrap();
+        let dump = s.redacted_dump();
+        for secret in ["tok-very-secret", "c2VjcmV0", "hunter2", "hunter3"] {
+            assert!(!dump.contains(secret), "{secret} leaked");
+        }
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let err = Settings::load(None, &env(&[("HERALD_SERVER__BINDD", "x")])).unwrap_err();
+        assert!(err.to_string().contains("bindd"), "{err}");
+    }
+
+    #[test]
+    fn every_problem_is_one_line() {
+        let s = Settings::load(
+            None,
+            &env(&[
+                ("HERALD_SERVER__BIND", "0.0.0.0:8080"),
+                ("HERALD_EHR__PRESET", "allscripts"),
+                ("HERALD_SMS__PROVIDER", "twilio"),
+                ("HERALD_MASTER_KEY", "short"),
+            ]),
+        )
+        .unwrap();
+        let problems = s.validate();
+        let keys: Vec<_> = problems.iter().map(|p| p.key.as_str()).collect();
+        for k in [
+            "server.bind",
+            "ehr.preset",
+            "sms.account_sid",
+            "sms.auth_token",
+            "sms.from",
+            "crypto.master_key",
+        ] {
+            assert!(keys.contains(&k), "{k} missing from {keys:?}");
+        }
+        assert!(problems.iter().all(|p| !p.to_string().contains('\n')));
+    }
+}

@@ -1,0 +1,155 @@
+//! The consent ledger: one row per FHIR Consent, never updated or deleted;
+//! the newest applicable row decides (see `domain::consent`). The Consent
+//! itself (it names the address) is stored encrypted.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+
+use super::schema::consents as c;
+use super::{DbConn, DbError};
+use crate::crypto::KeyRing;
+use crate::domain::consent::{ConsentEntry, Decision};
+use crate::domain::{Channel, Purpose};
+
+/// A consent to record.
+#[derive(Debug, Clone)]
+pub struct NewConsent {
+    /// Consent id.
+    pub id: String,
+    /// Patient's logical id.
+    pub patient_id: String,
+    /// Channel.
+    pub channel: Channel,
+    /// Purpose, or all.
+    pub purpose: Option<Purpose>,
+    /// Blind index of the address.
+    pub address_index: String,
+    /// Permit or deny.
+    pub decision: Decision,
+    /// sms-keyword | web | clinician | ehr-import.
+    pub source: String,
+    /// When.
+    pub recorded_at: DateTime<Utc>,
+    /// Period end.
+    pub valid_until: Option<DateTime<Utc>>,
+    /// The FHIR Consent JSON.
+    pub resource: String,
+}
+
+fn aad(id: &str) -> String {
+    format!("consents.resource:{id}")
+}
+
+fn decision_code(d: Decision) -> &'static str {
+    match d {
+        Decision::Permit => "permit",
+        Decision::Deny => "deny",
+    }
+}
+
+/// Appends a ledger row. Returns false when this Consent id is already there.
+pub fn insert(conn: &mut DbConn, ring: &KeyRing, n: &NewConsent) -> Result<bool, DbError> {
+    let exists: i64 = c::table.filter(c::id.eq(&n.id)).count().get_result(conn)?;
+    if exists > 0 {
+        return Ok(false);
+    }
+    let enc = ring.encrypt_str(&aad(&n.id), &n.resource)?;
+    let key_id = i32::try_from(ring.active_id()).map_err(|e| DbError::Other(e.into()))?;
+    diesel::insert_into(c::table)
+        .values((
+            c::id.eq(&n.id),
+            c::patient_fhir_id.eq(&n.patient_id),
+            c::channel.eq(n.channel.code()),
+            c::purpose.eq(n.purpose.map(Purpose::code)),
+            c::address_index.eq(&n.address_index),
+            c::decision.eq(decision_code(n.decision)),
+            c::source.eq(&n.source),
+            c::recorded_at.eq(super::ts(n.recorded_at)),
+            c::valid_until.eq(n.valid_until.map(super::ts)),
+            c::resource_enc.eq(&enc),
+            c::key_id.eq(key_id),
+        ))
+        .execute(conn)?;
+    Ok(true)
+}
+
+type EntryRow = (
+    String,
+    String,
+    Option<String>,
+    String,
+    String,
+    chrono::NaiveDateTime,
+    Option<chrono::NaiveDateTime>,
+);
+
+/// Every ledger entry for a patient.
+pub fn entries_for(conn: &mut DbConn, patient_id: &str) -> Result<Vec<ConsentEntry>, DbError> {
+    let rows: Vec<EntryRow> = c::table
+        .filter(c::patient_fhir_id.eq(patient_id))
+        .select((
+            c::id,
+            c::channel,
+            c::purpose,
+            c::address_index,
+            c::decision,
+            c::recorded_at,
+            c::valid_until,
+        ))
+        .load(conn)?;
+    let mut out = Vec::with_capacity(rows.len());
+    for (id, channel, purpose, address_index, decision, at, until) in rows {
+        // A row Herald cannot read is skipped rather than trusted.
+        let Ok(channel) = channel.parse::<Channel>() else {
+            continue;
+        };
+        let purpose = match purpose.map(|p| p.parse::<Purpose>()).transpose() {
+            Ok(p) => p,
+            Err(_) => continue,
+        };
+        let decision = match decision.as_str() {
+            "permit" => Decision::Permit,
+            "deny" => Decision::Deny,
+            _ => continue,
+        };
+        out.push(ConsentEntry {
+            consent_id: id,
+            channel,
+            purpose,
+            address_index,
+            decision,
+            recorded_at: super::utc(at),
+            valid_until: until.map(super::utc),
+        });
+    }
+    Ok(out)
+}
+
+/// The stored FHIR Consent JSON.
+pub fn resource(conn: &mut DbConn, ring: &KeyRing, id: &str) -> Result<Option<String>, DbError> {
+    let enc: Option<Vec<u8>> = c::table
+        .find(id)
+        .select(c::resource_enc)
+        .first(conn)
+        .optional()?;
+    enc.map(|e| ring.decrypt_str(&aad(id), &e).map_err(DbError::from))
+        .transpose()
+}
+
+/// Re-encrypts up to `limit` rows sealed by an older key.
+pub fn rekey_batch(conn: &mut DbConn, ring: &KeyRing, limit: i64) -> Result<usize, DbError> {
+    let active = i32::try_from(ring.active_id()).map_err(|e| DbError::Other(e.into()))?;
+    let rows: Vec<(String, Vec<u8>)> = c::table
+        .filter(c::key_id.ne(active))
+        .select((c::id, c::resource_enc))
+        .limit(limit)
+        .load(conn)?;
+    for (id, enc) in &rows {
+        let plain = ring.decrypt(aad(id).as_bytes(), enc)?;
+        let sealed = ring.encrypt(aad(id).as_bytes(), &plain)?;
+        diesel::update(c::table.find(id))
+            .set((c::resource_enc.eq(sealed), c::key_id.eq(active)))
+            .execute(conn)?;
+    }
+    Ok(rows.len())
+}

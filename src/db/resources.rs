@@ -1,0 +1,108 @@
+//! The last version Herald saw of each followed EHR resource (encrypted: it
+//! may hold clinical detail), so plans can follow changes and a duplicate
+//! notification is processed once.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+
+use super::schema::tracked_resources as t;
+use super::{DbConn, DbError};
+use crate::crypto::KeyRing;
+
+/// A stored resource version.
+#[derive(Debug, Clone)]
+pub struct Tracked {
+    /// meta.versionId.
+    pub version_id: Option<String>,
+    /// Status code.
+    pub status: String,
+    /// The resource's time zone, resolved at ingest.
+    pub timezone: Option<String>,
+    /// The raw JSON as received.
+    pub body: String,
+}
+
+fn aad(rt: &str, id: &str) -> String {
+    format!("tracked_resources.body:{rt}/{id}")
+}
+
+/// What Herald last saw of `resource_type/id`.
+pub fn get(
+    conn: &mut DbConn,
+    ring: &KeyRing,
+    resource_type: &str,
+    id: &str,
+) -> Result<Option<Tracked>, DbError> {
+    let row: Option<(Option<String>, String, Option<String>, Vec<u8>)> = t::table
+        .find((resource_type, id))
+        .select((t::version_id, t::status, t::timezone, t::body_enc))
+        .first(conn)
+        .optional()?;
+    row.map(|(version_id, status, timezone, enc)| {
+        Ok(Tracked {
+            version_id,
+            status,
+            timezone,
+            body: ring.decrypt_str(&aad(resource_type, id), &enc)?,
+        })
+    })
+    .transpose()
+}
+
+/// Records the version just processed.
+#[allow(clippy::too_many_arguments)]
+pub fn put(
+    conn: &mut DbConn,
+    ring: &KeyRing,
+    resource_type: &str,
+    id: &str,
+    version_id: Option<&str>,
+    status: &str,
+    patient_id: &str,
+    timezone: Option<&str>,
+    body: &str,
+    now: DateTime<Utc>,
+) -> Result<(), DbError> {
+    let enc = ring.encrypt_str(&aad(resource_type, id), body)?;
+    let key_id = i32::try_from(ring.active_id()).map_err(|e| DbError::Other(e.into()))?;
+    let values = (
+        t::version_id.eq(version_id),
+        t::status.eq(status),
+        t::patient_fhir_id.eq(patient_id),
+        t::timezone.eq(timezone),
+        t::body_enc.eq(&enc),
+        t::key_id.eq(key_id),
+        t::updated_at.eq(super::ts(now)),
+    );
+    let n = diesel::update(t::table.find((resource_type, id)))
+        .set(values)
+        .execute(conn)?;
+    if n == 0 {
+        diesel::insert_into(t::table)
+            .values((
+                t::resource_type.eq(resource_type),
+                t::fhir_id.eq(id),
+                values,
+            ))
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+/// Re-encrypts up to `limit` rows sealed by an older key.
+pub fn rekey_batch(conn: &mut DbConn, ring: &KeyRing, limit: i64) -> Result<usize, DbError> {
+    let active = i32::try_from(ring.active_id()).map_err(|e| DbError::Other(e.into()))?;
+    let rows: Vec<(String, String, Vec<u8>)> = t::table
+        .filter(t::key_id.ne(active))
+        .select((t::resource_type, t::fhir_id, t::body_enc))
+        .limit(limit)
+        .load(conn)?;
+    for (rt, id, enc) in &rows {
+        let body = ring.decrypt(aad(rt, id).as_bytes(), enc)?;
+        let sealed = ring.encrypt(aad(rt, id).as_bytes(), &body)?;
+        diesel::update(t::table.find((rt, id)))
+            .set((t::body_enc.eq(sealed), t::key_id.eq(active)))
+            .execute(conn)?;
+    }
+    Ok(rows.len())
+}

@@ -1,0 +1,116 @@
+//! The one schema for both backends (portable types only). Kept in step with
+//! `migrations/{sqlite,postgres}` by hand; the story tests catch drift.
+
+diesel::table! {
+    data_keys (id) {
+        id -> Integer,
+        wrapped -> Binary,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    patients (fhir_id) {
+        fhir_id -> Text,
+        name_enc -> Binary,
+        given_enc -> Nullable<Binary>,
+        phone_enc -> Nullable<Binary>,
+        email_enc -> Nullable<Binary>,
+        phone_index -> Nullable<Text>,
+        email_index -> Nullable<Text>,
+        language -> Nullable<Text>,
+        timezone -> Nullable<Text>,
+        key_id -> Integer,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    tracked_resources (resource_type, fhir_id) {
+        resource_type -> Text,
+        fhir_id -> Text,
+        version_id -> Nullable<Text>,
+        status -> Text,
+        patient_fhir_id -> Text,
+        timezone -> Nullable<Text>,
+        body_enc -> Binary,
+        key_id -> Integer,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    consents (id) {
+        id -> Text,
+        patient_fhir_id -> Text,
+        channel -> Text,
+        purpose -> Nullable<Text>,
+        address_index -> Text,
+        decision -> Text,
+        source -> Text,
+        recorded_at -> Timestamp,
+        valid_until -> Nullable<Timestamp>,
+        resource_enc -> Binary,
+        key_id -> Integer,
+    }
+}
+
+diesel::table! {
+    outbox (id) {
+        id -> Text,
+        dedupe_key -> Text,
+        patient_fhir_id -> Text,
+        kind -> Text,
+        purpose -> Text,
+        about -> Text,
+        due_at -> Timestamp,
+        expires_at -> Nullable<Timestamp>,
+        state -> Text,
+        attempts -> Integer,
+        lease_owner -> Nullable<Text>,
+        lease_until -> Nullable<Timestamp>,
+        channel -> Nullable<Text>,
+        reason -> Nullable<Text>,
+        provider_ref -> Nullable<Text>,
+        body_enc -> Nullable<Binary>,
+        key_id -> Nullable<Integer>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    audit_events (seq) {
+        seq -> BigInt,
+        id -> Text,
+        recorded -> Timestamp,
+        type_code -> Text,
+        subtype_code -> Nullable<Text>,
+        action -> Text,
+        outcome -> Text,
+        patient_ref -> Nullable<Text>,
+        agent_who -> Nullable<Text>,
+        entity_ref -> Nullable<Text>,
+        resource -> Text,
+        prev_hash -> Text,
+        hash -> Text,
+    }
+}
+
+diesel::table! {
+    audit_head (id) {
+        id -> Integer,
+        seq -> BigInt,
+        hash -> Text,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(
+    data_keys,
+    patients,
+    tracked_resources,
+    consents,
+    outbox,
+    audit_events,
+    audit_head,
+);

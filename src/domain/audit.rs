@@ -1,0 +1,157 @@
+//! What an audit record says, before it becomes a FHIR AuditEvent in `audit/`.
+//! Rules: reference/fhir.md §1.4 A1–A11 (IHE BALP).
+
+use chrono::{DateTime, Utc};
+
+use super::{Channel, Purpose};
+
+/// AuditEvent.action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// C
+    Create,
+    /// R
+    Read,
+    /// U
+    Update,
+    /// D
+    Delete,
+    /// E
+    Execute,
+}
+
+impl Action {
+    /// The R4 code.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::Create => "C",
+            Self::Read => "R",
+            Self::Update => "U",
+            Self::Delete => "D",
+            Self::Execute => "E",
+        }
+    }
+}
+
+/// AuditEvent.outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// 0
+    Success,
+    /// 4
+    MinorFailure,
+    /// 8
+    SeriousFailure,
+    /// 12
+    MajorFailure,
+}
+
+impl Outcome {
+    /// The R4 code.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::Success => "0",
+            Self::MinorFailure => "4",
+            Self::SeriousFailure => "8",
+            Self::MajorFailure => "12",
+        }
+    }
+}
+
+/// Who acted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Actor {
+    /// Herald itself (a job, the poller, the demo).
+    System,
+    /// A signed-in staff user (opaque user id).
+    Staff(String),
+    /// An unauthenticated caller (e.g. a webhook), by network address.
+    Anonymous(String),
+}
+
+/// What happened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Activity {
+    /// Herald read one resource from the EHR (BALP rest read, A2).
+    EhrRead {
+        /// Resource type.
+        resource_type: String,
+        /// Logical id.
+        id: String,
+    },
+    /// Herald searched the EHR (BALP rest search-type, A2/A4).
+    EhrSearch {
+        /// Resource type searched.
+        resource_type: String,
+        /// The query string sent.
+        query: String,
+    },
+    /// A message was disclosed to the patient (BALP PrivacyDisclosure, A7).
+    Disclosure {
+        /// The outbox intent.
+        intent_id: String,
+        /// Channel used.
+        channel: Channel,
+        /// Purpose of the message.
+        purpose: Purpose,
+        /// The resource the message is about ("Appointment/123").
+        about: String,
+    },
+    /// The consent check before a send (BALP AuthZ-Consent, A8).
+    ConsentDecision {
+        /// The outbox intent.
+        intent_id: String,
+        /// Channel checked.
+        channel: Channel,
+        /// Purpose checked.
+        purpose: Purpose,
+        /// Permit?
+        permit: bool,
+        /// The deciding Consent.
+        consent_id: Option<String>,
+    },
+    /// A consent was recorded in the ledger.
+    ConsentRecorded {
+        /// The new Consent.
+        consent_id: String,
+    },
+    /// Someone searched or read the audit log (A9).
+    AuditQuery {
+        /// The query string.
+        query: String,
+    },
+}
+
+/// One audit record. Holds references and codes only, never PHI values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRecord {
+    /// When it happened.
+    pub recorded: DateTime<Utc>,
+    /// What happened.
+    pub activity: Activity,
+    /// Who did it.
+    pub actor: Actor,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// A failure's description (no PHI).
+    pub outcome_desc: Option<String>,
+    /// The patient concerned (logical id), one record per patient (A5).
+    pub patient_id: Option<String>,
+    /// The HTTP request id, when the activity came through HTTP (A6).
+    pub request_id: Option<String>,
+    /// The EHR base URL involved.
+    pub ehr: Option<String>,
+}
+
+impl AuditRecord {
+    /// The AuditEvent.action for this activity (A2, A7, A8).
+    pub fn action(&self) -> Action {
+        match self.activity {
+            Activity::EhrRead { .. } | Activity::Disclosure { .. } => Action::Read,
+            Activity::EhrSearch { .. }
+            | Activity::ConsentDecision { .. }
+            | Activity::AuditQuery { .. } => Action::Execute,
+            Activity::ConsentRecorded { .. } => Action::Create,
+        }
+    }
+}

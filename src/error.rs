@@ -1,0 +1,80 @@
+//! The application error: one exhaustive enum with a stable kebab-case code, a
+//! message that is safe to show, and an HTTP status. `web/` renders it (as an
+//! OperationOutcome on FHIR routes, problem+json elsewhere); the cause of a 5xx
+//! is logged once and never reaches the body.
+
+use crate::db::DbError;
+
+/// Everything a request or command can fail with, as the caller sees it.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// The thing asked for does not exist (or the caller may not know it does).
+    #[error("not found")]
+    NotFound,
+    /// The request is malformed; the message says what to mend and holds no PHI.
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    /// The caller is not allowed to do this.
+    #[error("forbidden")]
+    Forbidden,
+    /// The request conflicts with the current state.
+    #[error("conflict")]
+    Conflict,
+    /// A dependency (database, key ring) is unavailable; try again later.
+    #[error("service unavailable")]
+    Unavailable(#[source] anyhow::Error),
+    /// Anything else; the cause is logged, never shown.
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+impl AppError {
+    /// A stable, kebab-case code that clients and tests may rely on.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::NotFound => "not-found",
+            Self::BadRequest(_) => "bad-request",
+            Self::Forbidden => "forbidden",
+            Self::Conflict => "conflict",
+            Self::Unavailable(_) => "unavailable",
+            Self::Internal(_) => "internal",
+        }
+    }
+
+    /// A message safe to show to the caller: never the cause of a server fault.
+    pub fn public_message(&self) -> String {
+        match self {
+            Self::NotFound => "The requested resource was not found.".into(),
+            Self::BadRequest(msg) => msg.clone(),
+            Self::Forbidden => "You are not allowed to do this.".into(),
+            Self::Conflict => "The request conflicts with the current state.".into(),
+            Self::Unavailable(_) => {
+                "The service is temporarily unavailable; try again shortly.".into()
+            }
+            Self::Internal(_) => "An internal error occurred.".into(),
+        }
+    }
+
+    /// The HTTP status this error maps to.
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::NotFound => 404,
+            Self::BadRequest(_) => 400,
+            Self::Forbidden => 403,
+            Self::Conflict => 409,
+            Self::Unavailable(_) => 503,
+            Self::Internal(_) => 500,
+        }
+    }
+}
+
+impl From<DbError> for AppError {
+    fn from(e: DbError) -> Self {
+        match e {
+            DbError::NotFound => Self::NotFound,
+            DbError::Conflict => Self::Conflict,
+            DbError::Unavailable(e) => Self::Unavailable(e),
+            DbError::Other(e) => Self::Internal(e),
+        }
+    }
+}

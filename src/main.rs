@@ -1,0 +1,387 @@
+//! The `herald` command line: thin wrappers over the library (interface.md).
+
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand, ValueEnum};
+
+use herald::clock::{Clock, SystemClock};
+use herald::config::Settings;
+use herald::service::{Ctx, keys};
+use herald::{audit, db, demo, render, web};
+
+#[derive(Parser)]
+#[command(
+    name = "herald",
+    version,
+    about = "Open patient-messaging server for FHIR R4 EHRs"
+)]
+struct Cli {
+    /// Configuration file (default: $HERALD_CONFIG, else ./herald.toml if present).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server.
+    Serve,
+    /// Run the whole pipeline on embedded defaults with the bundled fixture EHR.
+    Demo {
+        /// Process the fixtures, print what was sent and blocked, and exit.
+        #[arg(long)]
+        once: bool,
+        /// Fixture directory (default: fixtures/fhir/demo).
+        #[arg(long)]
+        fixtures: Option<PathBuf>,
+    },
+    /// Apply migrations to the configured database.
+    Migrate {
+        /// Revert every migration instead (development only).
+        #[arg(long)]
+        revert_all: bool,
+    },
+    /// Validate configuration, locales and profiles.
+    Check {
+        /// Also print the effective configuration (secrets as ***).
+        #[arg(long)]
+        print: bool,
+    },
+    /// Manage the encryption key ring.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// Inspect the audit log.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Create the master key file (unless HERALD_MASTER_KEY is set) and the first data key.
+    Init,
+    /// Add a data key and re-encrypt existing rows under it.
+    Rotate,
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Check the hash chain; exit 1 naming the first broken record.
+    Verify,
+    /// Write AuditEvents to stdout.
+    Export {
+        /// From this instant (RFC 3339 or YYYY-MM-DD), inclusive.
+        #[arg(long)]
+        since: Option<String>,
+        /// Until this instant, exclusive.
+        #[arg(long)]
+        until: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "ndjson")]
+        format: ExportFormat,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ExportFormat {
+    Ndjson,
+    Csv,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            // One line that says what is wrong and how to mend it.
+            let msg = format!("{e:#}").replace('\n', " ");
+            let _ = writeln!(std::io::stderr(), "herald: {msg}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn load_settings(
+    config: Option<PathBuf>,
+    env: &BTreeMap<String, String>,
+) -> anyhow::Result<Settings> {
+    let path = config
+        .or_else(|| env.get("HERALD_CONFIG").map(PathBuf::from))
+        .or_else(|| {
+            let p = PathBuf::from("herald.toml");
+            p.exists().then_some(p)
+        });
+    Ok(Settings::load(path.as_deref(), env)?)
+}
+
+fn parse_instant(s: &str) -> anyhow::Result<chrono::NaiveDateTime> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
+        return Ok(t.naive_utc());
+    }
+    chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .with_context(|| {
+            format!("{s:?} is not an instant such as 2026-12-01 or 2026-12-01T17:00:00Z")
+        })
+}
+
+fn open_pool(settings: &Settings) -> anyhow::Result<db::Pool> {
+    let url = settings.database_url();
+    db::pool(
+        &url,
+        settings.database.pool_size,
+        std::time::Duration::from_secs(settings.database.connect_timeout_secs),
+    )
+    .with_context(|| format!("cannot open the database {}", url.redacted()))
+}
+
+fn refuse_invalid(settings: &Settings) -> anyhow::Result<()> {
+    let problems = settings.validate();
+    if let Some(p) = problems.first() {
+        anyhow::bail!("{p} (run `herald check` to see every problem)");
+    }
+    Ok(())
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let env: BTreeMap<String, String> = std::env::vars().collect();
+    let settings = load_settings(cli.config, &env)?;
+    herald::telemetry::init(&settings.log);
+    let clock = SystemClock;
+    let mut stdout = std::io::stdout();
+    match cli.command {
+        Command::Check { print } => {
+            let mut problems: Vec<String> = settings
+                .validate()
+                .iter()
+                .map(ToString::to_string)
+                .collect();
+            let sources: Vec<(String, String)> = render::LOCALES
+                .iter()
+                .map(|(l, s)| (l.to_string(), s.to_string()))
+                .collect();
+            problems.extend(render::check_sources(&sources));
+            problems.extend(check_profiles());
+            if print {
+                writeln!(stdout, "{}", settings.redacted_dump())?;
+            }
+            for p in &problems {
+                writeln!(std::io::stderr(), "herald check: {p}")?;
+            }
+            if problems.is_empty() {
+                writeln!(
+                    stdout,
+                    "herald check: configuration, {} locales and profiles are valid",
+                    sources.len()
+                )?;
+                Ok(ExitCode::SUCCESS)
+            } else {
+                Ok(ExitCode::from(1))
+            }
+        }
+        Command::Migrate { revert_all } => {
+            refuse_invalid(&settings)?;
+            let pool = open_pool(&settings)?;
+            let mut conn = pool.get()?;
+            let done = if revert_all {
+                db::revert_all(&mut conn)?
+            } else {
+                db::migrate(&mut conn)?
+            };
+            let verb = if revert_all { "reverted" } else { "applied" };
+            if done.is_empty() {
+                writeln!(stdout, "migrations: nothing to do")?;
+            }
+            for m in done {
+                writeln!(stdout, "migrations: {verb} {m}")?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Keys { command } => {
+            refuse_invalid(&settings)?;
+            let pool = open_pool(&settings)?;
+            let mut conn = pool.get()?;
+            db::migrate(&mut conn)?;
+            match command {
+                KeysCommand::Init => {
+                    let said = keys::init(&mut conn, &settings, &clock)?;
+                    writeln!(stdout, "keys: {said}")?;
+                }
+                KeysCommand::Rotate => {
+                    let id = keys::rotate(&mut conn, &settings, &clock)?;
+                    writeln!(
+                        stdout,
+                        "keys: data key {id} is now active; re-encrypting older rows"
+                    )?;
+                    let ring = keys::open_ring(&mut conn, &settings)?;
+                    let mut total = 0;
+                    loop {
+                        let n = keys::reencrypt_batch(&mut conn, &ring, &clock, 500)?;
+                        if n == 0 {
+                            break;
+                        }
+                        total += n;
+                    }
+                    writeln!(stdout, "keys: re-encrypted {total} rows under key {id}")?;
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Audit { command } => {
+            let pool = open_pool(&settings)?;
+            let mut conn = pool.get()?;
+            match command {
+                AuditCommand::Verify => match audit::verify(&mut conn)? {
+                    audit::Verdict::Intact { count } => {
+                        writeln!(stdout, "audit: chain intact ({count} records)")?;
+                        Ok(ExitCode::SUCCESS)
+                    }
+                    audit::Verdict::Broken(b) => {
+                        writeln!(std::io::stderr(), "herald: {b}")?;
+                        Ok(ExitCode::from(1))
+                    }
+                },
+                AuditCommand::Export {
+                    since,
+                    until,
+                    format,
+                } => {
+                    let since = since.as_deref().map(parse_instant).transpose()?;
+                    let until = until.as_deref().map(parse_instant).transpose()?;
+                    let format = match format {
+                        ExportFormat::Ndjson => audit::Format::Ndjson,
+                        ExportFormat::Csv => audit::Format::Csv,
+                    };
+                    let mut lock = stdout.lock();
+                    audit::export(&mut conn, since, until, format, &mut lock)?;
+                    Ok(ExitCode::SUCCESS)
+                }
+            }
+        }
+        Command::Demo { once, fixtures } => {
+            let settings = demo::demo_settings(settings);
+            refuse_invalid(&settings)?;
+            let fixtures = fixtures.unwrap_or_else(demo::default_fixtures);
+            let ehr = herald::fhir::source::FixtureEhr::load(&fixtures)?;
+            let clock = demo::clock_for(&ehr);
+            let (pool, ring) = demo::prepare(&settings, &clock, &mut stdout)?;
+            let renderer = render::Renderer::embedded()
+                .map_err(|p| anyhow::anyhow!("templates: {}", p.join("; ")))?;
+            let mut messaging = settings.messaging.clone();
+            messaging.practice_name = ehr.practice.name.clone();
+            messaging.practice_phone = ehr.practice.phone.clone();
+            messaging.portal_url = ehr.practice.portal.clone();
+            let ctx = Ctx {
+                ring: &ring,
+                clock: &clock,
+                messaging: &messaging,
+                renderer: &renderer,
+                ehr: herald::fhir::source::FixtureEhr::BASE,
+            };
+            let sender = herald::providers::ConsoleSender::new(Box::new(std::io::stdout()));
+            let mut conn = pool.get()?;
+            demo::run_once(&mut conn, &ctx, &ehr, &sender, &mut stdout)?;
+            drop(conn);
+            if once {
+                return Ok(ExitCode::SUCCESS);
+            }
+            let state = web::AppState {
+                settings: Arc::new(settings),
+                pool,
+                ring: Arc::new(ring),
+                clock: Arc::new(clock),
+            };
+            serve(state, &mut stdout)
+        }
+        Command::Serve => {
+            refuse_invalid(&settings)?;
+            let pool = open_pool(&settings)?;
+            let mut conn = pool.get()?;
+            db::migrate(&mut conn)?;
+            let ring = keys::open_ring(&mut conn, &settings)?;
+            drop(conn);
+            let state = web::AppState {
+                settings: Arc::new(settings),
+                pool,
+                ring: Arc::new(ring),
+                clock: Arc::new(clock),
+            };
+            serve(state, &mut stdout)
+        }
+    }
+}
+
+fn serve(state: web::AppState, out: &mut dyn std::io::Write) -> anyhow::Result<ExitCode> {
+    let bind = state.settings.server.bind.clone();
+    let listener =
+        std::net::TcpListener::bind(&bind).with_context(|| format!("cannot listen on {bind}"))?;
+    let addr = listener.local_addr()?;
+    writeln!(out, "Herald is listening on http://{addr}")?;
+    writeln!(
+        out,
+        "  health:     http://{addr}/healthz   readiness: http://{addr}/readyz"
+    )?;
+    writeln!(out, "  FHIR:       http://{addr}/fhir/metadata")?;
+    writeln!(
+        out,
+        "  audit log:  http://{addr}/fhir/AuditEvent?_count=20&_sort=-date"
+    )?;
+    writeln!(
+        out,
+        "  by patient: http://{addr}/fhir/AuditEvent?patient=Patient/pat-001"
+    )?;
+    out.flush()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        let server = web::server(state, listener)?;
+        let handle = server.handle();
+        tokio::spawn(async move {
+            let _ = tokio::signal::ctrl_c().await;
+            handle.stop(true).await;
+        });
+        server.await
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn check_profiles() -> Vec<String> {
+    let mut problems = Vec::new();
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("profiles");
+    let dirs = [root.join("fhir"), root.join("ehr")];
+    for dir in dirs {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.extension().is_some_and(|x| x == "json") {
+                let ok = std::fs::read_to_string(&p)
+                    .ok()
+                    .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+                    .is_some_and(|v| v.get("resourceType").is_some() || v.get("preset").is_some());
+                if !ok {
+                    problems.push(format!(
+                        "{}: not a FHIR resource or EHR preset in JSON",
+                        p.display()
+                    ));
+                }
+            }
+        }
+    }
+    problems
+}
+
+#[allow(dead_code)]
+fn _clock_is_object_safe(_: &dyn Clock) {}

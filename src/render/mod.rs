@@ -1,0 +1,429 @@
+//! Fluent rendering: one bundle per locale (embedded at build time), locale
+//! negotiation with a fallback chain, dates and times formatted for the locale
+//! in the appointment's zone, and the template checks `herald check` runs.
+//!
+//! Templates may use only [`APPROVED_VARIABLES`]: never a diagnosis, a drug,
+//! a test or a result.
+
+pub mod datetime;
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use fluent_bundle::concurrent::FluentBundle;
+use fluent_bundle::{FluentArgs, FluentResource, FluentValue};
+use std::collections::{BTreeMap, BTreeSet};
+use unic_langid::LanguageIdentifier;
+
+/// The locales shipped, with their message files.
+pub const LOCALES: &[(&str, &str)] = &[
+    ("en-US", include_str!("../../locales/en-US/messages.ftl")),
+    ("es-US", include_str!("../../locales/es-US/messages.ftl")),
+];
+
+/// The locale every chain ends in.
+pub const FALLBACK: &str = "en-US";
+
+/// Variables a template may use.
+pub const APPROVED_VARIABLES: &[&str] = &[
+    "practice",
+    "phone",
+    "portal",
+    "date",
+    "time",
+    "clinician",
+    "location",
+    "first_name",
+    "hours",
+];
+
+/// Attributes every message must have.
+pub const REQUIRED_ATTRIBUTES: &[&str] = &["sms", "subject"];
+
+/// Rendering problems.
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    /// No such message in any locale of the chain.
+    #[error("no template {0}")]
+    Missing(String),
+    /// Fluent reported errors (e.g. a missing variable).
+    #[error("template {id} in {lang}: {detail}")]
+    Format {
+        /// Message id.
+        id: String,
+        /// Locale.
+        lang: String,
+        /// What Fluent said.
+        detail: String,
+    },
+}
+
+/// The values a template may draw on.
+#[derive(Debug, Clone, Default)]
+pub struct MessageArgs {
+    /// Practice (brand) name.
+    pub practice: String,
+    /// Practice phone.
+    pub phone: String,
+    /// Portal link.
+    pub portal: String,
+    /// Appointment start, formatted per locale in `tz`.
+    pub at: Option<DateTime<Utc>>,
+    /// Zone to show times in.
+    pub tz: Option<Tz>,
+    /// Clinician display name.
+    pub clinician: Option<String>,
+    /// Location display name.
+    pub location: Option<String>,
+    /// Hours before the appointment (reminders).
+    pub hours: Option<u32>,
+}
+
+/// A rendered message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rendered {
+    /// The locale used.
+    pub lang: String,
+    /// The SMS text.
+    pub sms: String,
+    /// The email subject.
+    pub subject: String,
+}
+
+/// The loaded bundles.
+pub struct Renderer {
+    bundles: BTreeMap<String, FluentBundle<FluentResource>>,
+}
+
+impl std::fmt::Debug for Renderer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Renderer")
+            .field("locales", &self.bundles.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl Renderer {
+    /// Builds bundles from the embedded locales.
+    pub fn embedded() -> Result<Self, Vec<String>> {
+        Self::from_sources(LOCALES.iter().map(|(l, s)| (l.to_string(), s.to_string())))
+    }
+
+    /// Builds bundles from (locale, FTL source) pairs; every problem is returned.
+    pub fn from_sources(
+        sources: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, Vec<String>> {
+        let mut bundles = BTreeMap::new();
+        let mut problems = Vec::new();
+        for (lang, src) in sources {
+            let langid: LanguageIdentifier = match lang.parse() {
+                Ok(l) => l,
+                Err(_) => {
+                    problems.push(format!("{lang}: not a BCP 47 language tag"));
+                    continue;
+                }
+            };
+            let res = match FluentResource::try_new(src) {
+                Ok(r) => r,
+                Err((r, errs)) => {
+                    for e in errs {
+                        problems.push(format!("{lang}: Fluent syntax error: {e:?}"));
+                    }
+                    r
+                }
+            };
+            let mut bundle = FluentBundle::new_concurrent(vec![langid]);
+            bundle.set_use_isolating(false);
+            if let Err(errs) = bundle.add_resource(res) {
+                for e in errs {
+                    problems.push(format!("{lang}: {e:?}"));
+                }
+            }
+            bundles.insert(lang, bundle);
+        }
+        if problems.is_empty() {
+            Ok(Self { bundles })
+        } else {
+            Err(problems)
+        }
+    }
+
+    /// The locales loaded.
+    pub fn locales(&self) -> impl Iterator<Item = &str> {
+        self.bundles.keys().map(String::as_str)
+    }
+
+    /// The locale chain for a requested language: exact match, then the same
+    /// primary language, then [`FALLBACK`].
+    pub fn negotiate(&self, requested: Option<&str>) -> Vec<String> {
+        let mut chain = Vec::new();
+        if let Some(req) = requested {
+            let req_l = req.to_ascii_lowercase();
+            if let Some(k) = self
+                .bundles
+                .keys()
+                .find(|k| k.to_ascii_lowercase() == req_l)
+            {
+                chain.push(k.clone());
+            }
+            let primary = req_l
+                .split(['-', '_'])
+                .next()
+                .unwrap_or_default()
+                .to_string();
+            for k in self.bundles.keys() {
+                if k.to_ascii_lowercase().split('-').next() == Some(primary.as_str())
+                    && !chain.contains(k)
+                {
+                    chain.push(k.clone());
+                }
+            }
+        }
+        if !chain.iter().any(|c| c == FALLBACK) {
+            chain.push(FALLBACK.to_string());
+        }
+        chain
+    }
+
+    /// Renders message `id` for a patient who prefers `requested`.
+    pub fn render(
+        &self,
+        requested: Option<&str>,
+        id: &str,
+        args: &MessageArgs,
+    ) -> Result<Rendered, RenderError> {
+        for lang in self.negotiate(requested) {
+            let Some(bundle) = self.bundles.get(&lang) else {
+                continue;
+            };
+            let Some(msg) = bundle.get_message(id) else {
+                continue;
+            };
+            let mut fargs = FluentArgs::new();
+            fargs.set("practice", FluentValue::from(args.practice.as_str()));
+            fargs.set("phone", FluentValue::from(args.phone.as_str()));
+            fargs.set("portal", FluentValue::from(args.portal.as_str()));
+            let tz = args.tz.unwrap_or(chrono_tz::America::New_York);
+            let (date, time) = match args.at {
+                Some(at) => (datetime::date(&lang, at, tz), datetime::time(&lang, at, tz)),
+                None => (String::new(), String::new()),
+            };
+            fargs.set("date", FluentValue::from(date));
+            fargs.set("time", FluentValue::from(time));
+            fargs.set(
+                "clinician",
+                FluentValue::from(
+                    args.clinician
+                        .clone()
+                        .unwrap_or_else(|| args.practice.clone()),
+                ),
+            );
+            fargs.set(
+                "location",
+                FluentValue::from(args.location.clone().unwrap_or_default()),
+            );
+            if let Some(h) = args.hours {
+                fargs.set("hours", FluentValue::from(h));
+            } else {
+                fargs.set("hours", FluentValue::from(0));
+            }
+            let mut out = BTreeMap::new();
+            for attr in REQUIRED_ATTRIBUTES {
+                let Some(a) = msg.get_attribute(attr) else {
+                    return Err(RenderError::Format {
+                        id: id.into(),
+                        lang: lang.clone(),
+                        detail: format!("no .{attr}"),
+                    });
+                };
+                let mut errors = Vec::new();
+                let text = bundle
+                    .format_pattern(a.value(), Some(&fargs), &mut errors)
+                    .into_owned();
+                if !errors.is_empty() {
+                    return Err(RenderError::Format {
+                        id: id.into(),
+                        lang: lang.clone(),
+                        detail: format!("{errors:?}"),
+                    });
+                }
+                out.insert(*attr, text);
+            }
+            return Ok(Rendered {
+                lang,
+                sms: out.remove("sms").unwrap_or_default(),
+                subject: out.remove("subject").unwrap_or_default(),
+            });
+        }
+        Err(RenderError::Missing(id.into()))
+    }
+}
+
+/// Checks locale sources the way `herald check` does: Fluent syntax, the same
+/// messages and attributes in every locale, and only approved variables.
+pub fn check_sources(sources: &[(String, String)]) -> Vec<String> {
+    use fluent_syntax::ast;
+    let mut problems = Vec::new();
+    let mut ids_by_locale: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
+    for (lang, src) in sources {
+        let res = match fluent_syntax::parser::parse(src.as_str()) {
+            Ok(r) => r,
+            Err((r, errs)) => {
+                for e in errs {
+                    let line = src
+                        .get(..e.pos.start)
+                        .map(|s| s.lines().count())
+                        .unwrap_or(0);
+                    problems.push(format!(
+                        "locales/{lang}: Fluent syntax error near line {line}: {:?}",
+                        e.kind
+                    ));
+                }
+                r
+            }
+        };
+        let mut ids = BTreeSet::new();
+        for entry in &res.body {
+            if let ast::Entry::Message(m) = entry {
+                let id = m.id.name.to_string();
+                let mut vars = BTreeSet::new();
+                if let Some(p) = &m.value {
+                    collect_vars(p, &mut vars);
+                }
+                for a in &m.attributes {
+                    collect_vars(&a.value, &mut vars);
+                    ids.insert(format!("{id}.{}", a.id.name));
+                }
+                for attr in REQUIRED_ATTRIBUTES {
+                    if !m.attributes.iter().any(|a| a.id.name == *attr) {
+                        problems.push(format!("locales/{lang}: message {id} lacks .{attr}"));
+                    }
+                }
+                for v in vars {
+                    if !APPROVED_VARIABLES.contains(&v.as_str()) {
+                        problems.push(format!(
+                            "locales/{lang}: message {id} uses ${v}, which is not an approved variable ({})",
+                            APPROVED_VARIABLES.join(", ")
+                        ));
+                    }
+                }
+                ids.insert(id);
+            }
+        }
+        ids_by_locale.insert(lang.as_str(), ids);
+    }
+    let all: BTreeSet<String> = ids_by_locale.values().flatten().cloned().collect();
+    for (lang, ids) in &ids_by_locale {
+        for missing in all.difference(ids) {
+            problems.push(format!(
+                "locales/{lang}: missing {missing} (present in another locale)"
+            ));
+        }
+    }
+    problems
+}
+
+fn collect_vars(p: &fluent_syntax::ast::Pattern<&str>, out: &mut BTreeSet<String>) {
+    use fluent_syntax::ast::{Expression, InlineExpression, PatternElement};
+    fn inline(e: &InlineExpression<&str>, out: &mut BTreeSet<String>) {
+        match e {
+            InlineExpression::VariableReference { id } => {
+                out.insert(id.name.to_string());
+            }
+            InlineExpression::FunctionReference { arguments, .. } => {
+                for a in &arguments.positional {
+                    inline(a, out);
+                }
+                for n in &arguments.named {
+                    inline(&n.value, out);
+                }
+            }
+            InlineExpression::Placeable { expression } => expr(expression, out),
+            _ => {}
+        }
+    }
+    fn expr(e: &Expression<&str>, out: &mut BTreeSet<String>) {
+        match e {
+            Expression::Inline(i) => inline(i, out),
+            Expression::Select { selector, variants } => {
+                inline(selector, out);
+                for v in variants {
+                    collect_vars(&v.value, out);
+                }
+            }
+        }
+    }
+    for el in &p.elements {
+        if let PatternElement::Placeable { expression } = el {
+            expr(expression, out);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn args() -> MessageArgs {
+        MessageArgs {
+            practice: "Herald Demo Health".into(),
+            phone: "+18005550100".into(),
+            portal: "https://portal.example.org".into(),
+            at: Some(Utc.with_ymd_and_hms(2026, 12, 3, 14, 30, 0).unwrap()),
+            tz: Some(chrono_tz::America::New_York),
+            clinician: Some("Dr. Priya Raman".into()),
+            location: Some("Downtown".into()),
+            hours: Some(24),
+        }
+    }
+
+    #[test]
+    fn renders_each_locale_with_fallback() {
+        let r = Renderer::embedded().unwrap();
+        let en = r
+            .render(Some("en-US"), "appointment-confirmation", &args())
+            .unwrap();
+        assert_eq!(
+            en.sms,
+            "Herald Demo Health: your appointment with Dr. Priya Raman on Thursday, December 3 at 9:30 AM is booked. Reply C to confirm, R to reschedule. Reply STOP to opt out."
+        );
+        let es = r
+            .render(Some("es-MX"), "appointment-confirmation", &args())
+            .unwrap();
+        assert_eq!(es.lang, "es-US");
+        assert!(
+            es.sms.contains("jueves 3 de diciembre a las 9:30"),
+            "{}",
+            es.sms
+        );
+        let zh = r
+            .render(Some("zh-Hans"), "appointment-cancelled", &args())
+            .unwrap();
+        assert_eq!(zh.lang, "en-US");
+        assert!(r.render(None, "no-such-message", &args()).is_err());
+    }
+
+    #[test]
+    fn shipped_locales_pass_the_check() {
+        let sources: Vec<(String, String)> = LOCALES
+            .iter()
+            .map(|(l, s)| (l.to_string(), s.to_string()))
+            .collect();
+        assert_eq!(check_sources(&sources), Vec::<String>::new());
+    }
+
+    #[test]
+    fn check_finds_unknown_variables_missing_messages_and_syntax_errors() {
+        let sources = vec![
+            ("en-US".to_string(), "a =\n    .sms = { $diagnosis }\n    .subject = x\nb =\n    .sms = ok\n    .subject = y\n".to_string()),
+            ("es-US".to_string(), "a =\n    .sms = { $practice }\n    .subject = x\nc = { \n".to_string()),
+        ];
+        let p = check_sources(&sources);
+        assert!(p.iter().any(|s| s.contains("$diagnosis")), "{p:?}");
+        assert!(
+            p.iter().any(|s| s.contains("locales/es-US: missing b")),
+            "{p:?}"
+        );
+        assert!(p.iter().any(|s| s.contains("syntax error")), "{p:?}");
+    }
+}

@@ -1,0 +1,293 @@
+//! EHR resource → domain facts → plan → outbox, with the read audited.
+
+use chrono_tz::Tz;
+use serde_json::Value;
+
+use super::Ctx;
+use crate::audit;
+use crate::crypto::{normalize_email, normalize_phone};
+use crate::db::{self, DbConn, DbError, consents, outbox, patients, resources};
+use crate::domain::audit::{Activity, Actor, AuditRecord, Outcome};
+use crate::domain::consent::Decision;
+use crate::domain::plan::{Plan, plan_appointment, plan_medication};
+use crate::domain::{Channel, Purpose};
+use crate::fhir::{self, ParseError};
+
+/// Why a resource was not ingested.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// The resource is unusable (skipped, reported, never fatal to the batch).
+    #[error(transparent)]
+    Parse(#[from] ParseError),
+    /// Storage failed.
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+impl From<diesel::result::Error> for IngestError {
+    fn from(e: diesel::result::Error) -> Self {
+        Self::Db(e.into())
+    }
+}
+
+/// What ingesting one resource did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ingested {
+    /// The same version was seen before; nothing done.
+    Duplicate,
+    /// Planned.
+    Planned {
+        /// Intents enqueued.
+        enqueued: usize,
+        /// Pending intents withdrawn.
+        withdrawn: usize,
+    },
+}
+
+fn read_record(ctx: &Ctx<'_>, resource_type: &str, id: &str, patient: &str) -> AuditRecord {
+    AuditRecord {
+        recorded: ctx.clock.now(),
+        activity: Activity::EhrRead {
+            resource_type: resource_type.into(),
+            id: id.into(),
+        },
+        actor: Actor::System,
+        outcome: Outcome::Success,
+        outcome_desc: None,
+        patient_id: Some(patient.into()),
+        request_id: None,
+        ehr: Some(ctx.ehr.into()),
+    }
+}
+
+/// Stores a Patient read from the EHR (encrypted) and audits the read.
+pub fn patient(conn: &mut DbConn, ctx: &Ctx<'_>, raw: &Value) -> Result<String, IngestError> {
+    let facts = fhir::patient_facts(raw)?;
+    let now = ctx.clock.now();
+    db::write_tx(conn, |c| {
+        patients::upsert(c, ctx.ring, &facts, now)?;
+        audit::append(c, &[read_record(ctx, "Patient", &facts.id, &facts.id)])?;
+        Ok::<_, IngestError>(())
+    })?;
+    Ok(facts.id)
+}
+
+fn apply_plan(
+    c: &mut DbConn,
+    plan: &Plan,
+    about: &str,
+    patient_id: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(usize, usize), DbError> {
+    let withdrawn = if plan.withdraw_pending {
+        outbox::withdraw_pending(c, about, now)?
+    } else {
+        0
+    };
+    let mut enqueued = 0;
+    for m in &plan.send {
+        let intent = outbox::NewIntent {
+            id: uuid::Uuid::new_v4().to_string(),
+            dedupe_key: m.dedupe_key.clone(),
+            patient_id: patient_id.into(),
+            kind: m.kind.key(),
+            purpose: m.kind.purpose().code().into(),
+            about: about.into(),
+            due_at: m.due_at,
+            expires_at: m.expires_at,
+        };
+        if outbox::enqueue(c, &intent, now)? {
+            enqueued += 1;
+        }
+    }
+    Ok((enqueued, withdrawn))
+}
+
+/// Plans an Appointment change against what Herald last saw of it.
+pub fn appointment(
+    conn: &mut DbConn,
+    ctx: &Ctx<'_>,
+    raw: &Value,
+    location_tz: &dyn Fn(&str) -> Option<Tz>,
+) -> Result<Ingested, IngestError> {
+    let new = fhir::appointment_facts(raw, location_tz)?;
+    let now = ctx.clock.now();
+    let about = format!("Appointment/{}", new.id);
+    let body = raw.to_string();
+    db::write_tx(conn, |c| {
+        let old = resources::get(c, ctx.ring, "Appointment", &new.id)?;
+        if let Some(o) = &old
+            && o.version_id.is_some()
+            && o.version_id == new.version
+        {
+            return Ok(Ingested::Duplicate);
+        }
+        let old_facts = old.as_ref().and_then(|o| {
+            let v: Value = serde_json::from_str(&o.body).ok()?;
+            let tz = o.timezone.as_deref().and_then(|z| z.parse::<Tz>().ok());
+            fhir::appointment_facts(&v, &|_| tz).ok()
+        });
+        let plan = plan_appointment(
+            &new,
+            old_facts.as_ref(),
+            now,
+            &ctx.messaging.reminder_offsets_hours,
+        );
+        let (enqueued, withdrawn) = apply_plan(c, &plan, &about, &new.patient_id, now)?;
+        let tz = new.tz.map(|t| t.name().to_string());
+        resources::put(
+            c,
+            ctx.ring,
+            "Appointment",
+            &new.id,
+            new.version.as_deref(),
+            new.status.code(),
+            &new.patient_id,
+            tz.as_deref(),
+            &body,
+            now,
+        )?;
+        audit::append(
+            c,
+            &[read_record(ctx, "Appointment", &new.id, &new.patient_id)],
+        )?;
+        Ok(Ingested::Planned {
+            enqueued,
+            withdrawn,
+        })
+    })
+}
+
+/// Plans a MedicationRequest change.
+pub fn medication(conn: &mut DbConn, ctx: &Ctx<'_>, raw: &Value) -> Result<Ingested, IngestError> {
+    let new = fhir::medication_facts(raw)?;
+    let now = ctx.clock.now();
+    let about = format!("MedicationRequest/{}", new.id);
+    let body = raw.to_string();
+    db::write_tx(conn, |c| {
+        let old = resources::get(c, ctx.ring, "MedicationRequest", &new.id)?;
+        if let Some(o) = &old
+            && o.version_id.is_some()
+            && o.version_id == new.version
+        {
+            return Ok(Ingested::Duplicate);
+        }
+        let plan = plan_medication(&new, now, ctx.messaging.refill_lead_days);
+        let (enqueued, withdrawn) = apply_plan(c, &plan, &about, &new.patient_id, now)?;
+        resources::put(
+            c,
+            ctx.ring,
+            "MedicationRequest",
+            &new.id,
+            new.version.as_deref(),
+            &new.status,
+            &new.patient_id,
+            None,
+            &body,
+            now,
+        )?;
+        audit::append(
+            c,
+            &[read_record(
+                ctx,
+                "MedicationRequest",
+                &new.id,
+                &new.patient_id,
+            )],
+        )?;
+        Ok(Ingested::Planned {
+            enqueued,
+            withdrawn,
+        })
+    })
+}
+
+/// Imports a Consent from the EHR into the ledger (one row per purpose) and
+/// audits it. Returns false if it was already there.
+pub fn consent(
+    conn: &mut DbConn,
+    ctx: &Ctx<'_>,
+    raw: &Value,
+    source: &str,
+) -> Result<bool, IngestError> {
+    let f = fhir::consent_facts(raw)?;
+    let bad = |element| ParseError::Missing {
+        resource: format!("Consent/{}", f.id),
+        element,
+    };
+    if f.status != "active" {
+        return Ok(false);
+    }
+    let channel: Channel = f
+        .channel
+        .parse()
+        .map_err(|_| bad("provision.extension(consent-channel)"))?;
+    let address_index = match channel {
+        Channel::Email => ctx.ring.blind_index("email", &normalize_email(&f.address)),
+        Channel::Sms | Channel::Voice => {
+            ctx.ring.blind_index("phone", &normalize_phone(&f.address))
+        }
+    };
+    let purposes: Vec<Option<Purpose>> = if f.purposes.is_empty() {
+        vec![None]
+    } else {
+        f.purposes
+            .iter()
+            .map(|p| {
+                p.parse::<Purpose>()
+                    .map(Some)
+                    .map_err(|_| bad("provision.purpose"))
+            })
+            .collect::<Result<_, _>>()?
+    };
+    let now = ctx.clock.now();
+    let resource = raw.to_string();
+    db::write_tx(conn, |c| {
+        let mut any = false;
+        for (i, purpose) in purposes.iter().enumerate() {
+            let id = if purposes.len() == 1 {
+                f.id.clone()
+            } else {
+                format!("{}-{}", f.id, i)
+            };
+            any |= consents::insert(
+                c,
+                ctx.ring,
+                &consents::NewConsent {
+                    id,
+                    patient_id: f.patient_id.clone(),
+                    channel,
+                    purpose: *purpose,
+                    address_index: address_index.clone(),
+                    decision: if f.permit {
+                        Decision::Permit
+                    } else {
+                        Decision::Deny
+                    },
+                    source: source.into(),
+                    recorded_at: f.date_time.unwrap_or(now),
+                    valid_until: f.valid_until,
+                    resource: resource.clone(),
+                },
+            )?;
+        }
+        if any {
+            audit::append(
+                c,
+                &[AuditRecord {
+                    recorded: now,
+                    activity: Activity::ConsentRecorded {
+                        consent_id: f.id.clone(),
+                    },
+                    actor: Actor::System,
+                    outcome: Outcome::Success,
+                    outcome_desc: None,
+                    patient_id: Some(f.patient_id.clone()),
+                    request_id: None,
+                    ehr: Some(ctx.ehr.into()),
+                }],
+            )?;
+        }
+        Ok(any)
+    })
+}

@@ -1,0 +1,27 @@
+//! The pipeline that ties the pure domain to storage, rendering and channels:
+//! ingest (EHR resource → plan → outbox) and send (outbox → consent → quiet
+//! hours → render → channel → audit). Each step commits its state change and
+//! its audit records in one transaction.
+
+pub mod ingest;
+pub mod keys;
+pub mod send;
+
+use crate::clock::Clock;
+use crate::config::MessagingSettings;
+use crate::crypto::KeyRing;
+use crate::render::Renderer;
+
+/// What the pipeline needs besides a connection.
+pub struct Ctx<'a> {
+    /// Key ring for PHI columns.
+    pub ring: &'a KeyRing,
+    /// Time.
+    pub clock: &'a dyn Clock,
+    /// Messaging settings.
+    pub messaging: &'a MessagingSettings,
+    /// Templates.
+    pub renderer: &'a Renderer,
+    /// The EHR's base URL (for audit records).
+    pub ehr: &'a str,
+}

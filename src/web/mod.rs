@@ -1,0 +1,112 @@
+//! HTTP: the only module that knows actix. The app is built from an
+//! [`AppState`] passed in (no globals); every response carries an
+//! `X-Request-Id`; errors are OperationOutcome on `/fhir` and problem+json
+//! elsewhere, and a 5xx body never carries its cause (the cause is logged
+//! once, here).
+
+mod audit_api;
+mod errors;
+mod health;
+
+use actix_web::dev::{Server, Service as _};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::{App, HttpMessage as _, HttpServer, web};
+use std::net::TcpListener;
+use std::sync::Arc;
+
+pub use errors::ApiError;
+
+use crate::clock::Clock;
+use crate::config::Settings;
+use crate::crypto::KeyRing;
+use crate::db::Pool;
+
+/// What every handler may use.
+#[derive(Clone)]
+pub struct AppState {
+    /// Settings.
+    pub settings: Arc<Settings>,
+    /// The database pool.
+    pub pool: Pool,
+    /// The key ring.
+    pub ring: Arc<KeyRing>,
+    /// Time.
+    pub clock: Arc<dyn Clock>,
+}
+
+/// The request id of the current request.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+fn request_id_from(value: Option<&HeaderValue>) -> String {
+    value
+        .and_then(|v| v.to_str().ok())
+        .filter(|s| {
+            !s.is_empty()
+                && s.len() <= 64
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        })
+        .map(String::from)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
+}
+
+/// Registers every route.
+pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
+    move |cfg: &mut web::ServiceConfig| {
+        cfg.app_data(web::Data::new(state))
+            .app_data(web::QueryConfig::default().error_handler(|_, req| {
+                ApiError::for_path(
+                    req.path(),
+                    crate::error::AppError::BadRequest("The query string is malformed.".into()),
+                )
+                .into()
+            }))
+            .route("/healthz", web::get().to(health::healthz))
+            .route("/readyz", web::get().to(health::readyz))
+            .service(
+                web::scope("/fhir")
+                    .route("/metadata", web::get().to(audit_api::metadata))
+                    .route("/AuditEvent", web::get().to(audit_api::search))
+                    .route("/AuditEvent/{id}", web::get().to(audit_api::read))
+                    .default_service(web::to(errors::not_found)),
+            )
+            .default_service(web::to(errors::not_found));
+    }
+}
+
+/// Starts the server on a bound listener (port 0 in tests).
+pub fn server(state: AppState, listener: TcpListener) -> std::io::Result<Server> {
+    let workers = state.settings.server.workers;
+    let mut s = HttpServer::new(move || {
+        App::new()
+            .wrap_fn(|req, srv| {
+                let rid = request_id_from(req.headers().get("x-request-id"));
+                req.extensions_mut().insert(RequestId(rid.clone()));
+                let fut = srv.call(req);
+                async move {
+                    let mut res = fut.await?;
+                    if let Ok(v) = HeaderValue::from_str(&rid) {
+                        res.headers_mut()
+                            .insert(HeaderName::from_static("x-request-id"), v);
+                    }
+                    let h = res.headers_mut();
+                    h.insert(
+                        HeaderName::from_static("x-content-type-options"),
+                        HeaderValue::from_static("nosniff"),
+                    );
+                    h.insert(
+                        HeaderName::from_static("cache-control"),
+                        HeaderValue::from_static("no-store"),
+                    );
+                    Ok(res)
+                }
+            })
+            .configure(configure(state.clone()))
+    })
+    .listen(listener)?;
+    if workers > 0 {
+        s = s.workers(workers);
+    }
+    Ok(s.disable_signals().run())
+}
