@@ -1,1 +1,19 @@
+//! The single integration test binary. Each module is one area; the story
+//! tests run on SQLite always and on PostgreSQL when TEST_DATABASE_URL is set.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stdout,
+    clippy::disallowed_methods
+)]
+
+mod audit_chain;
+mod cli;
+mod demo;
+mod http;
+mod migrations;
+mod story;
+mod support;
+mod tidy;

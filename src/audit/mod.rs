@@ -185,19 +185,48 @@ pub fn verify(conn: &mut DbConn) -> Result<Verdict, DbError> {
             expected_seq += 1;
         }
     }
-    // scan(after) skips a missing first record silently; check the tail too.
-    let last = expected_seq - 1;
-    let (head_seq, head_hash) = audit_store::head(conn)?;
-    if head_seq != last || head_hash != prev {
-        return Ok(Verdict::Broken(Break {
-            seq: last + 1,
-            id: None,
-            problem: format!(
-                "the log ends at seq {last} but its head says seq {head_seq}: records removed or the head altered"
-            ),
-        }));
+    // The head names the newest record: rows beyond it were inserted behind
+    // Herald's back; a head beyond the rows means the newest were removed.
+    // (Rows appended while we read are picked up by scanning again.)
+    for _ in 0..3 {
+        let (head_seq, head_hash) = audit_store::head(conn)?;
+        let last = expected_seq - 1;
+        if head_seq == last && head_hash == prev {
+            return Ok(Verdict::Intact { count: last });
+        }
+        if head_seq < last {
+            return Ok(Verdict::Broken(Break {
+                seq: head_seq + 1,
+                id: None,
+                problem: format!(
+                    "records after seq {head_seq} are not in the chain head: inserted"
+                ),
+            }));
+        }
+        let more = audit_store::scan(conn, last, 1000)?;
+        if more.is_empty() {
+            return Ok(Verdict::Broken(Break {
+                seq: last + 1,
+                id: None,
+                problem: format!(
+                    "the log ends at seq {last} but its head says seq {head_seq}: records removed or the head altered"
+                ),
+            }));
+        }
+        for row in &more {
+            if let Some(b) = check_row(row, expected_seq, &prev) {
+                return Ok(Verdict::Broken(b));
+            }
+            prev.clone_from(&row.hash);
+            expected_seq += 1;
+        }
     }
-    Ok(Verdict::Intact { count: last })
+    let last = expected_seq - 1;
+    Ok(Verdict::Broken(Break {
+        seq: last + 1,
+        id: None,
+        problem: "the chain head keeps moving; verify again when appends pause".into(),
+    }))
 }
 
 /// Export format.
@@ -219,7 +248,7 @@ pub fn export(
 ) -> anyhow::Result<u64> {
     let mut after = 0i64;
     let mut n = 0u64;
-    let mut csv = match format {
+    let csv = match format {
         Format::Csv => {
             let mut w = csv::Writer::from_writer(Vec::new());
             w.write_record([
@@ -259,7 +288,5 @@ pub fn export(
             n += 1;
         }
     }
-    csv = !csv;
-    let _ = csv;
     Ok(n)
 }

@@ -127,13 +127,14 @@ pub struct AuditQuery {
     pub dates: Vec<DateBound>,
     /// Newest first.
     pub descending: bool,
-    /// Keyset cursor: continue after (before, when descending) this seq.
-    pub cursor: Option<i64>,
+    /// Keyset cursor: continue after (before, when descending) this
+    /// (recorded, seq) position.
+    pub cursor: Option<(NaiveDateTime, i64)>,
     /// Page size.
     pub limit: i64,
 }
 
-/// Runs a search. Keyset paging on `seq` keeps pages stable while new rows
+/// Runs a search, ordered by (recorded, seq). Keyset paging keeps pages stable while new rows
 /// arrive; no total count is computed.
 pub fn search(conn: &mut DbConn, q: &AuditQuery) -> Result<Vec<AuditRow>, DbError> {
     let mut b = a::table.into_boxed();
@@ -149,15 +150,15 @@ pub fn search(conn: &mut DbConn, q: &AuditQuery) -> Result<Vec<AuditRow>, DbErro
         };
     }
     if q.descending {
-        if let Some(c) = q.cursor {
-            b = b.filter(a::seq.lt(c));
+        if let Some((t, s)) = q.cursor {
+            b = b.filter(a::recorded.lt(t).or(a::recorded.eq(t).and(a::seq.lt(s))));
         }
-        b = b.order(a::seq.desc());
+        b = b.order((a::recorded.desc(), a::seq.desc()));
     } else {
-        if let Some(c) = q.cursor {
-            b = b.filter(a::seq.gt(c));
+        if let Some((t, s)) = q.cursor {
+            b = b.filter(a::recorded.gt(t).or(a::recorded.eq(t).and(a::seq.gt(s))));
         }
-        b = b.order(a::seq.asc());
+        b = b.order((a::recorded.asc(), a::seq.asc()));
     }
     Ok(b.limit(q.limit).load(conn)?)
 }

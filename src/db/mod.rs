@@ -171,6 +171,18 @@ pub fn pool(url: &DbUrl, size: u32, timeout: Duration) -> Result<Pool, DbError> 
         .map_err(DbError::from)
 }
 
+/// Builds the pool without connecting: a server can start while the database
+/// is down and report it at `/readyz` (503) until it comes back.
+pub fn pool_lazy(url: &DbUrl, size: u32, timeout: Duration) -> Result<Pool, DbError> {
+    let backend = backend_of(url)?;
+    Ok(r2d2::Pool::builder()
+        .max_size(size)
+        .min_idle(Some(0))
+        .connection_timeout(timeout)
+        .error_handler(Box::new(r2d2::NopErrorHandler))
+        .build_unchecked(Manager { backend }))
+}
+
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 const PG_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
 
@@ -208,16 +220,19 @@ pub fn write_tx<T, E>(
     f: impl FnOnce(&mut DbConn) -> Result<T, E>,
 ) -> Result<T, E>
 where
-    E: From<diesel::result::Error>,
+    E: From<DbError>,
 {
     type Tm = <DbConn as Connection>::TransactionManager;
+    let db = |e: diesel::result::Error| E::from(DbError::from(e));
     match conn {
-        DbConn::Sqlite(c) => AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?,
-        DbConn::Pg(_) => Tm::begin_transaction(conn)?,
+        DbConn::Sqlite(c) => {
+            AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE").map_err(db)?
+        }
+        DbConn::Pg(_) => Tm::begin_transaction(conn).map_err(db)?,
     }
     match f(conn) {
         Ok(v) => {
-            Tm::commit_transaction(conn)?;
+            Tm::commit_transaction(conn).map_err(db)?;
             Ok(v)
         }
         Err(e) => {

@@ -24,12 +24,6 @@ pub enum IngestError {
     Db(#[from] DbError),
 }
 
-impl From<diesel::result::Error> for IngestError {
-    fn from(e: diesel::result::Error) -> Self {
-        Self::Db(e.into())
-    }
-}
-
 /// What ingesting one resource did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Ingested {

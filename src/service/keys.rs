@@ -22,12 +22,6 @@ pub enum KeyError {
     NoDataKey,
 }
 
-impl From<diesel::result::Error> for KeyError {
-    fn from(e: diesel::result::Error) -> Self {
-        Self::Db(e.into())
-    }
-}
-
 /// The master key from HERALD_MASTER_KEY or the key file.
 pub fn master_key(settings: &Settings) -> Result<MasterKey, CryptoError> {
     if let Some(k) = &settings.crypto.master_key {

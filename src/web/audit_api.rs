@@ -77,8 +77,8 @@ fn parse_query(pairs: &[(String, String)]) -> Result<AuditQuery, AppError> {
             },
             "_cursor" => {
                 q.cursor = Some(
-                    v.parse()
-                        .map_err(|_| bad("_cursor is not a paging token Herald issued"))?,
+                    parse_cursor(v)
+                        .ok_or_else(|| bad("_cursor is not a paging token Herald issued"))?,
                 )
             }
             "_format" => {}
@@ -91,6 +91,17 @@ fn parse_query(pairs: &[(String, String)]) -> Result<AuditQuery, AppError> {
         }
     }
     Ok(q)
+}
+
+/// Paging token: microseconds since the epoch and seq of the last entry.
+fn cursor_token(recorded: NaiveDateTime, seq: i64) -> String {
+    format!("{}.{}", recorded.and_utc().timestamp_micros(), seq)
+}
+
+fn parse_cursor(s: &str) -> Option<(NaiveDateTime, i64)> {
+    let (t, seq) = s.split_once('.')?;
+    let t = DateTime::from_timestamp_micros(t.parse().ok()?)?.naive_utc();
+    Some((t, seq.parse().ok()?))
 }
 
 fn base_url(req: &HttpRequest, state: &AppState) -> String {
@@ -115,14 +126,14 @@ fn encode(s: &str) -> String {
     out
 }
 
-fn query_string(pairs: &[(String, String)], cursor: Option<i64>) -> String {
+fn query_string(pairs: &[(String, String)], cursor: Option<String>) -> String {
     let mut parts: Vec<String> = pairs
         .iter()
         .filter(|(k, _)| k != "_cursor")
         .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
         .collect();
     if let Some(c) = cursor {
-        parts.push(format!("_cursor={c}"));
+        parts.push(format!("_cursor={}", encode(&c)));
     }
     parts.join("&")
 }
@@ -160,7 +171,7 @@ pub async fn search(
     let record = audit_query(
         &state,
         &req,
-        query_string(&pairs, q.cursor),
+        query_string(&pairs, q.cursor.map(|(t, s)| cursor_token(t, s))),
         q.patient_ref
             .as_ref()
             .map(|p| p.trim_start_matches("Patient/").to_string()),
@@ -184,10 +195,10 @@ pub async fn search(
         .take(usize::try_from(q.limit).unwrap_or(0))
         .collect();
     let mut links = vec![
-        json!({ "relation": "self", "url": format!("{base}/fhir/AuditEvent?{}", query_string(&pairs, q.cursor)) }),
+        json!({ "relation": "self", "url": format!("{base}/fhir/AuditEvent?{}", query_string(&pairs, q.cursor.map(|(t, s)| cursor_token(t, s)))) }),
     ];
     if more && let Some(last) = page.last() {
-        links.push(json!({ "relation": "next", "url": format!("{base}/fhir/AuditEvent?{}", query_string(&pairs, Some(last.seq))) }));
+        links.push(json!({ "relation": "next", "url": format!("{base}/fhir/AuditEvent?{}", query_string(&pairs, Some(cursor_token(last.recorded, last.seq)))) }));
     }
     let entries: Vec<Value> = page
         .iter()

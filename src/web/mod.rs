@@ -8,7 +8,8 @@ mod audit_api;
 mod errors;
 mod health;
 
-use actix_web::dev::{Server, Service as _};
+use actix_web::body::MessageBody;
+use actix_web::dev::{Server, Service as _, ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::{App, HttpMessage as _, HttpServer, web};
 use std::net::TcpListener;
@@ -75,36 +76,47 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
     }
 }
 
+/// The whole application: routes plus the request-id and header middleware.
+pub fn app(
+    state: AppState,
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    App::new()
+        .wrap_fn(|req, srv| {
+            let rid = request_id_from(req.headers().get("x-request-id"));
+            req.extensions_mut().insert(RequestId(rid.clone()));
+            let fut = srv.call(req);
+            async move {
+                let mut res = fut.await?;
+                let h = res.headers_mut();
+                if let Ok(v) = HeaderValue::from_str(&rid) {
+                    h.insert(HeaderName::from_static("x-request-id"), v);
+                }
+                h.insert(
+                    HeaderName::from_static("x-content-type-options"),
+                    HeaderValue::from_static("nosniff"),
+                );
+                h.insert(
+                    HeaderName::from_static("cache-control"),
+                    HeaderValue::from_static("no-store"),
+                );
+                Ok(res)
+            }
+        })
+        .configure(configure(state))
+}
+
 /// Starts the server on a bound listener (port 0 in tests).
 pub fn server(state: AppState, listener: TcpListener) -> std::io::Result<Server> {
     let workers = state.settings.server.workers;
-    let mut s = HttpServer::new(move || {
-        App::new()
-            .wrap_fn(|req, srv| {
-                let rid = request_id_from(req.headers().get("x-request-id"));
-                req.extensions_mut().insert(RequestId(rid.clone()));
-                let fut = srv.call(req);
-                async move {
-                    let mut res = fut.await?;
-                    if let Ok(v) = HeaderValue::from_str(&rid) {
-                        res.headers_mut()
-                            .insert(HeaderName::from_static("x-request-id"), v);
-                    }
-                    let h = res.headers_mut();
-                    h.insert(
-                        HeaderName::from_static("x-content-type-options"),
-                        HeaderValue::from_static("nosniff"),
-                    );
-                    h.insert(
-                        HeaderName::from_static("cache-control"),
-                        HeaderValue::from_static("no-store"),
-                    );
-                    Ok(res)
-                }
-            })
-            .configure(configure(state.clone()))
-    })
-    .listen(listener)?;
+    let mut s = HttpServer::new(move || app(state.clone())).listen(listener)?;
     if workers > 0 {
         s = s.workers(workers);
     }

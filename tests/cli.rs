@@ -1,0 +1,114 @@
+//! The command line as users and scripts call it: one-line errors, exit codes.
+
+use std::process::Command;
+
+fn herald(dir: &std::path::Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_herald"));
+    c.current_dir(dir)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HERALD_DATA_DIR", dir.join("data"));
+    c
+}
+
+#[test]
+fn check_reports_each_problem_on_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = herald(dir.path())
+        .args(["check"])
+        .env("HERALD_SERVER__BIND", "0.0.0.0:8080")
+        .env("HERALD_EHR__PRESET", "allscripts")
+        .env("HERALD_SMS__PROVIDER", "twilio")
+        .env("HERALD_SMS__AUTH_TOKEN", "very-secret-token")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8(out.stderr).unwrap();
+    let lines: Vec<&str> = err.lines().collect();
+    for key in ["server.bind", "ehr.preset", "sms.account_sid", "sms.from"] {
+        assert_eq!(
+            lines
+                .iter()
+                .filter(|l| l.starts_with(&format!("herald check: {key}:")))
+                .count(),
+            1,
+            "{key}: {err}"
+        );
+    }
+    assert!(!err.contains("very-secret-token"));
+    let ok = herald(dir.path())
+        .args(["check", "--print"])
+        .env("HERALD_SMS__AUTH_TOKEN", "very-secret-token")
+        .output()
+        .unwrap();
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let printed = String::from_utf8(ok.stdout).unwrap();
+    assert!(
+        printed.contains("***") && !printed.contains("very-secret-token"),
+        "{printed}"
+    );
+}
+
+#[test]
+fn unknown_setting_is_one_line_exit_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = herald(dir.path())
+        .args(["check"])
+        .env("HERALD_SERVER__PORTT", "1")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("portt"), "{err}");
+}
+
+#[test]
+fn serve_refuses_to_start_without_a_key_and_says_how_to_make_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = herald(dir.path())
+        .args(["serve"])
+        .env("HERALD_SERVER__BIND", "127.0.0.1:0")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("herald keys init") && err.contains("HERALD_MASTER_KEY"),
+        "{err}"
+    );
+    // keys init makes a key file; a second init does not overwrite it.
+    let init = herald(dir.path()).args(["keys", "init"]).output().unwrap();
+    assert_eq!(
+        init.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&init.stderr)
+    );
+    let key = std::fs::read_to_string(dir.path().join("data/master.key")).unwrap();
+    let again = herald(dir.path()).args(["keys", "init"]).output().unwrap();
+    assert_eq!(again.status.code(), Some(0));
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("data/master.key")).unwrap(),
+        key
+    );
+    let rotate = herald(dir.path())
+        .args(["keys", "rotate"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&rotate.stdout).contains("data key 2 is now active"));
+    // A malformed HERALD_MASTER_KEY is refused with a hint.
+    let bad = herald(dir.path())
+        .args(["serve"])
+        .env("HERALD_MASTER_KEY", "short")
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("openssl rand -base64 32"));
+}

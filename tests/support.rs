@@ -1,0 +1,175 @@
+//! Test databases (a temp SQLite file; a fresh PostgreSQL schema per test when
+//! TEST_DATABASE_URL is set), key rings and a pipeline context.
+
+use chrono::{DateTime, TimeZone, Utc};
+use diesel::Connection as _;
+use diesel::connection::SimpleConnection as _;
+use herald::clock::FixedClock;
+use herald::config::{DbUrl, MessagingSettings};
+use herald::crypto::{KeyRing, MasterKey, new_data_key};
+use herald::db::{self, DbConn, Pool};
+use std::path::PathBuf;
+
+pub struct TestDb {
+    pub backend: &'static str,
+    #[allow(dead_code)]
+    pub url: DbUrl,
+    pub pool: Pool,
+    pub sqlite_path: Option<PathBuf>,
+    pg: Option<(String, String)>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl TestDb {
+    pub fn conn(&self) -> db::PooledConn {
+        self.pool.get().expect("connection")
+    }
+
+    /// Runs raw SQL as the database owner (for tampering and dumps).
+    pub fn raw(&self, sql: &str) {
+        match (&self.sqlite_path, &self.pg) {
+            (Some(p), _) => {
+                let mut c = diesel::SqliteConnection::establish(p.to_str().unwrap()).unwrap();
+                c.batch_execute(sql).unwrap();
+            }
+            (_, Some((base, schema))) => {
+                let mut c = diesel::PgConnection::establish(base).unwrap();
+                c.batch_execute(&format!("SET search_path TO {schema}; {sql}"))
+                    .unwrap();
+            }
+            _ => unreachable!(),
+        }
+    }
+
+    /// Every row of every table as text (a dump for PHI checks).
+    pub fn dump(&self) -> String {
+        match (&self.sqlite_path, &self.pg) {
+            (Some(p), _) => {
+                // Checkpoint so the main file holds everything, then read both files raw.
+                self.raw("PRAGMA wal_checkpoint(TRUNCATE);");
+                let mut bytes = std::fs::read(p).unwrap();
+                if let Ok(wal) = std::fs::read(format!("{}-wal", p.display())) {
+                    bytes.extend(wal);
+                }
+                String::from_utf8_lossy(&bytes).into_owned()
+            }
+            (_, Some((base, schema))) => {
+                use diesel::prelude::*;
+                #[derive(QueryableByName)]
+                struct Line {
+                    #[diesel(sql_type = diesel::sql_types::Text)]
+                    line: String,
+                }
+                let mut c = diesel::PgConnection::establish(base).unwrap();
+                let mut out = String::new();
+                for t in [
+                    "data_keys",
+                    "patients",
+                    "tracked_resources",
+                    "consents",
+                    "outbox",
+                    "audit_events",
+                    "audit_head",
+                ] {
+                    let rows: Vec<Line> = diesel::sql_query(format!(
+                        "SELECT row_to_json(t)::text AS line FROM {schema}.{t} t"
+                    ))
+                    .load(&mut c)
+                    .unwrap();
+                    for r in rows {
+                        out.push_str(&r.line);
+                        out.push('\n');
+                    }
+                }
+                out
+            }
+            _ => unreachable!(),
+        }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Some((base, schema)) = &self.pg
+            && let Ok(mut c) = diesel::PgConnection::establish(base)
+        {
+            let _ = c.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"));
+        }
+    }
+}
+
+pub fn sqlite() -> TestDb {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("herald.db");
+    let url = DbUrl::new(format!("sqlite://{}", path.display()));
+    let pool = db::pool(&url, 4, std::time::Duration::from_secs(5)).unwrap();
+    TestDb {
+        backend: "sqlite",
+        url,
+        pool,
+        sqlite_path: Some(path),
+        pg: None,
+        _dir: Some(dir),
+    }
+}
+
+pub fn postgres() -> Option<TestDb> {
+    let base = std::env::var("TEST_DATABASE_URL").ok()?;
+    let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
+    let mut c =
+        diesel::PgConnection::establish(&base).expect("TEST_DATABASE_URL must be reachable");
+    c.batch_execute(&format!("CREATE SCHEMA {schema}")).unwrap();
+    let sep = if base.contains('?') { '&' } else { '?' };
+    let url = DbUrl::new(format!("{base}{sep}options=-csearch_path%3D{schema}"));
+    let pool = db::pool(&url, 4, std::time::Duration::from_secs(10)).unwrap();
+    Some(TestDb {
+        backend: "postgres",
+        url,
+        pool,
+        sqlite_path: None,
+        pg: Some((base, schema)),
+        _dir: None,
+    })
+}
+
+/// SQLite, and PostgreSQL when configured.
+pub fn backends() -> Vec<TestDb> {
+    let mut v = vec![sqlite()];
+    v.extend(postgres());
+    v
+}
+
+/// A migrated database with a key ring.
+pub fn ready(db: &TestDb) -> (KeyRing, MasterKey) {
+    let mut c = db.conn();
+    db::migrate(&mut c).unwrap();
+    let master = MasterKey::generate().unwrap();
+    db::keys::insert(&mut c, &new_data_key(&master, 1).unwrap(), now()).unwrap();
+    let ring = KeyRing::open(&master, &db::keys::list(&mut c).unwrap()).unwrap();
+    (ring, master)
+}
+
+pub fn now() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 12, 1, 17, 0, 0).unwrap()
+}
+
+pub fn clock() -> FixedClock {
+    FixedClock::new(now())
+}
+
+pub fn messaging() -> MessagingSettings {
+    MessagingSettings::default()
+}
+
+pub fn renderer() -> herald::render::Renderer {
+    herald::render::Renderer::embedded().unwrap()
+}
+
+#[allow(dead_code)]
+pub fn is_pg(c: &DbConn) -> bool {
+    matches!(c, DbConn::Pg(_))
+}
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
