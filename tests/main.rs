@@ -6,7 +6,9 @@
     clippy::expect_used,
     clippy::panic,
     clippy::print_stdout,
-    clippy::disallowed_methods
+    clippy::disallowed_methods,
+    clippy::indexing_slicing,
+    clippy::as_conversions
 )]
 
 mod audit_chain;

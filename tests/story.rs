@@ -285,8 +285,11 @@ fn refuses_to_open_the_ring_without_a_key() {
     let db = support::sqlite();
     let mut c = db.conn();
     herald::db::migrate(&mut c).unwrap();
-    let mut settings = herald::config::Settings::default();
-    settings.data_dir = tempfile::tempdir().unwrap().path().to_path_buf();
+    let dir = tempfile::tempdir().unwrap();
+    let settings = herald::config::Settings {
+        data_dir: dir.path().to_path_buf(),
+        ..Default::default()
+    };
     let err = herald::service::keys::open_ring(&mut c, &settings)
         .unwrap_err()
         .to_string();

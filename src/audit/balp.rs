@@ -1,6 +1,8 @@
 //! Builds FHIR R4 AuditEvent JSON from a domain [`AuditRecord`], following the
 //! IHE Basic Audit Log Patterns (reference/fhir.md §1.4 A1–A11). The one place
 //! that knows AuditEvent's shape.
+// serde_json::Value indexing yields Null for a missing key or index; it never panics.
+#![allow(clippy::indexing_slicing)]
 
 use serde_json::{Value, json};
 

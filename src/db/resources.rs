@@ -33,7 +33,8 @@ pub fn get(
     resource_type: &str,
     id: &str,
 ) -> Result<Option<Tracked>, DbError> {
-    let row: Option<(Option<String>, String, Option<String>, Vec<u8>)> = t::table
+    type Row = (Option<String>, String, Option<String>, Vec<u8>);
+    let row: Option<Row> = t::table
         .find((resource_type, id))
         .select((t::version_id, t::status, t::timezone, t::body_enc))
         .first(conn)

@@ -4,6 +4,8 @@
 //!
 //! Architecture invariant: FHIR JSON is read here and written here and in
 //! `audit::balp`; the rest of Herald sees `domain::facts`.
+// serde_json::Value indexing yields Null for a missing key or index; it never panics.
+#![allow(clippy::indexing_slicing)]
 
 pub mod source;
 
@@ -235,7 +237,8 @@ pub fn medication_facts(v: &Value) -> Result<MedicationFacts, ParseError> {
                 Some("d") | Some("day") | Some("days") | None => n,
                 Some(_) => return None,
             };
-            (days >= 0.0 && days < 10_000.0)
+            (0.0..10_000.0)
+                .contains(&days)
                 .then(|| format!("{days:.0}").parse().ok())
                 .flatten()
         })
