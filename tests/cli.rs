@@ -112,3 +112,58 @@ fn serve_refuses_to_start_without_a_key_and_says_how_to_make_one() {
     assert_eq!(bad.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("openssl rand -base64 32"));
 }
+
+#[test]
+fn the_example_configuration_is_valid() {
+    let dir = tempfile::tempdir().unwrap();
+    let example = super::support::repo_root().join("herald.example.toml");
+    let out = herald(dir.path())
+        .arg("check")
+        .arg("--config")
+        .arg(&example)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn demo_keeps_serving_and_prints_the_urls() {
+    use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = herald(dir.path())
+        .args(["demo"])
+        .env("HERALD_SERVER__BIND", "127.0.0.1:0")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let addr = loop {
+        let line = lines.next().expect("demo exited before listening").unwrap();
+        if let Some(rest) = line.strip_prefix("Herald is listening on http://") {
+            break rest.trim().to_string();
+        }
+    };
+    let get = |path: &str| {
+        let mut s = std::net::TcpStream::connect(&addr).unwrap();
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut buf = String::new();
+        s.read_to_string(&mut buf).unwrap();
+        buf
+    };
+    assert!(get("/healthz").starts_with("HTTP/1.1 200"));
+    let audit = get("/fhir/AuditEvent?patient=Patient/pat-001&_count=5");
+    assert!(audit.starts_with("HTTP/1.1 200"), "{audit}");
+    assert!(audit.contains("\"searchset\"") && audit.contains("Patient/pat-001"));
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
