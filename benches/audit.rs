@@ -11,7 +11,7 @@ use std::hint::black_box;
 use std::path::Path;
 use std::time::Duration;
 
-use chrono::NaiveDateTime;
+use chrono::{NaiveDateTime, SubsecRound as _};
 use criterion::{
     BatchSize, BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group, criterion_main,
 };
@@ -33,9 +33,15 @@ const CHAIN_LEN: usize = 10_000;
 // ---------------------------------------------------------------- Herald side
 
 /// A realistic record: an SMS appointment reminder was disclosed.
+///
+/// `recorded` is truncated to microseconds: the AuditEvent JSON carries
+/// microseconds while the `recorded` column keeps whatever precision it is
+/// given, and `verify` compares the two, so a nanosecond timestamp would make
+/// the chain read as "edited" at its first record and `herald_verify` would
+/// measure an early exit instead of a full walk.
 fn record() -> AuditRecord {
     AuditRecord {
-        recorded: chrono::Utc::now(),
+        recorded: chrono::Utc::now().trunc_subsecs(6),
         activity: Activity::Disclosure {
             intent_id: uuid::Uuid::new_v4().to_string(),
             channel: Channel::Sms,

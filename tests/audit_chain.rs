@@ -65,6 +65,23 @@ fn untouched_log_verifies() {
 }
 
 #[test]
+fn wall_clock_instants_with_nanoseconds_verify() {
+    for db in support::backends() {
+        let mut c = db.conn();
+        herald::db::migrate(&mut c).unwrap();
+        let mut r = record(1);
+        r.recorded = r.recorded + chrono::Duration::nanoseconds(123_456_789);
+        audit::append_now(&mut c, &[r]).unwrap();
+        assert_eq!(
+            audit::verify(&mut c).unwrap(),
+            Verdict::Intact { count: 1 },
+            "{}",
+            db.backend
+        );
+    }
+}
+
+#[test]
 fn the_application_cannot_update_or_delete_audit_rows() {
     use diesel::connection::SimpleConnection as _;
     for db in support::backends() {

@@ -32,7 +32,13 @@ pub fn chain_hash(prev: &str, seq: i64, id: &str, resource: &str) -> String {
 }
 
 fn row_for(seq: i64, prev: &str, r: &AuditRecord) -> Result<AuditRow, DbError> {
+    use chrono::SubsecRound as _;
     let id = uuid::Uuid::new_v4().to_string();
+    // The JSON carries microseconds; the column must hold the same instant.
+    let r = &AuditRecord {
+        recorded: r.recorded.trunc_subsecs(6),
+        ..r.clone()
+    };
     let (json, cols) = balp::build(&id, r);
     let resource = serde_json::to_string(&json).map_err(|e| DbError::Other(e.into()))?;
     let hash = chain_hash(prev, seq, &id, &resource);
