@@ -9,7 +9,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
 
-use herald::clock::{Clock, SystemClock};
+use herald::clock::SystemClock;
 use herald::config::Settings;
 use herald::service::{Ctx, keys};
 use herald::{audit, db, demo, render, web};
@@ -345,6 +345,30 @@ fn serve(state: web::AppState, out: &mut dyn std::io::Write) -> anyhow::Result<E
         .enable_all()
         .build()?;
     rt.block_on(async move {
+        // Rows sealed by an older data key are re-encrypted in the background,
+        // a small batch per transaction, while the server answers.
+        let bg = state.clone();
+        tokio::spawn(async move {
+            loop {
+                let st = bg.clone();
+                let done = tokio::task::spawn_blocking(move || -> anyhow::Result<usize> {
+                    let mut conn = st.pool.get()?;
+                    Ok(keys::reencrypt_batch(
+                        &mut conn,
+                        &st.ring,
+                        st.clock.as_ref(),
+                        200,
+                    )?)
+                })
+                .await;
+                match done {
+                    Ok(Ok(n)) if n > 0 => continue,
+                    Ok(Err(e)) => tracing::warn!(error = %e, "background re-encryption paused"),
+                    _ => {}
+                }
+                tokio::time::sleep(std::time::Duration::from_secs(600)).await;
+            }
+        });
         let server = web::server(state, listener)?;
         let handle = server.handle();
         tokio::spawn(async move {
@@ -382,6 +406,3 @@ fn check_profiles() -> Vec<String> {
     }
     problems
 }
-
-#[allow(dead_code)]
-fn _clock_is_object_safe(_: &dyn Clock) {}

@@ -70,7 +70,7 @@ fn wall_clock_instants_with_nanoseconds_verify() {
         let mut c = db.conn();
         herald::db::migrate(&mut c).unwrap();
         let mut r = record(1);
-        r.recorded = r.recorded + chrono::Duration::nanoseconds(123_456_789);
+        r.recorded += chrono::Duration::nanoseconds(123_456_789);
         audit::append_now(&mut c, &[r]).unwrap();
         assert_eq!(
             audit::verify(&mut c).unwrap(),

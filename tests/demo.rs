@@ -203,6 +203,47 @@ fn demo_audit_events_are_valid_fhir_r4_and_the_chain_verifies() {
         events.len() + 1
     );
 
+    // Rotating the key re-encrypts every sealed row of the demo under the new key.
+    let rotate = herald(dir.path())
+        .args(["keys", "rotate"])
+        .env("HERALD_DATA_DIR", dir.path().join("data/demo"))
+        .env("HERALD_DATABASE__URL", &db_url)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&rotate.stdout).to_string();
+    assert_eq!(
+        rotate.status.code(),
+        Some(0),
+        "{said} {}",
+        String::from_utf8_lossy(&rotate.stderr)
+    );
+    assert!(said.contains("data key 2 is now active"), "{said}");
+    {
+        use diesel::prelude::*;
+        #[derive(QueryableByName)]
+        struct N {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        let mut c = diesel::SqliteConnection::establish(
+            dir.path().join("data/demo/herald.db").to_str().unwrap(),
+        )
+        .unwrap();
+        for t in ["patients", "tracked_resources", "consents", "outbox"] {
+            let old: N =
+                diesel::sql_query(format!("SELECT COUNT(*) AS n FROM {t} WHERE key_id = 1"))
+                    .get_result(&mut c)
+                    .unwrap();
+            assert_eq!(old.n, 0, "{t} still has rows under key 1");
+        }
+    }
+    let verify = herald(dir.path())
+        .args(["audit", "verify"])
+        .env("HERALD_DATABASE__URL", &db_url)
+        .output()
+        .unwrap();
+    assert_eq!(verify.status.code(), Some(0));
+
     // Tampering with the demo's log makes verify exit 1 naming the record.
     let db = dir.path().join("data/demo/herald.db");
     {
