@@ -12,7 +12,7 @@ use crate::crypto::KeyRing;
 use crate::db::{self, DbConn};
 use crate::fhir::source::FixtureEhr;
 use crate::providers::Sender;
-use crate::service::send::{Outcome2, Report};
+use crate::service::send::{Report, SendOutcome};
 use crate::service::{Ctx, ingest, keys, send};
 
 /// Where the bundled fixtures are: `./fixtures/fhir/demo`, else the source tree's.
@@ -141,7 +141,7 @@ pub fn run_once(
         .iter()
         .filter(|i| i.state == "pending")
         .count()
-        - sum.deferred;
+        .saturating_sub(sum.deferred);
     writeln!(
         out,
         "Summary: {} patients, {} resources planned, {} sent, {} blocked, {} deferred to the sending window, {} scheduled for later, {} skipped",
@@ -165,11 +165,11 @@ fn print_reports(
     let mut deferred = Vec::new();
     for r in reports {
         match &r.outcome {
-            Outcome2::Sent { .. } => sum.sent += 1,
-            Outcome2::Suppressed { reason } => blocked.push((r, reason.clone())),
-            Outcome2::Failed { reason } => blocked.push((r, format!("failed: {reason}"))),
-            Outcome2::Expired => blocked.push((r, "expired before it could be sent".into())),
-            Outcome2::Deferred { until } => deferred.push((r, *until)),
+            SendOutcome::Sent { .. } => sum.sent += 1,
+            SendOutcome::Suppressed { reason } => blocked.push((r, reason.clone())),
+            SendOutcome::Failed { reason } => blocked.push((r, format!("failed: {reason}"))),
+            SendOutcome::Expired => blocked.push((r, "expired before it could be sent".into())),
+            SendOutcome::Deferred { until } => deferred.push((r, *until)),
         }
     }
     sum.blocked = blocked.len();

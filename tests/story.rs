@@ -4,7 +4,7 @@
 
 use herald::domain::audit::Actor;
 use herald::providers::MemorySender;
-use herald::service::send::Outcome2;
+use herald::service::send::SendOutcome;
 use herald::service::{Ctx, ingest, send};
 use serde_json::{Value, json};
 
@@ -92,7 +92,7 @@ fn story(db: &TestDb) {
     assert_eq!(r.len(), 1);
     assert_eq!(
         r[0].outcome,
-        Outcome2::Suppressed {
+        SendOutcome::Suppressed {
             reason: "no consent".into()
         }
     );
@@ -142,7 +142,7 @@ fn story(db: &TestDb) {
     let r = send::run_due(&mut c, &ctx, &sender, "w1").unwrap();
     assert_eq!(r.len(), 1);
     assert!(
-        matches!(r[0].outcome, Outcome2::Sent { .. }),
+        matches!(r[0].outcome, SendOutcome::Sent { .. }),
         "{:?}",
         r[0].outcome
     );
@@ -171,7 +171,7 @@ fn story(db: &TestDb) {
     assert_eq!(r.len(), 1);
     assert_eq!(
         r[0].outcome,
-        Outcome2::Suppressed {
+        SendOutcome::Suppressed {
             reason: "opted out".into()
         }
     );

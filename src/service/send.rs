@@ -21,7 +21,7 @@ use crate::render::MessageArgs;
 
 /// What happened to one intent in this pass.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome2 {
+pub enum SendOutcome {
     /// Delivered to the channel.
     Sent {
         /// Channel used.
@@ -58,7 +58,7 @@ pub struct Report {
     /// What it is about.
     pub about: String,
     /// What happened.
-    pub outcome: Outcome2,
+    pub outcome: SendOutcome,
 }
 
 const MAX_ATTEMPTS: i32 = 5;
@@ -143,7 +143,7 @@ fn process(
     sender: &dyn Sender,
     owner: &str,
     intent: &outbox::Intent,
-) -> Result<Outcome2, DbError> {
+) -> Result<SendOutcome, DbError> {
     let now = ctx.clock.now();
     let plain = |state, reason: Option<&'static str>| outbox::Finish {
         state,
@@ -162,7 +162,7 @@ fn process(
             plain(IntentState::Expired, Some("validity passed")),
             &[],
         )?;
-        return Ok(Outcome2::Expired);
+        return Ok(SendOutcome::Expired);
     }
     let purpose: Purpose = intent.purpose.parse().unwrap_or(Purpose::Marketing);
     let Some(patient) = patients::get(conn, ctx.ring, &intent.patient_id)? else {
@@ -174,7 +174,7 @@ fn process(
             plain(IntentState::Failed, Some("unknown patient")),
             &[],
         )?;
-        return Ok(Outcome2::Failed {
+        return Ok(SendOutcome::Failed {
             reason: "unknown patient".into(),
         });
     };
@@ -238,7 +238,7 @@ fn process(
             plain(IntentState::Suppressed, Some(reason)),
             &records,
         )?;
-        return Ok(Outcome2::Suppressed {
+        return Ok(SendOutcome::Suppressed {
             reason: reason.into(),
         });
     };
@@ -273,14 +273,14 @@ fn process(
                 ),
                 &[permit],
             )?;
-            return Ok(Outcome2::Expired);
+            return Ok(SendOutcome::Expired);
         }
         let f = outbox::Finish {
             due_at: Some(until),
             ..plain(IntentState::Pending, Some("quiet hours"))
         };
         finish(conn, ctx, owner, &intent.id, f, &[permit])?;
-        return Ok(Outcome2::Deferred { until });
+        return Ok(SendOutcome::Deferred { until });
     }
     // Render from the resource as Herald knows it now.
     let kind = MessageKind::from_key(&intent.kind);
@@ -326,7 +326,7 @@ fn process(
                 plain(IntentState::Failed, Some("template failed")),
                 &[permit],
             )?;
-            return Ok(Outcome2::Failed {
+            return Ok(SendOutcome::Failed {
                 reason: "template failed".into(),
             });
         }
@@ -362,7 +362,7 @@ fn process(
                 due_at: None,
             };
             finish(conn, ctx, owner, &intent.id, f, &[permit, disclosure])?;
-            Ok(Outcome2::Sent { channel })
+            Ok(SendOutcome::Sent { channel })
         }
         Err(e) => {
             let (state, due, reason) = match e {
@@ -386,7 +386,7 @@ fn process(
                 due_at: due,
             };
             finish(conn, ctx, owner, &intent.id, f, &[permit])?;
-            Ok(Outcome2::Failed {
+            Ok(SendOutcome::Failed {
                 reason: reason.into(),
             })
         }
