@@ -299,13 +299,14 @@ fn process(
     if let Some(t) = &tracked
         && resource_type == "Appointment"
     {
-        let tz = t.timezone.as_deref().and_then(|z| z.parse::<Tz>().ok());
+        let appt_tz = t.timezone.as_deref().and_then(|z| z.parse::<Tz>().ok());
         if let Some(a) = serde_json::from_str(&t.body)
             .ok()
-            .and_then(|v| fhir::appointment_facts(&v, &|_| tz).ok())
+            .and_then(|v| fhir::appointment_facts(&v, &|_| appt_tz).ok())
         {
             args.at = a.start;
-            args.tz = a.tz.or(Some(tz_or(patient.tz, ctx)));
+            // The appointment's zone, else the recipient's (already resolved above).
+            args.tz = a.tz.or(Some(tz));
             args.clinician = a.clinician;
             args.location = a.location;
         }
@@ -391,9 +392,4 @@ fn process(
             })
         }
     }
-}
-
-fn tz_or(tz: Option<Tz>, ctx: &Ctx<'_>) -> Tz {
-    tz.or_else(|| ctx.messaging.default_timezone.parse().ok())
-        .unwrap_or(chrono_tz::America::New_York)
 }
