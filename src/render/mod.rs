@@ -6,6 +6,7 @@
 //! a test or a result.
 
 pub mod datetime;
+pub mod segments;
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
@@ -13,6 +14,8 @@ use fluent_bundle::concurrent::FluentBundle;
 use fluent_bundle::{FluentArgs, FluentResource, FluentValue};
 use std::collections::{BTreeMap, BTreeSet};
 use unic_langid::LanguageIdentifier;
+
+use crate::domain::Purpose;
 
 /// The locales shipped, with their message files.
 pub const LOCALES: &[(&str, &str)] = &[
@@ -37,7 +40,66 @@ pub const APPROVED_VARIABLES: &[&str] = &[
 ];
 
 /// Attributes every message must have.
-pub const REQUIRED_ATTRIBUTES: &[&str] = &["sms", "subject"];
+pub const REQUIRED_ATTRIBUTES: &[&str] = &["sms", "subject", "email", "voice"];
+
+/// What a template is for, which decides the consent and policy rules that
+/// apply to it (messaging.md T3: every template carries a purpose tag).
+#[derive(Debug, Clone, Copy)]
+pub struct TemplateSpec {
+    /// Fluent message id.
+    pub id: &'static str,
+    /// The purpose consent is checked against.
+    pub purpose: Purpose,
+    /// Confirmations of a consent change (C1, C3, T9) and HELP replies are
+    /// owed to the patient: they bypass frequency caps, never consent.
+    pub consent_notice: bool,
+}
+
+/// Every template Herald ships; `herald check` requires each locale to have
+/// exactly these.
+pub const TEMPLATES: &[TemplateSpec] = &[
+    spec("appointment-confirmation", Purpose::Appointment),
+    spec("appointment-reminder", Purpose::Appointment),
+    spec("appointment-rescheduled", Purpose::Appointment),
+    spec("appointment-cancelled", Purpose::Appointment),
+    spec("appointment-missed", Purpose::Appointment),
+    spec("medication-refill-reminder", Purpose::Medication),
+    spec("medication-ready-for-pickup", Purpose::Medication),
+    TemplateSpec {
+        consent_notice: true,
+        ..spec("consent-opt-in-confirmation", Purpose::Appointment)
+    },
+    TemplateSpec {
+        consent_notice: true,
+        ..spec("consent-opt-out-confirmation", Purpose::Appointment)
+    },
+    TemplateSpec {
+        consent_notice: true,
+        ..spec("consent-help", Purpose::Appointment)
+    },
+];
+
+const fn spec(id: &'static str, purpose: Purpose) -> TemplateSpec {
+    TemplateSpec {
+        id,
+        purpose,
+        consent_notice: false,
+    }
+}
+
+/// The spec of template `id`.
+pub fn template(id: &str) -> Option<&'static TemplateSpec> {
+    TEMPLATES.iter().find(|t| t.id == id)
+}
+
+/// Scripts written right to left: their placeables (numbers, links, Latin
+/// names) are wrapped in FSI/PDI so they keep their order (Unicode UAX #9).
+fn right_to_left(lang: &str) -> bool {
+    matches!(
+        lang.split('-').next().unwrap_or_default(),
+        "ar" | "he" | "fa" | "ur" | "ps" | "yi"
+    )
+}
 
 /// Rendering problems.
 #[derive(Debug, thiserror::Error)]
@@ -87,11 +149,29 @@ pub struct Rendered {
     pub sms: String,
     /// The email subject.
     pub subject: String,
+    /// The plain-text email body.
+    pub email: String,
+    /// What a voice call says.
+    pub voice: String,
+    /// Written right to left.
+    pub rtl: bool,
+    /// The SMS's encoding and segment count.
+    pub segments: segments::SegmentInfo,
+    /// The date and time strings inserted (the guard allows them).
+    pub date: String,
+    /// See `date`.
+    pub time: String,
+}
+
+struct Loc {
+    bundle: FluentBundle<FluentResource>,
+    formats: datetime::DateTimeFormats,
+    rtl: bool,
 }
 
 /// The loaded bundles.
 pub struct Renderer {
-    bundles: BTreeMap<String, FluentBundle<FluentResource>>,
+    bundles: BTreeMap<String, Loc>,
 }
 
 impl std::fmt::Debug for Renderer {
@@ -132,13 +212,29 @@ impl Renderer {
                 }
             };
             let mut bundle = FluentBundle::new_concurrent(vec![langid]);
-            bundle.set_use_isolating(false);
+            // Isolation marks cost SMS characters; only RTL text needs them.
+            let rtl = right_to_left(&lang);
+            bundle.set_use_isolating(rtl);
             if let Err(errs) = bundle.add_resource(res) {
                 for e in errs {
                     problems.push(format!("{lang}: {e:?}"));
                 }
             }
-            bundles.insert(lang, bundle);
+            let formats = match datetime::DateTimeFormats::new(&lang) {
+                Ok(f) => f,
+                Err(e) => {
+                    problems.push(e);
+                    continue;
+                }
+            };
+            bundles.insert(
+                lang,
+                Loc {
+                    bundle,
+                    formats,
+                    rtl,
+                },
+            );
         }
         if problems.is_empty() {
             Ok(Self { bundles })
@@ -192,9 +288,10 @@ impl Renderer {
         args: &MessageArgs,
     ) -> Result<Rendered, RenderError> {
         for lang in self.negotiate(requested) {
-            let Some(bundle) = self.bundles.get(&lang) else {
+            let Some(loc) = self.bundles.get(&lang) else {
                 continue;
             };
+            let bundle = &loc.bundle;
             let Some(msg) = bundle.get_message(id) else {
                 continue;
             };
@@ -204,11 +301,11 @@ impl Renderer {
             fargs.set("portal", FluentValue::from(args.portal.as_str()));
             let tz = args.tz.unwrap_or(chrono_tz::America::New_York);
             let (date, time) = match args.at {
-                Some(at) => (datetime::date(&lang, at, tz), datetime::time(&lang, at, tz)),
+                Some(at) => (loc.formats.date(at, tz), loc.formats.time(at, tz)),
                 None => (String::new(), String::new()),
             };
-            fargs.set("date", FluentValue::from(date));
-            fargs.set("time", FluentValue::from(time));
+            fargs.set("date", FluentValue::from(date.clone()));
+            fargs.set("time", FluentValue::from(time.clone()));
             fargs.set(
                 "clinician",
                 FluentValue::from(
@@ -248,10 +345,17 @@ impl Renderer {
                 }
                 out.insert(*attr, text);
             }
+            let sms = out.remove("sms").unwrap_or_default();
             return Ok(Rendered {
                 lang,
-                sms: out.remove("sms").unwrap_or_default(),
+                segments: segments::analyze(&sms),
+                sms,
                 subject: out.remove("subject").unwrap_or_default(),
+                email: out.remove("email").unwrap_or_default(),
+                voice: out.remove("voice").unwrap_or_default(),
+                rtl: loc.rtl,
+                date,
+                time,
             });
         }
         Err(RenderError::Missing(id.into()))
@@ -310,6 +414,20 @@ pub fn check_sources(sources: &[(String, String)]) -> Vec<String> {
             }
         }
         ids_by_locale.insert(lang.as_str(), ids);
+    }
+    for (lang, ids) in &ids_by_locale {
+        for t in TEMPLATES {
+            if !ids.contains(t.id) {
+                problems.push(format!("locales/{lang}: missing message {}", t.id));
+            }
+        }
+        for id in ids.iter().filter(|i| !i.contains('.')) {
+            if template(id).is_none() {
+                problems.push(format!(
+                    "locales/{lang}: message {id} has no purpose tag (add it to render::TEMPLATES)"
+                ));
+            }
+        }
     }
     let all: BTreeSet<String> = ids_by_locale.values().flatten().cloned().collect();
     for (lang, ids) in &ids_by_locale {
@@ -385,14 +503,14 @@ mod tests {
             .unwrap();
         assert_eq!(
             en.sms,
-            "Herald Demo Health: your appointment with Dr. Priya Raman on Thursday, December 3 at 9:30 AM is booked. Reply C to confirm, R to reschedule. Reply STOP to opt out."
+            "Herald Demo Health: your appointment with Dr. Priya Raman on Thursday, December 3 at 9:30 AM is booked. Reply C to confirm, R to reschedule, STOP to opt out."
         );
         let es = r
             .render(Some("es-MX"), "appointment-confirmation", &args())
             .unwrap();
         assert_eq!(es.lang, "es-US");
         assert!(
-            es.sms.contains("jueves 3 de diciembre a las 9:30"),
+            es.sms.contains("jueves, 3 de diciembre a las 9:30"),
             "{}",
             es.sms
         );
