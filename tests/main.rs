@@ -16,6 +16,7 @@ mod cli;
 mod demo;
 mod http;
 mod migrations;
+mod render;
 mod story;
 mod support;
 mod tidy;

@@ -21,6 +21,13 @@ use crate::domain::Purpose;
 pub const LOCALES: &[(&str, &str)] = &[
     ("en-US", include_str!("../../locales/en-US/messages.ftl")),
     ("es-US", include_str!("../../locales/es-US/messages.ftl")),
+    ("zh-Hans", include_str!("../../locales/zh-Hans/messages.ftl")),
+    ("vi", include_str!("../../locales/vi/messages.ftl")),
+    ("tl", include_str!("../../locales/tl/messages.ftl")),
+    ("ko", include_str!("../../locales/ko/messages.ftl")),
+    ("ru", include_str!("../../locales/ru/messages.ftl")),
+    ("ar", include_str!("../../locales/ar/messages.ftl")),
+    ("ht", include_str!("../../locales/ht/messages.ftl")),
 ];
 
 /// The locale every chain ends in.
@@ -514,11 +521,62 @@ mod tests {
             "{}",
             es.sms
         );
+        // zh-Hant-TW has no bundle of its own: same primary language first.
         let zh = r
-            .render(Some("zh-Hans"), "appointment-cancelled", &args())
+            .render(Some("zh-Hant-TW"), "appointment-cancelled", &args())
             .unwrap();
-        assert_eq!(zh.lang, "en-US");
+        assert_eq!(zh.lang, "zh-Hans");
+        let de = r
+            .render(Some("de-DE"), "appointment-cancelled", &args())
+            .unwrap();
+        assert_eq!(de.lang, "en-US");
         assert!(r.render(None, "no-such-message", &args()).is_err());
+    }
+
+    #[test]
+    fn right_to_left_placeables_are_isolated_and_left_to_right_ones_are_not() {
+        let r = Renderer::embedded().unwrap();
+        let ar = r
+            .render(Some("ar"), "appointment-rescheduled", &args())
+            .unwrap();
+        assert!(ar.rtl);
+        // The phone number and the Latin clinician name keep their order inside Arabic text.
+        assert!(ar.sms.contains("\u{2068}+18005550100\u{2069}"), "{}", ar.sms);
+        assert!(ar.sms.contains("\u{2068}Dr. Priya Raman\u{2069}"), "{}", ar.sms);
+        let en = r
+            .render(Some("en-US"), "appointment-rescheduled", &args())
+            .unwrap();
+        assert!(!en.rtl);
+        assert!(!en.sms.contains('\u{2068}'), "{}", en.sms);
+    }
+
+    #[test]
+    fn plurals_follow_the_locale() {
+        let r = Renderer::embedded().unwrap();
+        let hours = |lang: &str, h: u32| {
+            let a = MessageArgs {
+                hours: Some(h),
+                ..args()
+            };
+            r.render(Some(lang), "appointment-reminder", &a).unwrap().sms
+        };
+        assert!(hours("en-US", 1).contains("in 1 hour,"));
+        assert!(hours("en-US", 2).contains("in 2 hours,"));
+        assert!(hours("ru", 1).contains("1 час"), "{}", hours("ru", 1));
+        assert!(hours("ru", 24).contains("24 часа"), "{}", hours("ru", 24));
+        assert!(hours("ru", 72).contains("72 часа"), "{}", hours("ru", 72));
+        assert!(hours("ru", 5).contains("5 часов"), "{}", hours("ru", 5));
+    }
+
+    #[test]
+    fn every_template_has_a_purpose_tag() {
+        for (_, src) in LOCALES {
+            for t in TEMPLATES {
+                assert!(src.contains(&format!("\n{} =", t.id)), "{}", t.id);
+            }
+        }
+        assert!(template("appointment-reminder").is_some());
+        assert!(template("no-such").is_none());
     }
 
     #[test]
