@@ -9,6 +9,7 @@ pub mod audit;
 pub mod consent;
 pub mod facts;
 pub mod intent;
+pub mod nanp;
 pub mod phi;
 pub mod plan;
 pub mod policy;
