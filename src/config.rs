@@ -124,6 +124,12 @@ pub struct Settings {
     pub ehr: EhrSettings,
     /// The SMS provider.
     pub sms: SmsSettings,
+    /// Email.
+    pub email: EmailSettings,
+    /// Voice calls.
+    pub voice: VoiceSettings,
+    /// Outbox workers.
+    pub outbox: OutboxSettings,
     /// SMART app launch.
     pub smart: SmartSettings,
     /// What and when to send.
@@ -142,6 +148,9 @@ impl Default for Settings {
             crypto: CryptoSettings::default(),
             ehr: EhrSettings::default(),
             sms: SmsSettings::default(),
+            email: EmailSettings::default(),
+            voice: VoiceSettings::default(),
+            outbox: OutboxSettings::default(),
             smart: SmartSettings::default(),
             messaging: MessagingSettings::default(),
             log: LogSettings::default(),
@@ -234,6 +243,8 @@ pub struct SmsSettings {
     pub auth_token: Option<Secret>,
     /// Sending number or messaging service.
     pub from: Option<String>,
+    /// Per-request timeout in milliseconds.
+    pub timeout_ms: u64,
 }
 
 impl Default for SmsSettings {
@@ -244,6 +255,82 @@ impl Default for SmsSettings {
             account_sid: None,
             auth_token: None,
             from: None,
+            timeout_ms: 10_000,
+        }
+    }
+}
+
+/// Email.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EmailSettings {
+    /// smtp | console.
+    pub provider: String,
+    /// `smtp://host:port?tls=required`, `smtps://user:pass@host`, ...
+    pub smtp_url: Option<DbUrl>,
+    /// Sender, e.g. `Herald Demo Health <no-reply@example.org>`.
+    pub from: String,
+    /// Per-message timeout in milliseconds.
+    pub timeout_ms: u64,
+}
+
+impl Default for EmailSettings {
+    fn default() -> Self {
+        Self {
+            provider: "console".into(),
+            smtp_url: None,
+            from: "Herald Demo Health <no-reply@example.org>".into(),
+            timeout_ms: 10_000,
+        }
+    }
+}
+
+/// Voice calls.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct VoiceSettings {
+    /// twilio (uses the sms account and number) | console.
+    pub provider: String,
+}
+
+impl Default for VoiceSettings {
+    fn default() -> Self {
+        Self {
+            provider: "console".into(),
+        }
+    }
+}
+
+/// Outbox workers (issue 4 §6).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutboxSettings {
+    /// Worker threads per process (each sends one message at a time).
+    pub workers: u32,
+    /// Intents claimed per lease.
+    pub batch: u32,
+    /// How long a claim lasts before another worker may take it over.
+    pub lease_secs: u32,
+    /// First retry delay; doubles per attempt, with ±50% jitter.
+    pub retry_base_ms: u64,
+    /// Longest retry delay.
+    pub retry_max_secs: u64,
+    /// Attempts before a message is given up as failed.
+    pub max_attempts: u32,
+    /// How often an idle worker looks for due work.
+    pub poll_ms: u64,
+}
+
+impl Default for OutboxSettings {
+    fn default() -> Self {
+        Self {
+            workers: 4,
+            batch: 20,
+            lease_secs: 120,
+            retry_base_ms: 30_000,
+            retry_max_secs: 3_600,
+            max_attempts: 8,
+            poll_ms: 1_000,
         }
     }
 }
@@ -284,6 +371,13 @@ pub struct MessagingSettings {
     pub default_timezone: String,
     /// Language used when the patient's is unknown or unsupported.
     pub default_language: String,
+    /// Messages per recipient in any 24 hours (0: no cap; TCPA T2).
+    pub cap_per_day: u32,
+    /// Messages per recipient in any 7 days (0: no cap).
+    pub cap_per_week: u32,
+    /// Stricter windows by state, e.g. `["FL=08:00-20:00"]` (T4).
+    #[serde(deserialize_with = "string_list")]
+    pub state_windows: Vec<String>,
 }
 
 impl Default for MessagingSettings {
@@ -298,6 +392,9 @@ impl Default for MessagingSettings {
             quiet_start: "21:00".into(),
             default_timezone: "America/New_York".into(),
             default_language: "en-US".into(),
+            cap_per_day: 1,
+            cap_per_week: 3,
+            state_windows: vec!["FL=08:00-20:00".into(), "OK=08:00-20:00".into()],
         }
     }
 }
@@ -357,6 +454,16 @@ fn u32_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u32>, D::Error> {
             .map(|s| s.parse::<u32>().map_err(serde::de::Error::custom))
             .collect(),
     }
+}
+
+/// Parses `FL=08:00-20:00` into (state, opens, closes).
+pub fn parse_state_window(s: &str) -> Option<(String, chrono::NaiveTime, chrono::NaiveTime)> {
+    let (state, range) = s.split_once('=')?;
+    let (a, b) = range.split_once('-')?;
+    let t = |x: &str| chrono::NaiveTime::parse_from_str(x.trim(), "%H:%M").ok();
+    let (opens, closes) = (t(a)?, t(b)?);
+    let state = state.trim().to_ascii_uppercase();
+    (state.len() == 2 && opens < closes).then_some((state, opens, closes))
 }
 
 /// A configuration problem, reported on one line.
@@ -602,6 +709,43 @@ impl Settings {
                     "{:?} is not an IANA time zone such as America/New_York",
                     self.messaging.default_timezone
                 ),
+            );
+        }
+        for sw in &self.messaging.state_windows {
+            if parse_state_window(sw).is_none() {
+                bad(
+                    "messaging.state_windows",
+                    format!("{sw:?} is not STATE=HH:MM-HH:MM, e.g. FL=08:00-20:00"),
+                );
+            }
+        }
+        if self.voice.provider == "twilio" && self.sms.provider != "twilio" {
+            for (key, missing) in [
+                ("sms.account_sid", self.sms.account_sid.is_none()),
+                ("sms.auth_token", self.sms.auth_token.is_none()),
+                ("sms.from", self.sms.from.is_none()),
+            ] {
+                if missing {
+                    bad(key, "required when a channel uses twilio".into());
+                }
+            }
+        }
+        if !["twilio", "console"].contains(&self.voice.provider.as_str()) {
+            bad("voice.provider", "must be twilio or console".into());
+        }
+        match self.email.provider.as_str() {
+            "console" => {}
+            "smtp" if self.email.smtp_url.is_none() => bad(
+                "email.smtp_url",
+                "required when email.provider = smtp, e.g. smtp://mail.example.org:587?tls=required".into(),
+            ),
+            "smtp" => {}
+            _ => bad("email.provider", "must be smtp or console".into()),
+        }
+        if self.outbox.workers == 0 || self.outbox.batch == 0 || self.outbox.max_attempts == 0 {
+            bad(
+                "outbox",
+                "workers, batch and max_attempts must be at least 1".into(),
             );
         }
         if !["text", "json"].contains(&self.log.format.as_str()) {

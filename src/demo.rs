@@ -144,7 +144,7 @@ pub fn run_once(
         .saturating_sub(sum.deferred);
     writeln!(
         out,
-        "Summary: {} patients, {} resources planned, {} sent, {} blocked, {} deferred to the sending window, {} scheduled for later, {} skipped",
+        "Summary: {} patients, {} resources planned, {} sent, {} blocked, {} deferred (quiet hours or caps), {} scheduled for later, {} skipped",
         sum.patients,
         sum.resources,
         sum.sent,
@@ -169,7 +169,7 @@ fn print_reports(
             SendOutcome::Suppressed { reason } => blocked.push((r, reason.clone())),
             SendOutcome::Failed { reason } => blocked.push((r, format!("failed: {reason}"))),
             SendOutcome::Expired => blocked.push((r, "expired before it could be sent".into())),
-            SendOutcome::Deferred { until } => deferred.push((r, *until)),
+            SendOutcome::Deferred { until, reason } => deferred.push((r, *until, *reason)),
         }
     }
     sum.blocked = blocked.len();
@@ -185,12 +185,15 @@ fn print_reports(
         )?;
     }
     if !deferred.is_empty() {
-        writeln!(out, "Deferred (quiet hours in the recipient's time zone):")?;
-    }
-    for (r, until) in &deferred {
         writeln!(
             out,
-            "  DEFERRED {:<27} Patient/{:<8} until {}",
+            "Deferred (quiet hours in the recipient's time zone, or frequency caps):"
+        )?;
+    }
+    for (r, until, reason) in &deferred {
+        writeln!(
+            out,
+            "  DEFERRED {:<27} Patient/{:<8} until {}  ({reason})",
             r.kind,
             r.patient_id,
             until.to_rfc3339()

@@ -30,8 +30,11 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the server.
+    /// Run the server (and the outbox workers).
     Serve,
+    /// Run only the outbox workers, no HTTP listener; any number of processes
+    /// may share one PostgreSQL.
+    Worker,
     /// Run the whole pipeline on embedded defaults with the bundled fixture EHR.
     Demo {
         /// Process the fixtures, print what was sent and blocked, and exit.
@@ -281,14 +284,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             messaging.practice_name = ehr.practice.name.clone();
             messaging.practice_phone = ehr.practice.phone.clone();
             messaging.portal_url = ehr.practice.portal.clone();
+            let sender = herald::providers::ConsoleSender::new(Box::new(std::io::stdout()));
             let ctx = Ctx {
                 ring: &ring,
                 clock: &clock,
                 messaging: &messaging,
                 renderer: &renderer,
                 ehr: herald::fhir::source::FixtureEhr::BASE,
+                outbox: &settings.outbox,
+                sender: &sender,
+                status_callback: None,
             };
-            let sender = herald::providers::ConsoleSender::new(Box::new(std::io::stdout()));
             let mut conn = pool.get()?;
             demo::run_once(&mut conn, &ctx, &ehr, &sender, &mut stdout)?;
             drop(conn);
@@ -316,9 +322,68 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ring: Arc::new(ring),
                 clock: Arc::new(clock),
             };
-            serve(state, &mut stdout)
+            let workers = start_workers(&state)?;
+            let r = serve(state, &mut stdout);
+            workers.stop();
+            r
+        }
+        Command::Worker => {
+            refuse_invalid(&settings)?;
+            let pool = open_pool(&settings)?;
+            let mut conn = pool.get()?;
+            db::migrate(&mut conn)?;
+            let ring = keys::open_ring(&mut conn, &settings)?;
+            drop(conn);
+            let state = web::AppState {
+                settings: Arc::new(settings),
+                pool,
+                ring: Arc::new(ring),
+                clock: Arc::new(clock),
+            };
+            let workers = start_workers(&state)?;
+            writeln!(
+                stdout,
+                "Herald outbox workers running ({} threads); Ctrl-C stops them",
+                state.settings.outbox.workers
+            )?;
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            rt.block_on(async {
+                let _ = tokio::signal::ctrl_c().await;
+            });
+            workers.stop();
+            Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// Starts the outbox workers for a server or worker process.
+fn start_workers(state: &web::AppState) -> anyhow::Result<herald::service::worker::Workers> {
+    let s = &state.settings;
+    let sender = herald::providers::from_settings(s).map_err(|e| anyhow::anyhow!(e))?;
+    let renderer =
+        render::Renderer::embedded().map_err(|p| anyhow::anyhow!("templates: {}", p.join("; ")))?;
+    let deps = herald::service::worker::Deps {
+        pool: state.pool.clone(),
+        ring: Arc::clone(&state.ring),
+        clock: state.clock.clone(),
+        messaging: s.messaging.clone(),
+        outbox: s.outbox.clone(),
+        renderer: Arc::new(renderer),
+        sender: Arc::new(sender),
+        ehr: s.ehr.base_url.clone().unwrap_or_default(),
+        status_callback: s
+            .server
+            .public_url
+            .as_ref()
+            .map(|u| format!("{}/hooks/sms/twilio/status", u.trim_end_matches('/'))),
+    };
+    let id = format!("{}-{}", std::process::id(), uuid::Uuid::new_v4().simple());
+    Ok(herald::service::worker::Workers::start(
+        Arc::new(deps),
+        &id,
+    )?)
 }
 
 fn serve(state: web::AppState, out: &mut dyn std::io::Write) -> anyhow::Result<ExitCode> {

@@ -59,16 +59,20 @@ fn story(db: &TestDb) {
     let clock = support::clock();
     let messaging = support::messaging();
     let renderer = support::renderer();
+    let sender = MemorySender::default();
+    let outbox = herald::config::OutboxSettings::default();
     let ctx = Ctx {
         ring: &ring,
         clock: &clock,
         messaging: &messaging,
         renderer: &renderer,
         ehr: "https://ehr.example.org/fhir",
+        outbox: &outbox,
+        sender: &sender,
+        status_callback: None,
     };
     let ny = |_: &str| Some(chrono_tz::America::New_York);
     let mut c = db.conn();
-    let sender = MemorySender::default();
 
     ingest::patient(&mut c, &ctx, &patient()).unwrap();
     // No consent yet: the confirmation is suppressed with the reason.

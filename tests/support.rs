@@ -157,8 +157,14 @@ pub fn clock() -> FixedClock {
     FixedClock::new(now())
 }
 
+/// Default messaging settings without frequency caps (the story sends
+/// several notices to one patient in a day; caps have their own tests).
 pub fn messaging() -> MessagingSettings {
-    MessagingSettings::default()
+    MessagingSettings {
+        cap_per_day: 0,
+        cap_per_week: 0,
+        ..MessagingSettings::default()
+    }
 }
 
 pub fn renderer() -> herald::render::Renderer {

@@ -61,6 +61,20 @@ pub struct Intent {
     pub reason: Option<String>,
     /// Provider message id.
     pub provider_ref: Option<String>,
+    /// When a worker first claimed it (a retry reconciles from here).
+    pub first_claimed_at: Option<chrono::NaiveDateTime>,
+    /// When the provider accepted it.
+    pub sent_at: Option<chrono::NaiveDateTime>,
+    /// The provider's last delivery status (W3).
+    pub delivery_status: Option<String>,
+    /// The provider's error code, if any.
+    pub error_code: Option<String>,
+    /// SMS segments.
+    pub segments: Option<i32>,
+    /// Created.
+    pub created_at: chrono::NaiveDateTime,
+    /// Last change.
+    pub updated_at: chrono::NaiveDateTime,
 }
 
 type Cols = (
@@ -77,6 +91,13 @@ type Cols = (
     o::channel,
     o::reason,
     o::provider_ref,
+    o::first_claimed_at,
+    o::sent_at,
+    o::delivery_status,
+    o::error_code,
+    o::segments,
+    o::created_at,
+    o::updated_at,
 );
 
 const COLS: Cols = (
@@ -93,6 +114,13 @@ const COLS: Cols = (
     o::channel,
     o::reason,
     o::provider_ref,
+    o::first_claimed_at,
+    o::sent_at,
+    o::delivery_status,
+    o::error_code,
+    o::segments,
+    o::created_at,
+    o::updated_at,
 );
 
 /// Enqueues an intent unless one with its dedupe key exists; true if new.
@@ -165,7 +193,7 @@ pub fn claim_due(
         let ids: Vec<String> = match conn {
             DbConn::Pg(c) => o::table
                 .filter(due)
-                .order(o::due_at.asc())
+                .order((o::due_at.asc(), o::dedupe_key.asc()))
                 .select(o::id)
                 .limit(limit)
                 .for_update()
@@ -173,7 +201,7 @@ pub fn claim_due(
                 .load(c)?,
             DbConn::Sqlite(c) => o::table
                 .filter(due)
-                .order(o::due_at.asc())
+                .order((o::due_at.asc(), o::dedupe_key.asc()))
                 .select(o::id)
                 .limit(limit)
                 .load(c)?,
@@ -190,9 +218,16 @@ pub fn claim_due(
                 o::updated_at.eq(n),
             ))
             .execute(conn)?;
+        diesel::update(
+            o::table
+                .filter(o::id.eq_any(&ids))
+                .filter(o::first_claimed_at.is_null()),
+        )
+        .set(o::first_claimed_at.eq(n))
+        .execute(conn)?;
         let rows: Vec<Intent> = o::table
             .filter(o::id.eq_any(&ids))
-            .order(o::due_at.asc())
+            .order((o::due_at.asc(), o::dedupe_key.asc()))
             .select(COLS)
             .load(conn)?;
         Ok::<_, DbError>(rows)
@@ -214,6 +249,29 @@ pub struct Finish<'a> {
     pub body: Option<&'a str>,
     /// New due time (when deferred back to pending).
     pub due_at: Option<DateTime<Utc>>,
+    /// When the provider accepted it.
+    pub sent_at: Option<DateTime<Utc>>,
+    /// The provider's error code.
+    pub error_code: Option<&'a str>,
+    /// SMS segments.
+    pub segments: Option<i32>,
+}
+
+impl Finish<'_> {
+    /// A state change with nothing else to record.
+    pub fn state(state: IntentState, reason: Option<&'static str>) -> Finish<'static> {
+        Finish {
+            state,
+            channel: None,
+            reason,
+            provider_ref: None,
+            body: None,
+            due_at: None,
+            sent_at: None,
+            error_code: None,
+            segments: None,
+        }
+    }
 }
 
 /// Records an attempt's outcome; fails with `Conflict` if the lease was lost.
@@ -245,6 +303,9 @@ pub fn finish(
         o::provider_ref.eq(f.provider_ref),
         o::body_enc.eq(body),
         o::key_id.eq(key_id),
+        o::sent_at.eq(f.sent_at.map(super::ts)),
+        o::error_code.eq(f.error_code),
+        o::segments.eq(f.segments),
         o::lease_owner.eq(None::<String>),
         o::lease_until.eq(None::<chrono::NaiveDateTime>),
         o::updated_at.eq(super::ts(now)),
@@ -301,4 +362,127 @@ pub fn rekey_batch(conn: &mut DbConn, ring: &KeyRing, limit: i64) -> Result<usiz
             .execute(conn)?;
     }
     Ok(rows.len())
+}
+
+/// When messages to a patient were accepted by a provider since `since`
+/// (for frequency caps).
+pub fn sent_times(
+    conn: &mut DbConn,
+    patient_id: &str,
+    since: DateTime<Utc>,
+) -> Result<Vec<DateTime<Utc>>, DbError> {
+    let rows: Vec<Option<chrono::NaiveDateTime>> = o::table
+        .filter(o::patient_fhir_id.eq(patient_id))
+        .filter(o::sent_at.ge(super::ts(since)))
+        .select(o::sent_at)
+        .load(conn)?;
+    Ok(rows.into_iter().flatten().map(super::utc).collect())
+}
+
+/// One intent.
+pub fn get(conn: &mut DbConn, id: &str) -> Result<Option<Intent>, DbError> {
+    Ok(o::table.find(id).select(COLS).first(conn).optional()?)
+}
+
+/// Rank of a provider status; a status never replaces a higher one, and a
+/// final status is never replaced (messaging.md W3: callbacks arrive out of
+/// order).
+pub fn status_rank(s: &str) -> u8 {
+    match s {
+        "accepted" | "scheduled" => 1,
+        "queued" => 2,
+        "sending" | "initiated" | "ringing" => 3,
+        "sent" | "in-progress" => 4,
+        "delivered" | "undelivered" | "failed" | "read" | "canceled" | "completed" | "busy"
+        | "no-answer" => 9,
+        _ => 0,
+    }
+}
+
+/// Records a delivery status for the intent the provider knows as
+/// `provider_ref`. Returns the intent when the status was applied, `None`
+/// when it is unknown or would move a final status backwards.
+pub fn record_status(
+    conn: &mut DbConn,
+    provider_ref: &str,
+    status: &str,
+    error_code: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<Option<Intent>, DbError> {
+    write_tx(conn, |conn| {
+        let Some(current) = o::table
+            .filter(o::provider_ref.eq(provider_ref))
+            .select(COLS)
+            .first::<Intent>(conn)
+            .optional()?
+        else {
+            return Ok(None);
+        };
+        let old = current.delivery_status.as_deref().map_or(0, status_rank);
+        let new = status_rank(status);
+        if new == 0 || old == 9 || new < old {
+            return Ok(None);
+        }
+        diesel::update(o::table.find(&current.id))
+            .set((
+                o::delivery_status.eq(status),
+                o::error_code.eq(error_code.or(current.error_code.as_deref())),
+                o::updated_at.eq(super::ts(now)),
+            ))
+            .execute(conn)?;
+        Ok::<_, DbError>(Some(current))
+    })
+}
+
+/// Filters for the Communication search.
+#[derive(Debug, Clone, Default)]
+pub struct Search {
+    /// Patient id.
+    pub patient: Option<String>,
+    /// Outbox states.
+    pub states: Option<Vec<String>>,
+    /// Purposes.
+    pub purposes: Option<Vec<String>>,
+    /// sent ≥.
+    pub sent_from: Option<DateTime<Utc>>,
+    /// sent <.
+    pub sent_to: Option<DateTime<Utc>>,
+    /// Keyset: ids after this one.
+    pub after: Option<String>,
+    /// Page size.
+    pub limit: i64,
+}
+
+/// Intents that reached a decision (sent, suppressed, failed, expired), by id.
+pub fn search(conn: &mut DbConn, s: &Search) -> Result<Vec<Intent>, DbError> {
+    let mut q = o::table
+        .filter(o::state.eq_any([
+            IntentState::Sent.code(),
+            IntentState::Suppressed.code(),
+            IntentState::Failed.code(),
+            IntentState::Expired.code(),
+        ]))
+        .into_boxed();
+    if let Some(p) = &s.patient {
+        q = q.filter(o::patient_fhir_id.eq(p));
+    }
+    if let Some(st) = &s.states {
+        q = q.filter(o::state.eq_any(st));
+    }
+    if let Some(p) = &s.purposes {
+        q = q.filter(o::purpose.eq_any(p));
+    }
+    if let Some(f) = s.sent_from {
+        q = q.filter(o::sent_at.ge(super::ts(f)));
+    }
+    if let Some(t) = s.sent_to {
+        q = q.filter(o::sent_at.lt(super::ts(t)));
+    }
+    if let Some(a) = &s.after {
+        q = q.filter(o::id.gt(a));
+    }
+    Ok(q.order(o::id.asc())
+        .limit(s.limit)
+        .select(COLS)
+        .load(conn)?)
 }

@@ -23,6 +23,7 @@ struct Row {
     email_enc: Option<Vec<u8>>,
     language: Option<String>,
     timezone: Option<String>,
+    region: Option<String>,
 }
 
 type Sealed = (
@@ -74,6 +75,7 @@ pub fn upsert(
         patients::email_index.eq(&email_index),
         patients::language.eq(&p.language),
         patients::timezone.eq(&tz),
+        patients::region.eq(&p.region),
         patients::key_id.eq(key_id),
         patients::updated_at.eq(super::ts(now)),
     );
@@ -104,6 +106,7 @@ pub fn get(
             patients::email_enc,
             patients::language,
             patients::timezone,
+            patients::region,
         ))
         .first(conn)
         .optional()?;
@@ -121,6 +124,7 @@ pub fn get(
         email: open("email", r.email_enc)?.map(Email::new),
         language: r.language,
         tz: r.timezone.and_then(|t| t.parse().ok()),
+        region: r.region,
         id,
     }))
 }

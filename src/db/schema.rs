@@ -22,6 +22,7 @@ diesel::table! {
         timezone -> Nullable<Text>,
         key_id -> Integer,
         updated_at -> Timestamp,
+        region -> Nullable<Text>,
     }
 }
 
@@ -76,6 +77,11 @@ diesel::table! {
         key_id -> Nullable<Integer>,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        first_claimed_at -> Nullable<Timestamp>,
+        sent_at -> Nullable<Timestamp>,
+        delivery_status -> Nullable<Text>,
+        error_code -> Nullable<Text>,
+        segments -> Nullable<Integer>,
     }
 }
 

@@ -107,4 +107,6 @@ pub struct PatientFacts {
     pub language: Option<String>,
     /// Home time zone, from the address.
     pub tz: Option<Tz>,
+    /// Home state or province (e.g. "FL"), for state sending windows.
+    pub region: Option<String>,
 }

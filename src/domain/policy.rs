@@ -41,7 +41,6 @@ impl SendingWindow {
     }
 }
 
-
 impl SendingWindow {
     /// The stricter of two windows (later opening, earlier closing).
     pub fn intersect(self, other: Self) -> Self {
@@ -348,7 +347,12 @@ mod tests {
 
     #[test]
     fn caps_defer_until_the_oldest_send_ages_out() {
-        let to = Recipient::resolve(Some(chrono_tz::America::New_York), None, None, chrono_tz::UTC);
+        let to = Recipient::resolve(
+            Some(chrono_tz::America::New_York),
+            None,
+            None,
+            chrono_tz::UTC,
+        );
         let now = utc("2026-12-02T15:00:00Z");
         let history = [utc("2026-12-02T13:30:00Z")];
         assert_eq!(
@@ -377,10 +381,18 @@ mod tests {
 
     #[test]
     fn validity_ends_at_the_appointment_and_at_the_window_close() {
-        let to = Recipient::resolve(Some(chrono_tz::America::New_York), None, None, chrono_tz::UTC);
+        let to = Recipient::resolve(
+            Some(chrono_tz::America::New_York),
+            None,
+            None,
+            chrono_tz::UTC,
+        );
         let p = policy(1, 3);
         // 15:00Z = 10:00 in New York; window closes 21:00 = 02:00Z next day (11 h > 36,000 s cap).
-        assert_eq!(p.validity(utc("2026-12-02T15:00:00Z"), &to, None), Some(36_000));
+        assert_eq!(
+            p.validity(utc("2026-12-02T15:00:00Z"), &to, None),
+            Some(36_000)
+        );
         assert_eq!(
             p.validity(
                 utc("2026-12-02T15:00:00Z"),
@@ -390,7 +402,10 @@ mod tests {
             Some(7_200)
         );
         // 20:00 local: one hour left in the window.
-        assert_eq!(p.validity(utc("2026-12-03T01:00:00Z"), &to, None), Some(3_600));
+        assert_eq!(
+            p.validity(utc("2026-12-03T01:00:00Z"), &to, None),
+            Some(3_600)
+        );
         assert_eq!(
             p.validity(
                 utc("2026-12-02T15:00:00Z"),
@@ -460,7 +475,8 @@ mod properties {
     fn instant() -> impl Strategy<Value = DateTime<Utc>> {
         // 2026-01-01 .. 2028-01-01 covers four DST changes in each zone;
         // half the draws land within a day of a US change.
-        let any = (1_767_225_600i64..1_830_297_600).prop_map(|s| DateTime::from_timestamp(s, 0).unwrap());
+        let any =
+            (1_767_225_600i64..1_830_297_600).prop_map(|s| DateTime::from_timestamp(s, 0).unwrap());
         let near_dst = (
             prop::sample::select(vec![
                 1_773_025_200i64, // 2026-03-08 07:00Z

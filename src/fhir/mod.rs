@@ -161,14 +161,17 @@ pub fn patient_facts(v: &Value) -> Result<PatientFacts, ParseError> {
             .find_map(|c| c["code"].as_str())
             .map(String::from)
     });
-    let tz = v["address"].as_array().and_then(|addrs| {
+    let state = v["address"].as_array().and_then(|addrs| {
         addrs
             .iter()
             .find(|a| a["use"] == "home")
             .or_else(|| addrs.first())
             .and_then(|a| a["state"].as_str())
-            .and_then(state_timezone)
     });
+    let tz = state.and_then(state_timezone);
+    let region = state
+        .map(|s| s.trim().to_ascii_uppercase())
+        .filter(|s| s.len() == 2);
     Ok(PatientFacts {
         name: PersonName::new(display),
         given: given.first().map(|g| PersonName::new(*g)),
@@ -176,6 +179,7 @@ pub fn patient_facts(v: &Value) -> Result<PatientFacts, ParseError> {
         email: pick("email").map(Email::new),
         language,
         tz,
+        region,
         id,
     })
 }

@@ -99,6 +99,10 @@ mod tests {
         assert_eq!(en.time(at, ny), "9:30 AM");
         assert_eq!(en.time(at, chrono_tz::America::Los_Angeles), "6:30 AM");
         let es = DateTimeFormats::new("es-US").unwrap();
-        assert!(es.date(at, ny).contains("3 de diciembre"), "{}", es.date(at, ny));
+        assert!(
+            es.date(at, ny).contains("3 de diciembre"),
+            "{}",
+            es.date(at, ny)
+        );
     }
 }

@@ -21,7 +21,10 @@ use crate::domain::Purpose;
 pub const LOCALES: &[(&str, &str)] = &[
     ("en-US", include_str!("../../locales/en-US/messages.ftl")),
     ("es-US", include_str!("../../locales/es-US/messages.ftl")),
-    ("zh-Hans", include_str!("../../locales/zh-Hans/messages.ftl")),
+    (
+        "zh-Hans",
+        include_str!("../../locales/zh-Hans/messages.ftl"),
+    ),
     ("vi", include_str!("../../locales/vi/messages.ftl")),
     ("tl", include_str!("../../locales/tl/messages.ftl")),
     ("ko", include_str!("../../locales/ko/messages.ftl")),
@@ -541,8 +544,16 @@ mod tests {
             .unwrap();
         assert!(ar.rtl);
         // The phone number and the Latin clinician name keep their order inside Arabic text.
-        assert!(ar.sms.contains("\u{2068}+18005550100\u{2069}"), "{}", ar.sms);
-        assert!(ar.sms.contains("\u{2068}Dr. Priya Raman\u{2069}"), "{}", ar.sms);
+        assert!(
+            ar.sms.contains("\u{2068}+18005550100\u{2069}"),
+            "{}",
+            ar.sms
+        );
+        assert!(
+            ar.sms.contains("\u{2068}Dr. Priya Raman\u{2069}"),
+            "{}",
+            ar.sms
+        );
         let en = r
             .render(Some("en-US"), "appointment-rescheduled", &args())
             .unwrap();
@@ -558,7 +569,9 @@ mod tests {
                 hours: Some(h),
                 ..args()
             };
-            r.render(Some(lang), "appointment-reminder", &a).unwrap().sms
+            r.render(Some(lang), "appointment-reminder", &a)
+                .unwrap()
+                .sms
         };
         assert!(hours("en-US", 1).contains("in 1 hour,"));
         assert!(hours("en-US", 2).contains("in 2 hours,"));

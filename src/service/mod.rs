@@ -6,10 +6,12 @@
 pub mod ingest;
 pub mod keys;
 pub mod send;
+pub mod worker;
 
 use crate::clock::Clock;
-use crate::config::MessagingSettings;
+use crate::config::{MessagingSettings, OutboxSettings};
 use crate::crypto::KeyRing;
+use crate::providers::Sender;
 use crate::render::Renderer;
 
 /// What the pipeline needs besides a connection.
@@ -24,4 +26,10 @@ pub struct Ctx<'a> {
     pub renderer: &'a Renderer,
     /// The EHR's base URL (for audit records).
     pub ehr: &'a str,
+    /// Outbox worker settings (leases, retries).
+    pub outbox: &'a OutboxSettings,
+    /// The channels.
+    pub sender: &'a dyn Sender,
+    /// Where providers report delivery status (from server.public_url).
+    pub status_callback: Option<String>,
 }

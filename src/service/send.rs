@@ -7,17 +7,19 @@ use chrono_tz::Tz;
 
 use super::Ctx;
 use crate::audit;
+use crate::config::{MessagingSettings, OutboxSettings};
 use crate::crypto::{normalize_email, normalize_phone};
 use crate::db::{self, DbConn, DbError, consents, outbox, patients, resources};
 use crate::domain::audit::{Activity, Actor, AuditRecord, Outcome};
+use crate::domain::consent::Decision;
 use crate::domain::consent::{self, Verdict};
 use crate::domain::intent::IntentState;
 use crate::domain::plan::MessageKind;
-use crate::domain::policy::SendingWindow;
+use crate::domain::policy::{Caps, Policy, Recipient, SendingWindow, Timing};
 use crate::domain::{Channel, Purpose};
 use crate::fhir;
-use crate::providers::{Outbound, ProviderError, Sender};
-use crate::render::MessageArgs;
+use crate::providers::{Outbound, ProviderError, Receipt, Sender};
+use crate::render::{self, MessageArgs};
 
 /// What happened to one intent in this pass.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,6 +38,8 @@ pub enum SendOutcome {
     Deferred {
         /// Next opening.
         until: DateTime<Utc>,
+        /// "quiet hours" or "frequency cap".
+        reason: &'static str,
     },
     /// Its validity ended first.
     Expired,
@@ -61,17 +65,54 @@ pub struct Report {
     pub outcome: SendOutcome,
 }
 
-const MAX_ATTEMPTS: i32 = 5;
-
-fn window(ctx: &Ctx<'_>) -> SendingWindow {
+/// The sending policy from the settings (validated by `herald check`).
+pub fn policy(m: &MessagingSettings) -> Policy {
     let t = |s: &str, d: u32| {
         NaiveTime::parse_from_str(s, "%H:%M")
             .unwrap_or(NaiveTime::MIN + Duration::hours(i64::from(d)))
     };
-    SendingWindow {
-        opens: t(&ctx.messaging.quiet_end, 8),
-        closes: t(&ctx.messaging.quiet_start, 21),
+    Policy {
+        window: SendingWindow {
+            opens: t(&m.quiet_end, 8),
+            closes: t(&m.quiet_start, 21),
+        },
+        state_windows: m
+            .state_windows
+            .iter()
+            .filter_map(|s| crate::config::parse_state_window(s))
+            .map(|(state, opens, closes)| (state, SendingWindow { opens, closes }))
+            .collect(),
+        caps: Caps {
+            per_day: m.cap_per_day,
+            per_week: m.cap_per_week,
+        },
     }
+}
+
+/// Exponential backoff with ±50% jitter, at least the provider's Retry-After.
+pub fn backoff(
+    o: &OutboxSettings,
+    attempts: i32,
+    retry_after: Option<std::time::Duration>,
+) -> Duration {
+    let exp = u32::try_from(attempts.clamp(1, 20) - 1).unwrap_or(0);
+    let base = o.retry_base_ms.saturating_mul(1u64 << exp.min(20));
+    let capped = base.min(o.retry_max_secs.saturating_mul(1000));
+    let mut r = [0u8; 2];
+    let jitter = if openssl::rand::rand_bytes(&mut r).is_ok() {
+        f64::from(u16::from_le_bytes(r)) / 65_536.0
+    } else {
+        0.5
+    };
+    #[allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        clippy::cast_precision_loss,
+        clippy::as_conversions
+    )]
+    let ms = (capped as f64 * (0.5 + jitter)) as u64;
+    let floor = retry_after.map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    Duration::milliseconds(i64::try_from(ms.max(floor)).unwrap_or(i64::MAX))
 }
 
 fn record(
@@ -101,24 +142,50 @@ pub fn run_due(
     owner: &str,
 ) -> Result<Vec<Report>, DbError> {
     let mut reports = Vec::new();
-    loop {
-        let now = ctx.clock.now();
-        let batch = outbox::claim_due(conn, owner, now, Duration::minutes(5), 50)?;
-        if batch.is_empty() {
-            break;
-        }
-        for intent in batch {
-            let outcome = process(conn, ctx, sender, owner, &intent)?;
-            reports.push(Report {
-                intent_id: intent.id.clone(),
-                patient_id: intent.patient_id.clone(),
-                kind: intent.kind.clone(),
-                about: intent.about.clone(),
-                outcome,
-            });
-        }
+    while let Some(mut batch) = claim_with(conn, ctx, sender, owner)? {
+        reports.append(&mut batch);
     }
     Ok(reports)
+}
+
+/// Claims one batch and processes it; `None` when nothing was due.
+pub fn claim(
+    conn: &mut DbConn,
+    ctx: &Ctx<'_>,
+    owner: &str,
+) -> Result<Option<Vec<Report>>, DbError> {
+    claim_with(conn, ctx, ctx.sender, owner)
+}
+
+fn claim_with(
+    conn: &mut DbConn,
+    ctx: &Ctx<'_>,
+    sender: &dyn Sender,
+    owner: &str,
+) -> Result<Option<Vec<Report>>, DbError> {
+    let now = ctx.clock.now();
+    let lease = Duration::seconds(i64::from(ctx.outbox.lease_secs));
+    let batch = outbox::claim_due(conn, owner, now, lease, i64::from(ctx.outbox.batch))?;
+    if batch.is_empty() {
+        return Ok(None);
+    }
+    let mut reports = Vec::with_capacity(batch.len());
+    for intent in batch {
+        let outcome = match process(conn, ctx, sender, owner, &intent) {
+            Ok(o) => o,
+            // Another worker took the lease over (ours ran out): its outcome stands.
+            Err(DbError::Conflict) => continue,
+            Err(e) => return Err(e),
+        };
+        reports.push(Report {
+            intent_id: intent.id.clone(),
+            patient_id: intent.patient_id.clone(),
+            kind: intent.kind.clone(),
+            about: intent.about.clone(),
+            outcome,
+        });
+    }
+    Ok(Some(reports))
 }
 
 fn finish(
@@ -137,6 +204,35 @@ fn finish(
     })
 }
 
+/// The channels a patient can be reached on, in order of preference, with
+/// the address and its blind index.
+fn candidates(
+    ctx: &Ctx<'_>,
+    patient: &crate::domain::facts::PatientFacts,
+) -> Vec<(Channel, String, String)> {
+    let mut out = Vec::new();
+    if let Some(p) = &patient.phone {
+        let idx = ctx.ring.blind_index("phone", &normalize_phone(p.expose()));
+        out.push((Channel::Sms, p.expose().to_string(), idx.clone()));
+        out.push((Channel::Voice, p.expose().to_string(), idx));
+    }
+    if let Some(e) = &patient.email {
+        out.push((
+            Channel::Email,
+            e.expose().to_string(),
+            ctx.ring.blind_index("email", &normalize_email(e.expose())),
+        ));
+    }
+    // SMS first, then email, then voice.
+    out.sort_by_key(|(c, _, _)| match c {
+        Channel::Sms => 0,
+        Channel::Email => 1,
+        Channel::Voice => 2,
+    });
+    out
+}
+
+#[allow(clippy::too_many_lines)]
 fn process(
     conn: &mut DbConn,
     ctx: &Ctx<'_>,
@@ -145,15 +241,9 @@ fn process(
     intent: &outbox::Intent,
 ) -> Result<SendOutcome, DbError> {
     let now = ctx.clock.now();
-    let plain = |state, reason: Option<&'static str>| outbox::Finish {
-        state,
-        channel: None,
-        reason,
-        provider_ref: None,
-        body: None,
-        due_at: None,
-    };
-    if intent.expires_at.is_some_and(|e| db::utc(e) <= now) {
+    let plain = outbox::Finish::state;
+    let expires = intent.expires_at.map(db::utc);
+    if expires.is_some_and(|e| e <= now) {
         finish(
             conn,
             ctx,
@@ -164,6 +254,12 @@ fn process(
         )?;
         return Ok(SendOutcome::Expired);
     }
+    let kind = MessageKind::from_key(&intent.kind);
+    let template: &str = match kind {
+        Some(k) => k.template(),
+        None => intent.kind.as_str(),
+    };
+    let spec = render::template(template);
     let purpose: Purpose = intent.purpose.parse().unwrap_or(Purpose::Marketing);
     let Some(patient) = patients::get(conn, ctx.ring, &intent.patient_id)? else {
         finish(
@@ -180,27 +276,12 @@ fn process(
     };
     // Consent is asked at send time, per channel, for the exact address.
     let entries = consents::entries_for(conn, &patient.id)?;
-    let mut candidates = Vec::new();
-    if let Some(p) = &patient.phone {
-        candidates.push((
-            Channel::Sms,
-            p.expose().to_string(),
-            ctx.ring.blind_index("phone", &normalize_phone(p.expose())),
-        ));
-    }
-    if let Some(e) = &patient.email {
-        candidates.push((
-            Channel::Email,
-            e.expose().to_string(),
-            ctx.ring.blind_index("email", &normalize_email(e.expose())),
-        ));
-    }
     let mut chosen = None;
     let mut first_denial = None;
-    for (channel, addr, idx) in candidates {
+    for (channel, addr, idx) in candidates(ctx, &patient) {
         match consent::decide(&entries, channel, purpose, &idx, now) {
             Verdict::Permit { consent_id } => {
-                chosen = Some((channel, addr, consent_id));
+                chosen = Some((channel, addr, idx, consent_id));
                 break;
             }
             Verdict::Deny { reason, consent_id } => {
@@ -210,7 +291,7 @@ fn process(
             }
         }
     }
-    let Some((channel, addr, consent_id)) = chosen else {
+    let Some((channel, addr, addr_index, consent_id)) = chosen else {
         let (reason, records) = match first_denial {
             Some((channel, reason, consent_id)) => (
                 reason.reason(),
@@ -255,35 +336,64 @@ fn process(
         Outcome::Success,
         None,
     );
-    // Quiet hours in the recipient's zone (patient, else practice default).
-    let tz: Tz = patient
-        .tz
-        .or_else(|| ctx.messaging.default_timezone.parse().ok())
+    // Quiet hours in every zone the recipient may be in, and frequency caps.
+    let practice_tz: Tz = ctx
+        .messaging
+        .default_timezone
+        .parse()
         .unwrap_or(chrono_tz::America::New_York);
-    if let Some(until) = window(ctx).defer_until(now, tz) {
-        if intent.expires_at.is_some_and(|e| db::utc(e) <= until) {
+    let phone = patient.phone.as_ref().map(|p| p.expose().to_string());
+    let to = Recipient::resolve(
+        patient.tz,
+        patient.region.as_deref(),
+        phone.as_deref(),
+        practice_tz,
+    );
+    let policy = policy(ctx.messaging);
+    let capped = !spec.is_some_and(|s| s.consent_notice);
+    let history = if capped {
+        outbox::sent_times(conn, &patient.id, now - Duration::days(7))?
+    } else {
+        Vec::new()
+    };
+    if let Timing::Defer { until, reason } = policy.when(now, &to, &history, capped) {
+        if expires.is_some_and(|e| e <= until) {
+            let why = if reason == "frequency cap" {
+                "frequency cap until after validity"
+            } else {
+                "quiet hours until after validity"
+            };
             finish(
                 conn,
                 ctx,
                 owner,
                 &intent.id,
-                plain(
-                    IntentState::Expired,
-                    Some("quiet hours until after validity"),
-                ),
+                plain(IntentState::Expired, Some(why)),
                 &[permit],
             )?;
             return Ok(SendOutcome::Expired);
         }
         let f = outbox::Finish {
             due_at: Some(until),
-            ..plain(IntentState::Pending, Some("quiet hours"))
+            ..plain(IntentState::Pending, Some(reason))
         };
         finish(conn, ctx, owner, &intent.id, f, &[permit])?;
-        return Ok(SendOutcome::Deferred { until });
+        return Ok(SendOutcome::Deferred { until, reason });
+    }
+    // The provider may hold it only until the appointment or the window closes.
+    let validity = policy.validity(now, &to, expires);
+    if validity.is_none() {
+        finish(
+            conn,
+            ctx,
+            owner,
+            &intent.id,
+            plain(IntentState::Expired, Some("validity passed")),
+            &[permit],
+        )?;
+        return Ok(SendOutcome::Expired);
     }
     // Render from the resource as Herald knows it now.
-    let kind = MessageKind::from_key(&intent.kind);
     let (resource_type, resource_id) = intent.about.split_once('/').unwrap_or(("", ""));
     let tracked = resources::get(conn, ctx.ring, resource_type, resource_id)?;
     let mut args = MessageArgs {
@@ -305,17 +415,17 @@ fn process(
             .and_then(|v| fhir::appointment_facts(&v, &|_| appt_tz).ok())
         {
             args.at = a.start;
-            // The appointment's zone, else the recipient's (already resolved above).
-            args.tz = a.tz.or(Some(tz));
+            // The appointment's zone, else the recipient's.
+            args.tz = a.tz.or(to.zones.first().copied());
             args.clinician = a.clinician;
             args.location = a.location;
         }
     }
-    let template = kind.map(MessageKind::template).unwrap_or_default();
-    let rendered = match ctx
-        .renderer
-        .render(patient.language.as_deref(), template, &args)
-    {
+    let requested = patient
+        .language
+        .as_deref()
+        .or(Some(ctx.messaging.default_language.as_str()));
+    let rendered = match ctx.renderer.render(requested, template, &args) {
         Ok(r) => r,
         Err(e) => {
             tracing::error!(intent.id = %intent.id, error = %e, "template failed to render");
@@ -332,64 +442,191 @@ fn process(
             });
         }
     };
+    let body = match channel {
+        Channel::Sms => rendered.sms.clone(),
+        Channel::Email => rendered.email.clone(),
+        Channel::Voice => rendered.voice.clone(),
+    };
     let msg = Outbound {
         intent_id: intent.id.clone(),
         channel,
         to: addr,
         subject: rendered.subject.clone(),
         text: rendered.sms.clone(),
+        email_text: rendered.email.clone(),
+        voice_text: rendered.voice.clone(),
         lang: rendered.lang.clone(),
+        rtl: rendered.rtl,
+        validity_secs: validity,
+        status_callback: ctx.status_callback.clone(),
     };
-    match sender.send(&msg) {
-        Ok(receipt) => {
-            let disclosure = record(
+    let segments = (channel == Channel::Sms)
+        .then(|| i32::try_from(rendered.segments.segments).ok())
+        .flatten();
+    // A retry may follow an attempt whose outcome is unknown (a timeout, or a
+    // crash after the provider accepted it): look for that message first.
+    let first_claim = intent.first_claimed_at.map(db::utc).unwrap_or(now);
+    let result = if intent.attempts > 1 {
+        match sender.reconcile(&msg, first_claim) {
+            Ok(Some(receipt)) => Ok(receipt),
+            Ok(None) => sender.send(&msg),
+            Err(e) => Err(e),
+        }
+    } else {
+        sender.send(&msg)
+    };
+    match result {
+        Ok(receipt) => sent(
+            conn,
+            ctx,
+            owner,
+            intent,
+            &patient.id,
+            channel,
+            purpose,
+            &receipt,
+            &body,
+            segments,
+            permit,
+        ),
+        Err(ProviderError::OptedOut) => {
+            // Twilio 21610: the carrier holds a STOP for this number. Record
+            // the opt-out in the ledger so nothing else goes to it (W4).
+            let entry = carrier_opt_out(&patient.id, channel, &addr_index, now);
+            let reason = "opted out at carrier (21610)";
+            let revoke = record(
                 ctx,
                 &patient.id,
-                Activity::Disclosure {
+                Activity::ConsentDecision {
                     intent_id: intent.id.clone(),
                     channel,
                     purpose,
-                    about: intent.about.clone(),
+                    permit: false,
+                    consent_id: Some(entry.id.clone()),
                 },
-                Outcome::Success,
-                None,
+                Outcome::SeriousFailure,
+                Some("Consent revoked: provider reports the recipient unsubscribed"),
             );
-            let f = outbox::Finish {
-                state: IntentState::Sent,
-                channel: Some(channel.code()),
-                reason: None,
-                provider_ref: Some(&receipt.provider_ref),
-                body: Some(&rendered.sms),
-                due_at: None,
-            };
-            finish(conn, ctx, owner, &intent.id, f, &[permit, disclosure])?;
-            Ok(SendOutcome::Sent { channel })
+            db::write_tx(conn, |c| {
+                consents::insert(c, ctx.ring, &entry)?;
+                let f = outbox::Finish {
+                    channel: Some(channel.code()),
+                    error_code: Some("21610"),
+                    ..plain(IntentState::Suppressed, Some(reason))
+                };
+                outbox::finish(c, ctx.ring, &intent.id, owner, &f, now)?;
+                audit::append(c, &[permit, revoke])?;
+                Ok::<_, DbError>(())
+            })?;
+            Ok(SendOutcome::Suppressed {
+                reason: reason.into(),
+            })
         }
         Err(e) => {
-            let (state, due, reason) = match e {
-                ProviderError::Transient(_) if intent.attempts < MAX_ATTEMPTS => {
-                    let backoff = Duration::seconds(30 * (1i64 << intent.attempts.clamp(0, 10)));
-                    (
-                        IntentState::Pending,
-                        Some(now + backoff),
-                        "provider unavailable; will retry",
-                    )
-                }
-                _ => (IntentState::Failed, None, "provider refused"),
+            let max = i32::try_from(ctx.outbox.max_attempts).unwrap_or(i32::MAX);
+            let (state, due, reason, code) = match &e {
+                ProviderError::Transient { retry_after, .. } if intent.attempts < max => (
+                    IntentState::Pending,
+                    Some(now + backoff(ctx.outbox, intent.attempts, *retry_after)),
+                    "provider unavailable; will retry",
+                    None,
+                ),
+                ProviderError::Transient { .. } => (
+                    IntentState::Failed,
+                    None,
+                    "provider unavailable; gave up",
+                    None,
+                ),
+                ProviderError::Permanent { code, .. } => (
+                    IntentState::Failed,
+                    None,
+                    "provider refused",
+                    code.as_deref(),
+                ),
+                ProviderError::OptedOut => (IntentState::Failed, None, "provider refused", None),
             };
             tracing::warn!(intent.id = %intent.id, error = %e, "send failed");
             let f = outbox::Finish {
-                state,
                 channel: Some(channel.code()),
-                reason: Some(reason),
-                provider_ref: None,
-                body: None,
                 due_at: due,
+                error_code: code,
+                ..plain(state, Some(reason))
             };
             finish(conn, ctx, owner, &intent.id, f, &[permit])?;
             Ok(SendOutcome::Failed {
                 reason: reason.into(),
             })
         }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn sent(
+    conn: &mut DbConn,
+    ctx: &Ctx<'_>,
+    owner: &str,
+    intent: &outbox::Intent,
+    patient_id: &str,
+    channel: Channel,
+    purpose: Purpose,
+    receipt: &Receipt,
+    body: &str,
+    segments: Option<i32>,
+    permit: AuditRecord,
+) -> Result<SendOutcome, DbError> {
+    let disclosure = record(
+        ctx,
+        patient_id,
+        Activity::Disclosure {
+            intent_id: intent.id.clone(),
+            channel,
+            purpose,
+            about: intent.about.clone(),
+        },
+        Outcome::Success,
+        None,
+    );
+    let f = outbox::Finish {
+        channel: Some(channel.code()),
+        provider_ref: Some(&receipt.provider_ref),
+        body: Some(body),
+        sent_at: Some(ctx.clock.now()),
+        segments,
+        ..outbox::Finish::state(IntentState::Sent, None)
+    };
+    finish(conn, ctx, owner, &intent.id, f, &[permit, disclosure])?;
+    Ok(SendOutcome::Sent { channel })
+}
+
+/// A ledger entry for a carrier-side opt-out, with its FHIR Consent.
+fn carrier_opt_out(
+    patient_id: &str,
+    channel: Channel,
+    addr_index: &str,
+    now: DateTime<Utc>,
+) -> consents::NewConsent {
+    let id = uuid::Uuid::new_v4().to_string();
+    let resource = serde_json::json!({
+        "resourceType": "Consent",
+        "id": id,
+        "status": "active",
+        "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}]},
+        "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
+        "patient": {"reference": format!("Patient/{patient_id}")},
+        "dateTime": now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        "policyRule": {"text": "Carrier reported the recipient unsubscribed (Twilio error 21610)"},
+        "provision": {"type": "deny"}
+    });
+    consents::NewConsent {
+        id,
+        patient_id: patient_id.into(),
+        channel,
+        purpose: None,
+        address_index: addr_index.into(),
+        decision: Decision::Deny,
+        source: "carrier".into(),
+        recorded_at: now,
+        valid_until: None,
+        resource: resource.to_string(),
     }
 }
