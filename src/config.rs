@@ -748,6 +748,16 @@ impl Settings {
                 "workers, batch and max_attempts must be at least 1".into(),
             );
         }
+        let slowest_ms = self.sms.timeout_ms.max(self.email.timeout_ms);
+        if u64::from(self.outbox.lease_secs) * 1000 < 2 * slowest_ms {
+            bad(
+                "outbox.lease_secs",
+                format!(
+                    "must be at least twice the slowest provider timeout ({} ms) so a lease never ends mid-send",
+                    slowest_ms
+                ),
+            );
+        }
         if !["text", "json"].contains(&self.log.format.as_str()) {
             bad("log.format", "must be text or json".into());
         }

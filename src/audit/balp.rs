@@ -239,14 +239,22 @@ pub fn build(id: &str, r: &AuditRecord) -> (Value, Columns) {
                 coding(RESTFUL, "create", "create"),
             )
         }
-        Activity::AuditQuery { query } => {
+        Activity::AuditQuery { .. } | Activity::RecordQuery { .. } => {
+            let q = match &r.activity {
+                Activity::RecordQuery {
+                    resource_type,
+                    query,
+                } => format!("{resource_type}?{query}"),
+                Activity::AuditQuery { query } => format!("AuditEvent?{query}"),
+                _ => String::new(),
+            };
             agents.push(requestor_agent(&r.actor, ("110152", "Destination Role ID")));
             agents.push(json!({
                 "type": cc(DCM, "110153", "Source Role ID"),
                 "who": herald_who(),
                 "requestor": false,
             }));
-            entities.push(query_entity(&format!("AuditEvent?{query}")));
+            entities.push(query_entity(&q));
             (
                 coding(AUDIT_TYPE, "rest", "Restful Operation"),
                 coding(RESTFUL, "search-type", "search type"),

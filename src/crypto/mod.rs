@@ -303,6 +303,18 @@ pub fn hmac_sha256(key: &[u8], msg: &[u8]) -> Result<[u8; 32], CryptoError> {
     mac.try_into().map_err(|_| CryptoError::Corrupt)
 }
 
+/// HMAC-SHA1 (Twilio's webhook signature, messaging.md W1); empty on an
+/// OpenSSL failure, which then matches no signature.
+pub fn hmac_sha1(key: &[u8], msg: &[u8]) -> Vec<u8> {
+    let sign = || -> Result<Vec<u8>, openssl::error::ErrorStack> {
+        let pkey = PKey::hmac(key)?;
+        let mut signer = Signer::new(MessageDigest::sha1(), &pkey)?;
+        signer.update(msg)?;
+        signer.sign_to_vec()
+    };
+    sign().unwrap_or_default()
+}
+
 /// SHA-256 of `data`, hex.
 pub fn sha256_hex(data: &[u8]) -> String {
     match openssl::hash::hash(MessageDigest::sha256(), data) {

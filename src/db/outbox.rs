@@ -364,6 +364,26 @@ pub fn rekey_batch(conn: &mut DbConn, ring: &KeyRing, limit: i64) -> Result<usiz
     Ok(rows.len())
 }
 
+/// Renews this worker's lease on one intent just before a provider call, so
+/// a slow batch never lets another worker take over a message that is being
+/// sent. `false`: the lease was lost and the message must not be sent.
+pub fn renew_lease(
+    conn: &mut DbConn,
+    id: &str,
+    owner: &str,
+    until: DateTime<Utc>,
+) -> Result<bool, DbError> {
+    let n = diesel::update(
+        o::table
+            .filter(o::id.eq(id))
+            .filter(o::lease_owner.eq(owner))
+            .filter(o::state.eq(IntentState::Leased.code())),
+    )
+    .set(o::lease_until.eq(super::ts(until)))
+    .execute(conn)?;
+    Ok(n == 1)
+}
+
 /// When messages to a patient were accepted by a provider since `since`
 /// (for frequency caps).
 pub fn sent_times(

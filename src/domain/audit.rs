@@ -120,6 +120,14 @@ pub enum Activity {
         /// The query string.
         query: String,
     },
+    /// Someone searched or read Herald's own records of a patient (e.g.
+    /// Communication), through its FHIR endpoint.
+    RecordQuery {
+        /// The resource type searched.
+        resource_type: String,
+        /// The query string (`_id=…` for a read).
+        query: String,
+    },
 }
 
 /// One audit record. Holds references and codes only, never PHI values.
@@ -150,7 +158,8 @@ impl AuditRecord {
             Activity::EhrRead { .. } | Activity::Disclosure { .. } => Action::Read,
             Activity::EhrSearch { .. }
             | Activity::ConsentDecision { .. }
-            | Activity::AuditQuery { .. } => Action::Execute,
+            | Activity::AuditQuery { .. }
+            | Activity::RecordQuery { .. } => Action::Execute,
             Activity::ConsentRecorded { .. } => Action::Create,
         }
     }

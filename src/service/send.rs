@@ -463,6 +463,11 @@ fn process(
     let segments = (channel == Channel::Sms)
         .then(|| i32::try_from(rendered.segments.segments).ok())
         .flatten();
+    // Our lease must outlast the provider call, whatever the batch took so far.
+    let lease = Duration::seconds(i64::from(ctx.outbox.lease_secs));
+    if !outbox::renew_lease(conn, &intent.id, owner, ctx.clock.now() + lease)? {
+        return Err(DbError::Conflict);
+    }
     // A retry may follow an attempt whose outcome is unknown (a timeout, or a
     // crash after the provider accepted it): look for that message first.
     let first_claim = intent.first_claimed_at.map(db::utc).unwrap_or(now);
@@ -599,7 +604,7 @@ fn sent(
 }
 
 /// A ledger entry for a carrier-side opt-out, with its FHIR Consent.
-fn carrier_opt_out(
+pub(crate) fn carrier_opt_out(
     patient_id: &str,
     channel: Channel,
     addr_index: &str,

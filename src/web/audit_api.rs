@@ -23,7 +23,7 @@ fn bad(msg: impl Into<String>) -> AppError {
 }
 
 /// Parses a FHIR date search value with its prefix into bounds.
-fn date_bounds(raw: &str) -> Result<Vec<DateBound>, AppError> {
+pub(crate) fn date_bounds(raw: &str) -> Result<Vec<DateBound>, AppError> {
     let (prefix, value) = match raw.get(..2) {
         Some(p @ ("eq" | "ge" | "gt" | "le" | "lt")) => (p, raw.get(2..).unwrap_or_default()),
         _ => ("eq", raw),
@@ -106,7 +106,7 @@ fn parse_cursor(s: &str) -> Option<(NaiveDateTime, i64)> {
     Some((t, seq.parse().ok()?))
 }
 
-fn base_url(req: &HttpRequest, state: &AppState) -> String {
+pub(crate) fn base_url(req: &HttpRequest, state: &AppState) -> String {
     match &state.settings.server.public_url {
         Some(u) => u.trim_end_matches('/').to_string(),
         None => {
@@ -116,7 +116,7 @@ fn base_url(req: &HttpRequest, state: &AppState) -> String {
     }
 }
 
-fn encode(s: &str) -> String {
+pub(crate) fn encode(s: &str) -> String {
     let mut out = String::new();
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {

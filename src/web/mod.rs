@@ -5,8 +5,10 @@
 //! once, here).
 
 mod audit_api;
+mod communication_api;
 mod errors;
 mod health;
+pub mod hooks;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{Server, Service as _, ServiceFactory, ServiceRequest, ServiceResponse};
@@ -65,11 +67,20 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
             }))
             .route("/healthz", web::get().to(health::healthz))
             .route("/readyz", web::get().to(health::readyz))
+            .route(
+                "/hooks/sms/{provider}/status",
+                web::post().to(hooks::status),
+            )
             .service(
                 web::scope("/fhir")
                     .route("/metadata", web::get().to(audit_api::metadata))
                     .route("/AuditEvent", web::get().to(audit_api::search))
                     .route("/AuditEvent/{id}", web::get().to(audit_api::read))
+                    .route("/Communication", web::get().to(communication_api::search))
+                    .route(
+                        "/Communication/{id}",
+                        web::get().to(communication_api::read),
+                    )
                     .default_service(web::to(errors::not_found)),
             )
             .default_service(web::to(errors::not_found));

@@ -1,0 +1,158 @@
+//! Provider webhooks. `POST /hooks/sms/{provider}/status` records delivery
+//! status from Twilio-style callbacks after checking `X-Twilio-Signature`
+//! exactly as Twilio computes it (messaging.md W1): the configured public URL
+//! of the request (scheme, host, port, path, query) followed by every POST
+//! parameter name and value sorted by name, HMAC-SHA1 keyed by the auth
+//! token, base64; compared in constant time. A mismatch is a 403.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use base64::Engine as _;
+
+use super::AppState;
+use crate::db::{self, consents, outbox, patients};
+use crate::domain::Channel;
+
+/// Twilio's signature of a form POST to `url`.
+pub fn twilio_signature(auth_token: &str, url: &str, params: &[(String, String)]) -> String {
+    let mut sorted: Vec<&(String, String)> = params.iter().collect();
+    sorted.sort();
+    let mut data = String::from(url);
+    for (k, v) in sorted {
+        data.push_str(k);
+        data.push_str(v);
+    }
+    let mac = crate::crypto::hmac_sha1(auth_token.as_bytes(), data.as_bytes());
+    base64::engine::general_purpose::STANDARD.encode(mac)
+}
+
+/// Whether `given` is Twilio's signature of this request.
+pub fn twilio_signature_ok(
+    auth_token: &str,
+    url: &str,
+    params: &[(String, String)],
+    given: &str,
+) -> bool {
+    let want = twilio_signature(auth_token, url, params);
+    want.len() == given.len() && openssl::memcmp::eq(want.as_bytes(), given.as_bytes())
+}
+
+/// The URL Twilio signed: the configured public URL plus the request's path
+/// and query (never the Host header, which a caller controls).
+pub fn signed_url(public_url: &str, req: &HttpRequest) -> String {
+    let mut u = format!("{}{}", public_url.trim_end_matches('/'), req.path());
+    if !req.query_string().is_empty() {
+        u.push('?');
+        u.push_str(req.query_string());
+    }
+    u
+}
+
+fn problem(status: actix_web::http::StatusCode, title: &str) -> HttpResponse {
+    HttpResponse::build(status)
+        .content_type("application/problem+json")
+        .json(
+            serde_json::json!({ "type": "about:blank", "title": title, "status": status.as_u16() }),
+        )
+}
+
+/// Checks the signature of a Twilio form POST; `Err` is the response to give.
+pub fn verify_twilio(
+    state: &AppState,
+    req: &HttpRequest,
+    params: &[(String, String)],
+) -> Result<(), HttpResponse> {
+    let forbidden = || {
+        problem(
+            actix_web::http::StatusCode::FORBIDDEN,
+            "Signature check failed",
+        )
+    };
+    let (Some(public), Some(token)) = (
+        state.settings.server.public_url.as_deref(),
+        state.settings.sms.auth_token.as_ref(),
+    ) else {
+        tracing::warn!(
+            "webhook refused: server.public_url and sms.auth_token are needed to check signatures"
+        );
+        return Err(forbidden());
+    };
+    let given = req
+        .headers()
+        .get("x-twilio-signature")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if twilio_signature_ok(token.expose(), &signed_url(public, req), params, given) {
+        Ok(())
+    } else {
+        tracing::warn!(
+            path = req.path(),
+            "webhook refused: bad or missing X-Twilio-Signature"
+        );
+        Err(forbidden())
+    }
+}
+
+fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    params
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+/// POST /hooks/sms/{provider}/status
+pub async fn status(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    provider: web::Path<String>,
+    form: web::Form<Vec<(String, String)>>,
+) -> HttpResponse {
+    if provider.as_str() != "twilio" {
+        return problem(actix_web::http::StatusCode::NOT_FOUND, "Unknown provider");
+    }
+    let params = form.into_inner();
+    if let Err(resp) = verify_twilio(&state, &req, &params) {
+        return resp;
+    }
+    let sid = param(&params, "MessageSid").or_else(|| param(&params, "CallSid"));
+    let status = param(&params, "MessageStatus")
+        .or_else(|| param(&params, "SmsStatus"))
+        .or_else(|| param(&params, "CallStatus"));
+    let (Some(sid), Some(status)) = (sid.map(String::from), status.map(String::from)) else {
+        return problem(
+            actix_web::http::StatusCode::BAD_REQUEST,
+            "MessageSid and MessageStatus are required",
+        );
+    };
+    let code = param(&params, "ErrorCode").map(String::from);
+    let st = state.clone();
+    let done = web::block(move || -> Result<(), db::DbError> {
+        let mut c = st.pool.get()?;
+        let now = st.clock.now();
+        let Some(intent) = outbox::record_status(&mut c, &sid, &status, code.as_deref(), now)?
+        else {
+            return Ok(());
+        };
+        // 21610: the carrier holds a STOP for this number (W4).
+        if code.as_deref() == Some("21610")
+            && let Some(p) = patients::get(&mut c, &st.ring, &intent.patient_id)?
+            && let Some(phone) = p.phone
+        {
+            let idx = st
+                .ring
+                .blind_index("phone", &crate::crypto::normalize_phone(phone.expose()));
+            let entry = crate::service::send::carrier_opt_out(&p.id, Channel::Sms, &idx, now);
+            db::write_tx(&mut c, |c| {
+                consents::insert(c, &st.ring, &entry).map(|_| ())
+            })?;
+        }
+        Ok(())
+    })
+    .await;
+    match done {
+        Ok(Ok(())) => HttpResponse::NoContent().finish(),
+        _ => problem(
+            actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
+            "Status not recorded; retry later",
+        ),
+    }
+}
