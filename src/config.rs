@@ -748,7 +748,13 @@ impl Settings {
                 "workers, batch and max_attempts must be at least 1".into(),
             );
         }
-        let slowest_ms = self.sms.timeout_ms.max(self.email.timeout_ms);
+        let mut slowest_ms = 0;
+        if self.sms.provider == "twilio" || self.voice.provider == "twilio" {
+            slowest_ms = self.sms.timeout_ms;
+        }
+        if self.email.provider == "smtp" {
+            slowest_ms = slowest_ms.max(self.email.timeout_ms);
+        }
         if u64::from(self.outbox.lease_secs) * 1000 < 2 * slowest_ms {
             bad(
                 "outbox.lease_secs",
@@ -778,7 +784,11 @@ fn env_value(s: &str) -> toml::Value {
     if let Ok(b) = s.parse::<bool>() {
         return toml::Value::Boolean(b);
     }
-    if let Ok(i) = s.parse::<i64>() {
+    // Only a canonical decimal is a number: "+18005550100" (a phone number)
+    // and "0123" stay text.
+    if let Ok(i) = s.parse::<i64>()
+        && i.to_string() == s
+    {
         return toml::Value::Integer(i);
     }
     toml::Value::String(s.to_string())
@@ -856,6 +866,12 @@ mod tests {
             vec!["https://a.example", "https://b.example"]
         );
         assert_eq!(s.messaging.reminder_offsets_hours, vec![48, 4]);
+        // A phone number in the environment stays a string.
+        let env = BTreeMap::from([("HERALD_SMS__FROM".to_string(), "+18005550199".to_string())]);
+        assert_eq!(
+            Settings::load(None, &env).unwrap().sms.from.as_deref(),
+            Some("+18005550199")
+        );
         assert_eq!(s.data_dir, PathBuf::from("/tmp/x"));
         assert_eq!(
             s.database_url().redacted(),
