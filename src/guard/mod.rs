@@ -11,6 +11,7 @@
 //! offsets in the folded text are char offsets in the input.
 
 mod fold;
+mod fuzzy;
 mod rules;
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
@@ -184,9 +185,9 @@ impl Verdict {
     }
 }
 
-const LANG_EN: u8 = 1;
-const LANG_ES: u8 = 2;
-const LANG_ALL: u8 = LANG_EN | LANG_ES;
+pub(crate) const LANG_EN: u8 = 1;
+pub(crate) const LANG_ES: u8 = 2;
+pub(crate) const LANG_ALL: u8 = LANG_EN | LANG_ES;
 
 /// The embedded vocabularies: (kind, languages, one term per line, folded lower case).
 const VOCABS: &[(Kind, u8, &str)] = &[
@@ -224,6 +225,7 @@ pub struct Guard {
     vocab: Option<AhoCorasick>,
     /// Per vocabulary pattern id: its kind and languages.
     meta: Vec<(Kind, u8)>,
+    fuzzy: fuzzy::Fuzzy,
     rules: rules::Rules,
 }
 
@@ -259,6 +261,10 @@ impl Guard {
         Guard {
             vocab,
             meta,
+            fuzzy: fuzzy::Fuzzy::new(
+                include_str!("vocab/fuzzy.txt"),
+                include_str!("vocab/fuzzy_stop.txt"),
+            ),
             rules: rules::Rules::new(),
         }
     }
@@ -303,7 +309,8 @@ impl Guard {
     }
 
     fn scan_vocab(&self, folded: &Folded, langs: u8, out: &mut Vec<Finding>) {
-        let lower = folded.lower().as_bytes();
+        let lower_str = folded.lower();
+        let lower = lower_str.as_bytes();
         let mut hits: Vec<Finding> = Vec::new();
         let Some(vocab) = &self.vocab else { return };
         for m in vocab.find_overlapping_iter(lower) {
@@ -340,6 +347,7 @@ impl Guard {
             reach = reach.max(h.end);
             out.push(h);
         }
+        self.fuzzy.scan(lower_str, langs, out);
         let tests: Vec<Finding> = out
             .iter()
             .filter(|f| f.kind == Kind::Test)

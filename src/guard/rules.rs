@@ -65,6 +65,7 @@ const STATES: &[&str] = &[
 const NOT_STREET: &[&str] = &[
     "am", "pm", "a", "p", "m", "with", "at", "on", "to", "for", "the", "and", "min", "mins",
     "minutes", "hours", "hrs", "de", "y", "con", "la", "el", "or", "in", "is", "your", "please",
+    "para", "por", "en", "al", "del", "a.m", "p.m",
 ];
 
 pub(crate) struct Rules {
@@ -159,10 +160,10 @@ impl Rules {
                 r"(?i)\b(?P<a>9\d|1[0-2]\d)\s*-?\s*(?:years?[- ]old|yrs?\.?[- ]old|y/?o\b|yrs?\b|-year-old|anos(?: de edad)?)|\b(?:age[ds]?|edad(?: de)?|tiene|de edad)\s*:?\s*(?P<b>9\d|1[0-2]\d)\b",
             ),
             street: re(
-                r"(?i)\b\d{1,6}[a-z]?\s+(?:[nsew]\.?\s+)?(?:[a-z0-9']+\.?\s+){0,3}?(?:street|st|avenue|ave|av|road|rd|boulevard|blvd|drive|dr|lane|ln|court|ct|place|pl|terrace|ter|parkway|pkwy|highway|hwy|circle|cir|trail|trl|way|calle|avenida)\b\.?(?:,?\s*(?:apt|apartment|unit|suite|ste|#|depto|apto)\.?\s*#?[a-z0-9-]+)?",
+                r"(?i)\b\d{1,6}[a-z]?\s+(?:[nsew]\.?\s+)?(?:[a-z0-9']+\s+){0,3}?(?:street|st|avenue|ave|av|road|rd|boulevard|blvd|drive|dr|lane|ln|court|ct|place|pl|terrace|ter|parkway|pkwy|highway|hwy|circle|cir|trail|trl|way|calle|avenida)\b\.?(?:,?\s*(?:apt|apartment|unit|suite|ste|#|depto|apto)\.?\s*#?[a-z0-9-]+)?",
             ),
             street_es: re(
-                r"(?i)\b(?:calle|avenida|avda|av|camino|carretera|paseo|bulevar|privada|cerrada|callejon)\.?\s+(?:[a-z0-9']+\.?\s+){0,3}?(?:#\s*|no\.?\s*|num\.?\s*|numero\s+)?\d{1,6}[a-z]?\b(?:,?\s*(?:apt|apto|depto|int|interior|#)\.?\s*[a-z0-9-]+)?",
+                r"(?i)\b(?:calle|avenida|avda|av|camino|carretera|paseo|bulevar|privada|cerrada|callejon)\.?\s+(?:[a-z0-9']+\s+){0,3}?(?:#\s*|no\.?\s*|num\.?\s*|numero\s+)?\d{1,6}[a-z]?\b(?:,?\s*(?:apt|apto|depto|int|interior|#)\.?\s*[a-z0-9-]+)?",
             ),
             zip: re(
                 r"(?i)\b(?:zip(?: code)?|codigo postal|c\.p\.|cp)\s*:?\s*(?P<z>\d{5}(?:-\d{4})?)\b|\b(?P<st>[A-Z]{2}),?\s+(?P<z2>\d{5})(?:-\d{4})?\b|\b(?P<z3>\d{5}-\d{4})\b",
@@ -390,11 +391,22 @@ impl Rules {
     }
 
     fn addresses(&self, text: &str, out: &mut Vec<Finding>) {
-        for m in self
-            .street
-            .find_iter(text)
-            .chain(self.street_es.find_iter(text))
-        {
+        for m in self.street_es.find_iter(text) {
+            out.push(Finding {
+                kind: Kind::Address,
+                start: m.start(),
+                end: m.end(),
+            });
+        }
+        for m in self.street.find_iter(text) {
+            // A house number stands alone: not the tail of a phone number, URL path or time.
+            let before = m
+                .start()
+                .checked_sub(1)
+                .and_then(|i| text.as_bytes().get(i));
+            if before.is_some_and(|b| !matches!(b, b' ' | b'(' | b',' | b'\n' | b'\t')) {
+                continue;
+            }
             let words: Vec<String> = m
                 .as_str()
                 .split_whitespace()

@@ -254,3 +254,20 @@ fn guard_is_send_sync() {
     fn assert_send_sync<T: Send + Sync>() {}
     assert_send_sync::<Guard>();
 }
+
+#[test]
+fn typos_are_caught_but_not_ordinary_words() {
+    check("keep taking your metfromin", &[(Kind::Drug, "metfromin")]);
+    check("your diabetis check", &[(Kind::Diagnosis, "diabetis")]);
+    check("the colonscopy prep", &[(Kind::Test, "colonscopy")]);
+    clean(
+        "Reminder: please confirm your appointment tomorrow afternoon. Pharmacy pickup available.",
+        Some("en-US"),
+        &[],
+    );
+    clean(
+        "Recordatorio: confirme su cita de mañana por la tarde. Puede recoger en la farmacia.",
+        Some("es-US"),
+        &[],
+    );
+}

@@ -241,7 +241,7 @@ def main():
     drugs, drugs_es = set(DRUG_KEEP), set()
     for variant, cs in v2c.items():
         data = [canon.get(c, {}) for c in cs]
-        clinical = any("medline_plus_id" in x or "nhs_url" in x for x in data)
+        clinical = any("medline_plus_id" in x or "nhs_url" in x or "wikipedia_url" in x for x in data)
         brand = vdata.get(variant, {}).get("is_brand", False)
         if not (clinical or brand):
             continue  # MeSH chemistry, proteins, reagents: not what staff type
@@ -259,6 +259,7 @@ def main():
             es = es_variant(t)
             if es != t and es not in common:
                 drugs_es.add(es)
+    drugs |= {"descovy", "biktarvi", "plan b", "sprintec", "yaz", "nexplanon", "depo-provera", "narcan"}
     drugs_es |= {"paracetamol", "acetaminofen", "insulina", "aspirina", "penicilina", "morfina",
                  "codeina", "metadona", "antidepresivo", "antidepresivos", "antibiotico",
                  "antibioticos", "anticonceptivos", "pastillas anticonceptivas", "opioides",
@@ -277,6 +278,30 @@ def main():
     write("diagnosis.en.txt", set(CONDITIONS_EN) | icd)
     write("diagnosis.es.txt", set(CONDITIONS_ES) | (icd_es - common) | {
         t for t in icd_es & common if t.endswith(("itis", "osis", "oma", "emia", "algia"))})
+    # One-edit fuzzy matching (staff typos) for single clinical words of 7+ letters. The ordinary
+    # words that lie within one edit of such a term go to fuzzy_stop.txt and are never fuzz-matched.
+    def deletes(w):
+        return {w} | {w[:i] + w[i + 1:] for i in range(len(w))}
+    clinical_words = {fold(x) for x in (drugs | drugs_es | set(CONDITIONS_EN) | set(CONDITIONS_ES) | icd
+                                        | set(TESTS_EN) | set(TESTS_ES))}
+    fuzzy = set()
+    for kind, lang, terms in (("drug", "all", drugs), ("drug", "es", drugs_es),
+                              ("diagnosis", "en", set(CONDITIONS_EN) | icd),
+                              ("diagnosis", "es", set(CONDITIONS_ES)),
+                              ("test", "en", TESTS_EN), ("test", "es", TESTS_ES)):
+        for t in {fold(x) for x in terms}:
+            if len(t) >= 7 and t.isalpha():
+                fuzzy.add(f"{kind} {lang} {t}")
+    term_deletes = set()
+    for line in fuzzy:
+        term_deletes |= deletes(line.split(" ", 2)[2])
+    stop = {w for w in common if 6 <= len(w) <= 20 and w.isalpha() and w not in clinical_words
+            and deletes(w) & term_deletes}
+    with open(os.path.join(HERE, "fuzzy.txt"), "w", encoding="utf-8") as f:
+        f.write("\n".join(sorted(fuzzy)) + "\n")
+    with open(os.path.join(HERE, "fuzzy_stop.txt"), "w", encoding="utf-8") as f:
+        f.write("\n".join(sorted(stop)) + "\n")
+    print(f"fuzzy.txt: {len(fuzzy)} terms; fuzzy_stop.txt: {len(stop)} words")
     write("test.en.txt", TESTS_EN)
     write("test.es.txt", TESTS_ES)
     write("result.en.txt", RESULTS_EN)
