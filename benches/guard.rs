@@ -6,7 +6,9 @@
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::print_stdout,
-    clippy::disallowed_methods
+    clippy::disallowed_methods,
+    clippy::indexing_slicing,
+    clippy::as_conversions
 )]
 
 use std::hint::black_box;

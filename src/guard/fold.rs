@@ -57,14 +57,14 @@ pub(crate) fn boundary_after(text: &[u8], at: usize) -> bool {
 }
 
 fn fold_char(c: char) -> u8 {
-    if let Ok(b) = u8::try_from(c) {
-        if b.is_ascii() {
-            return if b.is_ascii_control() && b != b'\n' && b != b'\t' {
-                b' '
-            } else {
-                b
-            };
-        }
+    if let Ok(b) = u8::try_from(c)
+        && b.is_ascii()
+    {
+        return if b.is_ascii_control() && b != b'\n' && b != b'\t' {
+            b' '
+        } else {
+            b
+        };
     }
     match c {
         'á' | 'à' | 'â' | 'ä' | 'ã' | 'å' | 'ā' | 'ª' => b'a',

@@ -5,6 +5,7 @@
 //! listed in `vocab/fuzzy_stop.txt` and never fuzz-matched.
 
 use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
 
 use super::fold::boundary_before;
 use super::{Finding, Kind, LANG_ALL, LANG_EN, LANG_ES};
@@ -15,14 +16,14 @@ const MAX_WORD: usize = 24;
 pub(crate) struct Fuzzy {
     terms: Vec<(Kind, u8, &'static str)>,
     /// Hash of the term or of the term less one letter → term indices.
-    index: HashMap<u64, Vec<u32>>,
+    index: HashMap<u64, Vec<u32>, BuildHasherDefault<Prehashed>>,
     stop: HashSet<&'static str>,
 }
 
 impl Fuzzy {
     pub(crate) fn new(list: &'static str, stop: &'static str) -> Fuzzy {
         let mut terms = Vec::new();
-        let mut index: HashMap<u64, Vec<u32>> = HashMap::new();
+        let mut index: HashMap<u64, Vec<u32>, BuildHasherDefault<Prehashed>> = HashMap::default();
         for line in list.lines() {
             let mut parts = line.splitn(3, ' ');
             let (Some(kind), Some(lang), Some(term)) = (parts.next(), parts.next(), parts.next())
@@ -109,6 +110,24 @@ impl Fuzzy {
             }
         }
         None
+    }
+}
+
+/// The keys are FNV-1a hashes already; hashing them again would only cost time.
+#[derive(Default)]
+struct Prehashed(u64);
+
+impl Hasher for Prehashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
     }
 }
 

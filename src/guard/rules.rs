@@ -248,7 +248,7 @@ impl Rules {
                     push(out, Kind::Ssn, m.start(), m.end());
                 }
             }
-            for c in self.ssn_ctx.captures_iter(text) {
+            for c in caps(&self.ssn_ctx, text) {
                 if let Some(v) = c.name("val") {
                     push(out, Kind::Ssn, v.start(), v.end());
                 }
@@ -259,7 +259,7 @@ impl Rules {
         }
         self.ids(text, out);
         if set.matched(3) || set.matched(4) || set.matched(1) {
-            for c in self.age.captures_iter(text) {
+            for c in caps(&self.age, text) {
                 let m = if c.name("a").is_some() {
                     c.get(0)
                 } else {
@@ -313,7 +313,7 @@ impl Rules {
     }
 
     fn names(&self, text: &str, allowed: &Allowed, out: &mut Vec<Finding>) {
-        for c in self.name.captures_iter(text) {
+        for c in caps(&self.name, text) {
             let Some(n) = c.name("n").or_else(|| c.name("r")).or_else(|| c.name("p")) else {
                 continue;
             };
@@ -328,7 +328,7 @@ impl Rules {
     }
 
     fn dates(&self, text: &str, out: &mut Vec<Finding>) {
-        for c in self.dob_ctx.captures_iter(text) {
+        for c in caps(&self.dob_ctx, text) {
             if let Some(v) = c.name("val") {
                 out.push(Finding {
                     kind: Kind::Dob,
@@ -340,30 +340,30 @@ impl Rules {
         // A full date in the past (before 2020) is a birth date or a date of care: safe-harbor
         // identifier 3. Appointment dates are current and come through `allowed` anyway.
         let mut old = |m: Option<regex::Match<'_>>, year: Option<u32>| {
-            if let (Some(m), Some(y)) = (m, year) {
-                if y < 2020 {
-                    out.push(Finding {
-                        kind: Kind::Dob,
-                        start: m.start(),
-                        end: m.end(),
-                    });
-                }
+            if let (Some(m), Some(y)) = (m, year)
+                && y < 2020
+            {
+                out.push(Finding {
+                    kind: Kind::Dob,
+                    start: m.start(),
+                    end: m.end(),
+                });
             }
         };
-        for c in self.date_num.captures_iter(text) {
+        for c in caps(&self.date_num, text) {
             old(c.get(0), year(&c, 3));
         }
-        for c in self.date_iso.captures_iter(text) {
+        for c in caps(&self.date_iso, text) {
             old(c.get(0), year(&c, 1));
         }
-        for c in self.date_en.captures_iter(text) {
+        for c in caps(&self.date_en, text) {
             let y = c
                 .name("year")
                 .or_else(|| c.name("year2"))
                 .and_then(|m| m.as_str().parse().ok());
             old(c.get(0), y);
         }
-        for c in self.date_es.captures_iter(text) {
+        for c in caps(&self.date_es, text) {
             old(
                 c.get(0),
                 c.name("year").and_then(|m| m.as_str().parse().ok()),
@@ -372,7 +372,7 @@ impl Rules {
     }
 
     fn ids(&self, text: &str, out: &mut Vec<Finding>) {
-        for c in self.ids.captures_iter(text) {
+        for c in caps(&self.ids, text) {
             let Some(v) = c.name("val") else { continue };
             if v.as_str().bytes().filter(u8::is_ascii_digit).count() < 2 {
                 continue;
@@ -431,11 +431,11 @@ impl Rules {
                 end: m.end(),
             });
         }
-        for c in self.zip.captures_iter(text) {
-            if let Some(st) = c.name("st") {
-                if !STATES.contains(&st.as_str()) {
-                    continue;
-                }
+        for c in caps(&self.zip, text) {
+            if c.name("st")
+                .is_some_and(|st| !STATES.contains(&st.as_str()))
+            {
+                continue;
             }
             if let Some(z) = c
                 .name("z")
@@ -450,6 +450,14 @@ impl Rules {
             }
         }
     }
+}
+
+/// Captures, after a cheap `is_match` (the lazy DFA says "no" fast; captures are slow).
+fn caps<'t>(re: &'t Regex, text: &'t str) -> impl Iterator<Item = Captures<'t>> + 't {
+    re.is_match(text)
+        .then(|| re.captures_iter(text))
+        .into_iter()
+        .flatten()
 }
 
 fn year(c: &Captures<'_>, i: usize) -> Option<u32> {
@@ -530,7 +538,7 @@ fn luhn(digits: &[u32]) -> bool {
             }
         })
         .sum();
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 fn host_of(url: &str) -> String {
