@@ -7,6 +7,7 @@
 //! - [`crypto`]: AES-256-GCM field envelopes, key ring, blind indexes.
 //! - [`audit`]: FHIR AuditEvent (IHE BALP) building, hash chain, verify, export.
 //! - [`render`]: Fluent templates per locale.
+//! - [`guard`]: pure PHI/content scanner for outgoing text (vocabularies + patterns). No IO.
 //! - [`providers`]: delivery channels (console, memory).
 //! - [`service`]: the pipeline: ingest → plan → outbox → consent → render → send → audit.
 //! - [`web`]: the only actix code.
@@ -22,6 +23,7 @@ pub mod demo;
 pub mod domain;
 pub mod error;
 pub mod fhir;
+pub mod guard;
 pub mod providers;
 pub mod render;
 pub mod service;

@@ -66,6 +66,15 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Scan texts on stdin (one per line, or JSON lines {"text","lang","allowed"}) for PHI.
+    Guard {
+        /// Language of plain-text lines (en-US, es-US); default: every language.
+        #[arg(long)]
+        lang: Option<String>,
+        /// Also require the brand (messaging.practice_name) and a STOP instruction.
+        #[arg(long)]
+        content: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -163,6 +172,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let clock = SystemClock;
     let mut stdout = std::io::stdout();
     match cli.command {
+        Command::Guard { lang, content } => {
+            guard_cmd(&settings, lang.as_deref(), content)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Check { print } => {
             let mut problems: Vec<String> = settings
                 .validate()
@@ -470,4 +483,118 @@ fn check_profiles() -> Vec<String> {
         }
     }
     problems
+}
+
+/// `herald guard`: one JSON verdict per stdin line. A line that cannot be read is answered with
+/// a blocking verdict carrying an `error` field (fail closed), never a panic.
+fn guard_cmd(settings: &Settings, lang: Option<&str>, content: bool) -> anyhow::Result<()> {
+    use herald::guard::{ContentRules, Guard, ScanContext};
+    use std::io::BufRead as _;
+
+    let m = &settings.messaging;
+    let guard = Guard::new();
+    let portal_host = m
+        .portal_url
+        .split("://")
+        .last()
+        .and_then(|r| r.split(['/', ':', '?']).next())
+        .unwrap_or("")
+        .to_string();
+    let domains: Vec<&str> = [portal_host.as_str()]
+        .into_iter()
+        .filter(|d| !d.is_empty())
+        .collect();
+    let base: Vec<&str> = [
+        m.practice_name.as_str(),
+        m.practice_phone.as_str(),
+        m.portal_url.as_str(),
+    ]
+    .into_iter()
+    .filter(|v| !v.trim().is_empty())
+    .collect();
+    let rules = content.then_some(ContentRules {
+        brand: &m.practice_name,
+        require_opt_out: true,
+    });
+    let stdin = std::io::stdin();
+    let mut input = stdin.lock();
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut buf = Vec::new();
+    let mut n = 0usize;
+    loop {
+        buf.clear();
+        if input.read_until(b'\n', &mut buf)? == 0 {
+            break;
+        }
+        n += 1;
+        let line = match std::str::from_utf8(&buf) {
+            Ok(l) => l.trim_end_matches(['\n', '\r']),
+            Err(_) => {
+                guard_error(&mut out, n, "not UTF-8")?;
+                continue;
+            }
+        };
+        let (text, line_lang, extra) = if line.trim_start().starts_with('{') {
+            match serde_json::from_str::<serde_json::Value>(line) {
+                Ok(v) => {
+                    let Some(text) = v.get("text").and_then(|t| t.as_str()) else {
+                        guard_error(&mut out, n, "no \"text\" string")?;
+                        continue;
+                    };
+                    let lang = v.get("lang").and_then(|l| l.as_str()).map(str::to_string);
+                    let extra: Vec<String> = v
+                        .get("allowed")
+                        .and_then(|a| a.as_array())
+                        .map(|a| {
+                            a.iter()
+                                .filter_map(|x| x.as_str().map(str::to_string))
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    (text.to_string(), lang, extra)
+                }
+                Err(_) => {
+                    guard_error(&mut out, n, "not valid JSON")?;
+                    continue;
+                }
+            }
+        } else {
+            (line.to_string(), None, Vec::new())
+        };
+        let mut allowed = base.clone();
+        allowed.extend(extra.iter().map(String::as_str));
+        let ctx = ScanContext {
+            lang: line_lang.as_deref().or(lang),
+            allowed: &allowed,
+            allowed_domains: &domains,
+            content: rules,
+        };
+        let verdict = guard.scan(&text, &ctx);
+        let findings: Vec<String> = verdict
+            .findings
+            .iter()
+            .map(|f| {
+                format!(
+                    r#"{{"kind":"{}","start":{},"end":{}}}"#,
+                    f.kind.as_str(),
+                    f.start,
+                    f.end
+                )
+            })
+            .collect();
+        let word = if verdict.blocked() { "block" } else { "pass" };
+        writeln!(
+            out,
+            r#"{{"verdict":"{word}","findings":[{}]}}"#,
+            findings.join(",")
+        )?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+fn guard_error(out: &mut dyn std::io::Write, line: usize, why: &str) -> anyhow::Result<()> {
+    let msg = serde_json::to_string(&format!("line {line}: {why}"))?;
+    writeln!(out, r#"{{"verdict":"block","findings":[],"error":{msg}}}"#)?;
+    Ok(())
 }

@@ -14,6 +14,7 @@
 mod audit_chain;
 mod cli;
 mod demo;
+mod guard;
 mod http;
 mod migrations;
 mod outbox_chaos;

@@ -1,0 +1,183 @@
+//! One-edit fuzzy matching of single clinical words (staff typos: "metfromin", "diabetis",
+//! "colonscopy"), by symmetric deletion: a word and a term match when they share a string made
+//! by deleting at most one letter from each, confirmed by an edit-distance check (substitution,
+//! insertion, deletion, adjacent transposition). Ordinary words within one edit of a term are
+//! listed in `vocab/fuzzy_stop.txt` and never fuzz-matched.
+
+use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
+
+use super::fold::boundary_before;
+use super::{Finding, Kind, LANG_ALL, LANG_EN, LANG_ES};
+
+const MIN_WORD: usize = 6;
+const MAX_WORD: usize = 24;
+
+pub(crate) struct Fuzzy {
+    terms: Vec<(Kind, u8, &'static str)>,
+    /// Hash of the term or of the term less one letter → term indices.
+    index: HashMap<u64, Vec<u32>, BuildHasherDefault<Prehashed>>,
+    stop: HashSet<&'static str>,
+}
+
+impl Fuzzy {
+    pub(crate) fn new(list: &'static str, stop: &'static str) -> Fuzzy {
+        let mut terms = Vec::new();
+        let mut index: HashMap<u64, Vec<u32>, BuildHasherDefault<Prehashed>> = HashMap::default();
+        for line in list.lines() {
+            let mut parts = line.splitn(3, ' ');
+            let (Some(kind), Some(lang), Some(term)) = (parts.next(), parts.next(), parts.next())
+            else {
+                continue;
+            };
+            let Some(kind) = Kind::parse(kind) else {
+                continue;
+            };
+            let lang = match lang {
+                "en" => LANG_EN,
+                "es" => LANG_ES,
+                _ => LANG_ALL,
+            };
+            let Ok(id) = u32::try_from(terms.len()) else {
+                break;
+            };
+            terms.push((kind, lang, term));
+            let b = term.as_bytes();
+            for skip in std::iter::once(None).chain((0..b.len()).map(Some)) {
+                let ids = index.entry(hash_skip(b, skip)).or_default();
+                if !ids.contains(&id) {
+                    ids.push(id);
+                }
+            }
+        }
+        Fuzzy {
+            terms,
+            index,
+            stop: stop.lines().filter(|l| !l.is_empty()).collect(),
+        }
+    }
+
+    /// Adds a finding for each letters-only word of `lower` (not already inside a finding) that is
+    /// one edit away from a term of the wanted languages.
+    pub(crate) fn scan(&self, lower: &str, langs: u8, out: &mut Vec<Finding>) {
+        let bytes = lower.as_bytes();
+        let mut found = Vec::new();
+        let mut start = None;
+        for i in 0..=bytes.len() {
+            let letter = bytes.get(i).is_some_and(u8::is_ascii_alphabetic);
+            match (letter, start) {
+                (true, None) => start = Some(i),
+                (false, Some(s)) => {
+                    start = None;
+                    let word_ok = (MIN_WORD..=MAX_WORD).contains(&(i - s))
+                        && boundary_before(bytes, s)
+                        && bytes.get(i).is_none_or(|b| !b.is_ascii_alphanumeric());
+                    if !word_ok || out.iter().any(|f| f.start < i && s < f.end) {
+                        continue;
+                    }
+                    if let Some(kind) = lower.get(s..i).and_then(|w| self.lookup(w, langs)) {
+                        found.push(Finding {
+                            kind,
+                            start: s,
+                            end: i,
+                        });
+                    }
+                }
+                _ => {}
+            }
+        }
+        out.extend(found);
+    }
+
+    fn lookup(&self, word: &str, langs: u8) -> Option<Kind> {
+        if self.stop.contains(word) {
+            return None;
+        }
+        let b = word.as_bytes();
+        for skip in std::iter::once(None).chain((0..b.len()).map(Some)) {
+            let Some(ids) = self.index.get(&hash_skip(b, skip)) else {
+                continue;
+            };
+            for &id in ids {
+                let Some(&(kind, lang, term)) =
+                    usize::try_from(id).ok().and_then(|i| self.terms.get(i))
+                else {
+                    continue;
+                };
+                if lang & langs != 0 && within_one_edit(word.as_bytes(), term.as_bytes()) {
+                    return Some(kind);
+                }
+            }
+        }
+        None
+    }
+}
+
+/// The keys are FNV-1a hashes already; hashing them again would only cost time.
+#[derive(Default)]
+struct Prehashed(u64);
+
+impl Hasher for Prehashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+/// FNV-1a of `b` without the byte at `skip`.
+fn hash_skip(b: &[u8], skip: Option<usize>) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for (i, &c) in b.iter().enumerate() {
+        if Some(i) != skip {
+            h ^= u64::from(c);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    h
+}
+
+/// Optimal-string-alignment distance ≤ 1.
+fn within_one_edit(a: &[u8], b: &[u8]) -> bool {
+    let p = a.iter().zip(b).take_while(|(x, y)| x == y).count();
+    let (a, b) = (a.get(p..).unwrap_or(&[]), b.get(p..).unwrap_or(&[]));
+    match (a.len(), b.len()) {
+        (x, y) if x == y => {
+            x == 0
+                || a.get(1..) == b.get(1..)
+                || (x >= 2
+                    && a.first() == b.get(1)
+                    && a.get(1) == b.first()
+                    && a.get(2..) == b.get(2..))
+        }
+        (x, y) if x + 1 == y => Some(a) == b.get(1..),
+        (x, y) if y + 1 == x => a.get(1..) == Some(b),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_edit() {
+        for (a, b, ok) in [
+            ("metfromin", "metformin", true),
+            ("diabetis", "diabetes", true),
+            ("colonscopy", "colonoscopy", true),
+            ("insulna", "insulina", true),
+            ("metformin", "metformin", true),
+            ("metfrmn", "metformin", false),
+            ("abcdef", "badcef", false),
+        ] {
+            assert_eq!(within_one_edit(a.as_bytes(), b.as_bytes()), ok, "{a} {b}");
+        }
+    }
+}
