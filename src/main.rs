@@ -298,6 +298,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             messaging.practice_phone = ehr.practice.phone.clone();
             messaging.portal_url = ehr.practice.portal.clone();
             let sender = herald::providers::ConsoleSender::new(Box::new(std::io::stdout()));
+            let guard = herald::guard::Guard::new();
             let ctx = Ctx {
                 ring: &ring,
                 clock: &clock,
@@ -307,6 +308,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 outbox: &settings.outbox,
                 sender: &sender,
                 status_callback: None,
+                guard: &guard,
             };
             let mut conn = pool.get()?;
             demo::run_once(&mut conn, &ctx, &ehr, &sender, &mut stdout)?;
@@ -385,6 +387,7 @@ fn start_workers(state: &web::AppState) -> anyhow::Result<herald::service::worke
         outbox: s.outbox.clone(),
         renderer: Arc::new(renderer),
         sender: Arc::new(sender),
+        guard: Arc::new(herald::guard::Guard::new()),
         ehr: s.ehr.base_url.clone().unwrap_or_default(),
         status_callback: s
             .server

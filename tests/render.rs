@@ -96,3 +96,46 @@ fn english_fits_gsm7_and_spanish_with_accents_is_ucs2() {
     assert_eq!(es.segments.units, es.sms.chars().count());
     assert_eq!(es.segments.segments, es.segments.units.div_ceil(67));
 }
+
+/// Every shipped message passes the compliance guard the way the send path
+/// runs it (brand and opt-out present, no PHI beyond the template's slots).
+#[test]
+fn every_shipped_message_passes_the_compliance_guard() {
+    use herald::guard::{ContentRules, Guard, ScanContext};
+    let r = Renderer::embedded().unwrap();
+    let guard = Guard::new();
+    let a = args(Some(24));
+    for (lang, _) in LOCALES {
+        for t in TEMPLATES {
+            let m = r.render(Some(lang), t.id, &a).unwrap();
+            let allowed = [
+                a.practice.as_str(),
+                a.phone.as_str(),
+                a.portal.as_str(),
+                m.date.as_str(),
+                m.time.as_str(),
+                a.clinician.as_deref().unwrap(),
+            ];
+            for (channel, text) in [("sms", &m.sms), ("email", &m.email), ("voice", &m.voice)] {
+                let v = guard.scan(
+                    text,
+                    &ScanContext {
+                        lang: Some(lang),
+                        allowed: &allowed,
+                        allowed_domains: &["portal.example.org"],
+                        content: (channel == "sms").then_some(ContentRules {
+                            brand: &a.practice,
+                            require_opt_out: !t.consent_notice,
+                        }),
+                    },
+                );
+                assert!(
+                    !v.blocked(),
+                    "{lang} {} {channel}: {} — {text}",
+                    t.id,
+                    v.reasons()
+                );
+            }
+        }
+    }
+}

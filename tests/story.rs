@@ -61,6 +61,7 @@ fn story(db: &TestDb) {
     let renderer = support::renderer();
     let sender = MemorySender::default();
     let outbox = herald::config::OutboxSettings::default();
+    let guard = herald::guard::Guard::new();
     let ctx = Ctx {
         ring: &ring,
         clock: &clock,
@@ -70,6 +71,7 @@ fn story(db: &TestDb) {
         outbox: &outbox,
         sender: &sender,
         status_callback: None,
+        guard: &guard,
     };
     let ny = |_: &str| Some(chrono_tz::America::New_York);
     let mut c = db.conn();
@@ -159,6 +161,45 @@ fn story(db: &TestDb) {
             assert!(!text.contains(phi), "message carries {phi}: {text}");
         }
     }
+
+    // A booking whose location names a condition-revealing department: the
+    // compliance guard blocks the text, records why, and nothing is sent (H9, P2).
+    let mut onc = appointment("1", "booked", "2026-12-05T11:00:00-05:00");
+    onc["id"] = json!("appt-onc");
+    onc["participant"][1]["actor"]["display"] = json!("Dr. Ada Lovelace, Oncology");
+    ingest::appointment(&mut c, &ctx, &onc, &ny).unwrap();
+    let r = send::run_due(&mut c, &ctx, &sender, "w1").unwrap();
+    assert_eq!(r.len(), 1, "{r:?}");
+    match &r[0].outcome {
+        SendOutcome::Suppressed { reason } => {
+            assert!(reason.starts_with("compliance guard: phi:"), "{reason}");
+            assert!(reason.contains("specialty"), "{reason}");
+        }
+        other => panic!("not blocked: {other:?}"),
+    }
+    assert_eq!(
+        sender.sent.lock().unwrap().len(),
+        1,
+        "the blocked text went out"
+    );
+    assert!(
+        db.dump()
+            .contains("Blocked before sending: compliance guard"),
+        "no AuditEvent for the block"
+    );
+    ingest::appointment(
+        &mut c,
+        &ctx,
+        &{
+            let mut x = onc.clone();
+            x["status"] = json!("entered-in-error");
+            x["meta"]["versionId"] = json!("2");
+            x
+        },
+        &ny,
+    )
+    .unwrap();
+    let _ = send::run_due(&mut c, &ctx, &sender, "w1").unwrap();
 
     // Time passes to the 24 h reminder (10:30 in New York); the patient replied STOP before it.
     clock.advance(chrono::Duration::minutes(46 * 60 + 30));

@@ -7,7 +7,6 @@
 //! retry into a duplicate). Twilio's cloud cannot run here; Herald's real
 //! HTTP client talks to this over loopback.
 
-use std::collections::HashMap;
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};

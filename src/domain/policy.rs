@@ -544,8 +544,8 @@ mod properties {
                 prop_assert!(to.zones.iter().all(|z| w.contains(at, *z)) || w.contains(at, to.zones[0]));
                 let day = history.iter().filter(|h| at - **h < Duration::days(1)).count();
                 let week = history.iter().filter(|h| at - **h < Duration::days(7)).count();
-                prop_assert!(day < per_day as usize, "{day} today at {at}: {history:?}");
-                prop_assert!(week < per_week as usize, "{week} this week at {at}: {history:?}");
+                prop_assert!(day < usize::try_from(per_day).unwrap(), "{day} today at {at}: {history:?}");
+                prop_assert!(week < usize::try_from(per_week).unwrap(), "{week} this week at {at}: {history:?}");
                 history.push(at);
                 now = at;
             }

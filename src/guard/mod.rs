@@ -296,7 +296,13 @@ impl Guard {
                     end: n,
                 });
             }
-            if rules.require_opt_out && !self.rules.has_opt_out(&folded) {
+            let other_script = ctx
+                .lang
+                .is_some_and(|l| !(l.starts_with("en") || l.starts_with("es")));
+            if rules.require_opt_out
+                && !self.rules.has_opt_out(&folded)
+                && !(other_script && has_stop_keyword(text))
+            {
                 found.push(Finding {
                     kind: Kind::MissingOptOut,
                     start: 0,
@@ -451,3 +457,14 @@ fn last10(digits: &str) -> &str {
 
 #[cfg(test)]
 mod tests;
+
+/// In the other locales the instruction is the carrier keyword STOP, in
+/// Latin capitals, inside text in another script ("回复STOP退订", "STOP — отписаться").
+fn has_stop_keyword(text: &str) -> bool {
+    text.match_indices("STOP").any(|(i, _)| {
+        let before = text.get(..i).and_then(|s| s.chars().next_back());
+        let after = text.get(i + 4..).and_then(|s| s.chars().next());
+        !before.is_some_and(|c| c.is_ascii_alphanumeric())
+            && !after.is_some_and(|c| c.is_ascii_alphanumeric())
+    })
+}

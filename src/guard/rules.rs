@@ -170,7 +170,7 @@ impl Rules {
             ),
             email: re(r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}\b"),
             url: re(
-                r"(?i)\b(?:https?://|www\.)[^\s<>]+|\b(?:[a-z0-9-]+\.)+(?:com|org|net|gov|edu|io|ly|me|co|us|info|biz|health|care|app|link|site|online|gl|gd|cc|at|to|mx|es|ai|ws|in|id|gy)\b(?:/[^\s<>]*)?",
+                r"(?i)\b(?:https?://|www\.)[^\s<>\x01]+|\b(?:[a-z0-9-]+\.)+(?:com|org|net|gov|edu|io|ly|me|co|us|info|biz|health|care|app|link|site|online|gl|gd|cc|at|to|mx|es|ai|ws|in|id|gy)\b(?:/[^\s<>\x01]*)?",
             ),
             name: re(
                 r"\b(?:(?:Dr|Dra|Mr|Mrs|Ms|Mx|Sr|Sra|Srta|Prof|Lic)\.?|(?i:doctor|doctora|nurse|enfermer[oa]|miss|don|dona|senor|senora|senorita))\s+(?P<n>[A-Z][a-z'-]+(?:\s+[A-Z][a-z'-]+)?)|(?i:\b(?:your|his|her|their|the|tu|su|sus|la|el)\s+(?:husband|wife|son|daughter|mother|mom|father|dad|brother|sister|spouse|partner|caregiver|grandson|granddaughter|grandmother|grandfather|roommate|neighbor|esposo|esposa|marido|hijo|hija|madre|mama|padre|papa|hermano|hermana|pareja|nieto|nieta|abuela|abuelo|cuidador|cuidadora|vecino|vecina|companero|companera)\b,?)\s+(?P<r>[A-Z][a-z'-]+(?:\s+[A-Z][a-z'-]+)?)|(?i:\b(?:patient|paciente|pt\.?|re:|for patient|para (?:el|la) paciente|nombre|name)\s*:?)\s+(?P<p>[A-Z][a-z'-]+\s+[A-Z][a-z'-]+)",

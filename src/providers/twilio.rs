@@ -95,7 +95,7 @@ impl Twilio {
         )
     }
 
-    fn from_param(&self) -> (&'static str, &str) {
+    fn sender_param(&self) -> (&'static str, &str) {
         if self.cfg.from.starts_with("MG") {
             ("MessagingServiceSid", &self.cfg.from)
         } else {
@@ -161,7 +161,7 @@ impl Twilio {
 impl Sender for TwilioSms {
     fn send(&self, msg: &Outbound) -> Result<Receipt, ProviderError> {
         let t = &self.0;
-        let (from_key, from) = t.from_param();
+        let (from_key, from) = t.sender_param();
         let validity = msg.validity_secs.map(|v| v.clamp(1, 36_000).to_string());
         let mut form: Vec<(&str, &str)> =
             vec![("To", &msg.to), (from_key, from), ("Body", &msg.text)];
@@ -180,7 +180,7 @@ impl Sender for TwilioSms {
         since: DateTime<Utc>,
     ) -> Result<Option<Receipt>, ProviderError> {
         let t = &self.0;
-        let (from_key, from) = t.from_param();
+        let (from_key, from) = t.sender_param();
         let mut query = vec![("To", msg.to.as_str()), ("PageSize", "50")];
         if from_key == "From" {
             query.push(("From", from));

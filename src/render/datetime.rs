@@ -52,11 +52,8 @@ impl DateTimeFormats {
     /// The date of `at` in `tz`, e.g. "Thursday, December 3" or "jueves, 3 de diciembre".
     pub fn date(&self, at: DateTime<Utc>, tz: Tz) -> String {
         let l = at.with_timezone(&tz);
-        let (Ok(y), Ok(m), Ok(d)) = (
-            i32::try_from(l.year()),
-            u8::try_from(l.month()),
-            u8::try_from(l.day()),
-        ) else {
+        let y = l.year();
+        let (Ok(m), Ok(d)) = (u8::try_from(l.month()), u8::try_from(l.day())) else {
             return String::new();
         };
         match Date::try_new_gregorian(y, m, d) {

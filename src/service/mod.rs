@@ -32,4 +32,6 @@ pub struct Ctx<'a> {
     pub sender: &'a dyn Sender,
     /// Where providers report delivery status (from server.public_url).
     pub status_callback: Option<String>,
+    /// The compliance guard every final text passes.
+    pub guard: &'a crate::guard::Guard,
 }

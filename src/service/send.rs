@@ -18,6 +18,7 @@ use crate::domain::plan::MessageKind;
 use crate::domain::policy::{Caps, Policy, Recipient, SendingWindow, Timing};
 use crate::domain::{Channel, Purpose};
 use crate::fhir;
+use crate::guard::{ContentRules, ScanContext};
 use crate::providers::{Outbound, ProviderError, Receipt, Sender};
 use crate::render::{self, MessageArgs};
 
@@ -87,6 +88,12 @@ pub fn policy(m: &MessagingSettings) -> Policy {
             per_week: m.cap_per_week,
         },
     }
+}
+
+/// The host of a URL ("portal.example.org").
+fn domain_of(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    rest.split(['/', '?', '#', ':']).next().unwrap_or_default()
 }
 
 /// Exponential backoff with ±50% jitter, at least the provider's Retry-After.
@@ -447,6 +454,68 @@ fn process(
         Channel::Email => rendered.email.clone(),
         Channel::Voice => rendered.voice.clone(),
     };
+    // The compliance guard reads the final text (messaging.md P1-P3, H9, T2).
+    let portal_domain = domain_of(&ctx.messaging.portal_url);
+    let mut allowed: Vec<&str> = vec![
+        &ctx.messaging.practice_name,
+        &ctx.messaging.practice_phone,
+        &ctx.messaging.portal_url,
+        &rendered.date,
+        &rendered.time,
+    ];
+    // The location is not on the list, and the clinician only when their
+    // display names no clinical term: a department can reveal a condition
+    // ("Oncology Infusion Center", "Dr. Lee, Oncology"), which H9 forbids.
+    let clinician_clean = args.clinician.as_deref().filter(|c| {
+        let alone = ScanContext {
+            lang: Some(&rendered.lang),
+            allowed: &[],
+            allowed_domains: &[],
+            content: None,
+        };
+        ctx.guard
+            .scan(c, &alone)
+            .findings
+            .iter()
+            .all(|f| f.kind == crate::guard::Kind::OtherName)
+    });
+    allowed.extend(clinician_clean);
+    let notice = spec.is_some_and(|s| s.consent_notice);
+    let verdict = ctx.guard.scan(
+        &body,
+        &ScanContext {
+            lang: Some(&rendered.lang),
+            allowed: &allowed,
+            allowed_domains: &[portal_domain],
+            content: (channel == Channel::Sms).then_some(ContentRules {
+                brand: &ctx.messaging.practice_name,
+                require_opt_out: !notice,
+            }),
+        },
+    );
+    if verdict.blocked() {
+        let reason = format!("compliance guard: {}", verdict.reasons());
+        tracing::error!(alert = "compliance-guard", intent.id = %intent.id, template, reasons = %verdict.reasons(), "message blocked by the compliance guard");
+        let blocked = record(
+            ctx,
+            &patient.id,
+            Activity::Disclosure {
+                intent_id: intent.id.clone(),
+                channel,
+                purpose,
+                about: intent.about.clone(),
+            },
+            Outcome::SeriousFailure,
+            Some(&format!("Blocked before sending: {reason}")),
+        );
+        let f = outbox::Finish {
+            channel: Some(channel.code()),
+            reason: Some(&reason),
+            ..plain(IntentState::Suppressed, None)
+        };
+        finish(conn, ctx, owner, &intent.id, f, &[permit, blocked])?;
+        return Ok(SendOutcome::Suppressed { reason });
+    }
     let msg = Outbound {
         intent_id: intent.id.clone(),
         channel,

@@ -37,6 +37,8 @@ pub struct Deps {
     pub ehr: String,
     /// Status callback URL.
     pub status_callback: Option<String>,
+    /// The compliance guard.
+    pub guard: Arc<crate::guard::Guard>,
 }
 
 /// Running workers; [`Workers::stop`] lets each finish its current message.
@@ -82,6 +84,7 @@ fn run(deps: &Deps, owner: &str, stop: &AtomicBool) {
         outbox: &deps.outbox,
         sender: deps.sender.as_ref(),
         status_callback: deps.status_callback.clone(),
+        guard: &deps.guard,
     };
     let idle = std::time::Duration::from_millis(deps.outbox.poll_ms.max(10));
     while !stop.load(Ordering::SeqCst) {

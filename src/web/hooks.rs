@@ -60,7 +60,7 @@ pub fn verify_twilio(
     state: &AppState,
     req: &HttpRequest,
     params: &[(String, String)],
-) -> Result<(), HttpResponse> {
+) -> Result<(), Box<HttpResponse>> {
     let forbidden = || {
         problem(
             actix_web::http::StatusCode::FORBIDDEN,
@@ -74,7 +74,7 @@ pub fn verify_twilio(
         tracing::warn!(
             "webhook refused: server.public_url and sms.auth_token are needed to check signatures"
         );
-        return Err(forbidden());
+        return Err(Box::new(forbidden()));
     };
     let given = req
         .headers()
@@ -88,7 +88,7 @@ pub fn verify_twilio(
             path = req.path(),
             "webhook refused: bad or missing X-Twilio-Signature"
         );
-        Err(forbidden())
+        Err(Box::new(forbidden()))
     }
 }
 
@@ -111,7 +111,7 @@ pub async fn status(
     }
     let params = form.into_inner();
     if let Err(resp) = verify_twilio(&state, &req, &params) {
-        return resp;
+        return *resp;
     }
     let sid = param(&params, "MessageSid").or_else(|| param(&params, "CallSid"));
     let status = param(&params, "MessageStatus")
