@@ -103,7 +103,7 @@ fn demo_once_sends_and_blocks_with_reasons_and_logs_no_phi() {
     assert_eq!(summary(&stdout), summary(&again));
 }
 
-fn validator_dir() -> std::path::PathBuf {
+pub fn validator_dir() -> std::path::PathBuf {
     let dir = support::repo_root().join("tests/validator");
     if !dir.join("node_modules").exists() {
         let st = Command::new("npm")

@@ -12,6 +12,7 @@
 )]
 
 mod audit_chain;
+mod channels;
 mod cli;
 mod demo;
 mod guard;
