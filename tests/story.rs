@@ -343,3 +343,79 @@ fn refuses_to_open_the_ring_without_a_key() {
         "{err}"
     );
 }
+
+/// A changed prescription moves its refill reminders: the old ones are
+/// withdrawn and the new ones planned, on every backend.
+#[test]
+fn a_changed_prescription_moves_its_refill_reminders() {
+    for db in support::backends() {
+        let (ring, _) = support::ready(&db);
+        let clock = support::clock();
+        let messaging = support::messaging();
+        let renderer = support::renderer();
+        let sender = MemorySender::default();
+        let outbox_settings = herald::config::OutboxSettings::default();
+        let guard = herald::guard::Guard::new();
+        let ctx = Ctx {
+            ring: &ring,
+            clock: &clock,
+            messaging: &messaging,
+            renderer: &renderer,
+            ehr: "https://ehr.example.org/fhir",
+            outbox: &outbox_settings,
+            sender: &sender,
+            status_callback: None,
+            guard: &guard,
+        };
+        let mut c = db.conn();
+        ingest::patient(&mut c, &ctx, &patient()).unwrap();
+        let med = |version: &str, days: u32| {
+            json!({
+                "resourceType": "MedicationRequest", "id": "mr-story", "meta": {"versionId": version},
+                "status": "active", "intent": "order", "subject": {"reference": "Patient/pat-story"},
+                "authoredOn": "2026-11-20",
+                "medicationCodeableConcept": {"text": "synthetic"},
+                "dispenseRequest": {"numberOfRepeatsAllowed": 2,
+                    "expectedSupplyDuration": {"value": days, "unit": "days", "system": "http://unitsofmeasure.org", "code": "d"}}
+            })
+        };
+        let pending = |c: &mut herald::db::PooledConn| {
+            let mut keys: Vec<String> = herald::db::outbox::list(c)
+                .unwrap()
+                .into_iter()
+                .filter(|i| i.about == "MedicationRequest/mr-story" && i.state == "pending")
+                .map(|i| i.dedupe_key)
+                .collect();
+            keys.sort();
+            keys
+        };
+        assert_eq!(
+            ingest::medication(&mut c, &ctx, &med("1", 30)).unwrap(),
+            ingest::Ingested::Planned {
+                enqueued: 2,
+                withdrawn: 0
+            },
+            "{}",
+            db.backend
+        );
+        let before = pending(&mut c);
+        assert!(before[0].ends_with("2026-12-20"), "{before:?}");
+        assert_eq!(
+            ingest::medication(&mut c, &ctx, &med("2", 60)).unwrap(),
+            ingest::Ingested::Planned {
+                enqueued: 1,
+                withdrawn: 1
+            },
+            "{}",
+            db.backend
+        );
+        // 30-day fills ran out on 12-20 and 01-19; 60-day fills on 01-19 and
+        // 03-20: the shared date stays, the others move.
+        let after = pending(&mut c);
+        assert!(
+            after[0].ends_with("2027-01-19") && after[1].ends_with("2027-03-20"),
+            "{after:?}"
+        );
+        assert!(!after.contains(&before[0]));
+    }
+}

@@ -173,6 +173,28 @@ pub fn withdraw_pending(
     .execute(conn)?)
 }
 
+/// Withdraws pending intents about a resource except those with the given
+/// dedupe keys; returns how many.
+pub fn withdraw_pending_except(
+    conn: &mut DbConn,
+    about: &str,
+    keep: &[String],
+    now: DateTime<Utc>,
+) -> Result<usize, DbError> {
+    Ok(diesel::update(
+        o::table
+            .filter(o::about.eq(about))
+            .filter(o::state.eq(IntentState::Pending.code()))
+            .filter(o::dedupe_key.ne_all(keep)),
+    )
+    .set((
+        o::state.eq(IntentState::Withdrawn.code()),
+        o::reason.eq("resource changed"),
+        o::updated_at.eq(super::ts(now)),
+    ))
+    .execute(conn)?)
+}
+
 /// Claims up to `limit` due intents for `owner` until `now + lease`.
 /// Expired leases (a crashed worker) are claimed again.
 pub fn claim_due(

@@ -96,6 +96,9 @@ pub struct PlannedMessage {
 pub struct Plan {
     /// Withdraw every pending message for this resource first.
     pub withdraw_pending: bool,
+    /// Withdraw pending messages for this resource that this plan no longer
+    /// contains (a changed supply or refill count moves the reminders).
+    pub replaces_pending: bool,
     /// Messages to schedule.
     pub send: Vec<PlannedMessage>,
 }
@@ -215,30 +218,38 @@ pub fn plan_medication(new: &MedicationFacts, now: DateTime<Utc>, lead_days: u32
         });
         return plan;
     }
+    // One refill reminder before each supply runs out while refills remain:
+    // fill k (k = 1 ..= numberOfRepeatsAllowed; unknown counts as one) runs out
+    // at authoredOn + k × expectedSupplyDuration, within validityPeriod.
+    plan.replaces_pending = true;
     let (Some(authored), Some(days)) = (new.authored_on, new.supply_days) else {
         return plan;
     };
-    if new.repeats_allowed == Some(0) {
+    if days == 0 {
         return plan;
     }
-    let Some(runout) = authored.checked_add_days(Days::new(u64::from(days))) else {
-        return plan;
-    };
-    if new.valid_until.is_some_and(|v| v < runout) {
-        return plan;
+    let refills = new.repeats_allowed.unwrap_or(1).min(12);
+    for k in 1..=refills {
+        let Some(runout) = authored.checked_add_days(Days::new(u64::from(days) * u64::from(k)))
+        else {
+            break;
+        };
+        if new.valid_until.is_some_and(|v| v < runout) {
+            break;
+        }
+        let runout_at = runout.and_time(NaiveTime::MIN).and_utc();
+        if runout_at <= now {
+            continue;
+        }
+        let due = (runout_at - Duration::days(i64::from(lead_days))).max(now);
+        let kind = MessageKind::RefillReminder;
+        plan.send.push(PlannedMessage {
+            kind,
+            due_at: due,
+            expires_at: Some(runout_at),
+            dedupe_key: format!("MedicationRequest/{}/{}/{}", new.id, kind.key(), runout),
+        });
     }
-    let runout_at = runout.and_time(NaiveTime::MIN).and_utc();
-    if runout_at <= now {
-        return plan;
-    }
-    let due = (runout_at - Duration::days(i64::from(lead_days))).max(now);
-    let kind = MessageKind::RefillReminder;
-    plan.send.push(PlannedMessage {
-        kind,
-        due_at: due,
-        expires_at: Some(runout_at),
-        dedupe_key: format!("MedicationRequest/{}/{}/{}", new.id, kind.key(), runout),
-    });
     plan
 }
 
@@ -378,26 +389,45 @@ mod tests {
     }
 
     #[test]
-    fn refill_reminder_before_runout() {
+    fn refill_reminder_before_each_runout_while_refills_remain() {
+        // Authored 27 days ago, 30-day supply, 2 refills: runs out in 3 days
+        // (inside the 5-day lead: due now) and again 30 days later.
         let p = plan_medication(&med("active", 27, 30, Some(2)), now(), 5);
-        assert_eq!(kinds(&p), vec![MessageKind::RefillReminder]);
         assert_eq!(
-            p.send[0].due_at,
-            now(),
-            "already inside the lead window: due now"
+            kinds(&p),
+            vec![MessageKind::RefillReminder, MessageKind::RefillReminder]
+        );
+        assert_eq!(p.send[0].due_at, now(), "inside the lead window: due now");
+        assert_eq!(
+            Some(p.send[1].due_at),
+            p.send[0]
+                .expires_at
+                .map(|runout| runout + Duration::days(25))
+        );
+        assert!(
+            p.replaces_pending,
+            "a changed prescription moves its reminders"
         );
         let later = plan_medication(&med("active", 1, 30, Some(2)), now(), 5);
         assert!(later.send[0].due_at > now());
         assert!(
             plan_medication(&med("active", 1, 30, Some(0)), now(), 5)
                 .send
-                .is_empty()
+                .is_empty(),
+            "no refills allowed: nothing to remind"
         );
-        assert!(
+        // 40 days in with 3 refills: the first supply ran out already; the
+        // second and third remain.
+        assert_eq!(
             plan_medication(&med("active", 40, 30, Some(3)), now(), 5)
                 .send
-                .is_empty()
+                .len(),
+            2
         );
+        // validityPeriod ends before the second runout: one reminder.
+        let mut short = med("active", 27, 30, Some(5));
+        short.valid_until = Some(now().date_naive() + Days::new(20));
+        assert_eq!(plan_medication(&short, now(), 5).send.len(), 1);
         let stopped = plan_medication(&med("stopped", 1, 30, Some(3)), now(), 5);
         assert!(stopped.withdraw_pending && stopped.send.is_empty());
         let mut ready = med("active", 1, 30, Some(3));

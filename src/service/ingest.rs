@@ -75,6 +75,9 @@ fn apply_plan(
 ) -> Result<(usize, usize), DbError> {
     let withdrawn = if plan.withdraw_pending {
         outbox::withdraw_pending(c, about, now)?
+    } else if plan.replaces_pending {
+        let keep: Vec<String> = plan.send.iter().map(|m| m.dedupe_key.clone()).collect();
+        outbox::withdraw_pending_except(c, about, &keep, now)?
     } else {
         0
     };
