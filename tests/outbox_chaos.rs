@@ -1,4 +1,5 @@
-//! Issue 4 acceptance: 10,000 planned messages go through the outbox against
+//! Issue 4 acceptance: 10,000 messages planned by the real ingest path (a
+//! booking each: the confirmation is due now) go through the outbox against
 //! a provider that fails 30% of calls (15% HTTP 500, 15% created-then-timed-
 //! out), while worker processes are killed with SIGKILL several times: every
 //! message is delivered exactly once. Runs on PostgreSQL when
@@ -10,89 +11,104 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use chrono::{Timelike, Utc};
-use herald::crypto::normalize_phone;
-use herald::db::{self, consents, outbox, patients};
-use herald::domain::consent::Decision;
-use herald::domain::facts::PatientFacts;
-use herald::domain::phi::{Email, PersonName, Phone};
-use herald::domain::{Channel, Purpose};
+use herald::db::outbox;
+use herald::service::{Ctx, ingest};
+use serde_json::json;
 
 use crate::support::{self, TestDb};
 use crate::twilio_double;
 
-/// A fixed-offset zone where it is the middle of the day now, so quiet hours
-/// never interfere with the run.
-fn daytime_zone() -> chrono_tz::Tz {
-    let h = i64::from(Utc::now().hour());
-    // Etc/GMT-N is UTC+N. Aim for 12:00 local.
-    let offset = (12 - h).clamp(-12, 14);
-    let name = match offset {
-        0 => "Etc/GMT".to_string(),
-        o if o > 0 => format!("Etc/GMT-{o}"),
-        o => format!("Etc/GMT+{}", -o),
-    };
-    name.parse().unwrap()
+/// A US state where it is not 23:xx now, so the test's 00:00-23:59 sending
+/// window never defers a message.
+fn state_awake() -> (&'static str, chrono_tz::Tz) {
+    let now = Utc::now();
+    [
+        ("NY", chrono_tz::America::New_York),
+        ("HI", chrono_tz::Pacific::Honolulu),
+    ]
+    .into_iter()
+    .find(|(_, tz)| now.with_timezone(tz).hour() < 23)
+    .unwrap()
 }
 
+/// Plans `n` bookings through the real ingest path: each patient, their SMS
+/// consent and a booked appointment ten days out, so a confirmation is due
+/// now and three reminders wait for later.
 fn seed(db: &TestDb, n: usize) -> herald::crypto::MasterKey {
     let (ring, master) = support::ready(db);
-    let zone = daytime_zone();
-    let now = Utc::now();
+    let (state, tz) = state_awake();
+    let clock = herald::clock::SystemClock;
+    let messaging = support::messaging();
+    let renderer = support::renderer();
+    let outbox_settings = herald::config::OutboxSettings::default();
+    let guard = herald::guard::Guard::new();
+    let unused = herald::providers::MemorySender::default();
+    let ctx = Ctx {
+        ring: &ring,
+        clock: &clock,
+        messaging: &messaging,
+        renderer: &renderer,
+        ehr: "https://ehr.example.org/fhir",
+        outbox: &outbox_settings,
+        sender: &unused,
+        status_callback: None,
+        guard: &guard,
+    };
+    let start = (Utc::now() + chrono::Duration::days(10)).to_rfc3339();
     let mut c = db.conn();
-    for chunk in (0..n).collect::<Vec<_>>().chunks(500) {
-        db::write_tx(&mut c, |c| {
-            for &i in chunk {
-                let id = format!("p{i}");
-                let phone = format!("+1212{i:07}");
-                patients::upsert(
-                    c,
-                    &ring,
-                    &PatientFacts {
-                        id: id.clone(),
-                        name: PersonName::new(format!("Chaos Patient {i}")),
-                        given: None,
-                        phone: Some(Phone::new(phone.clone())),
-                        email: None::<Email>,
-                        language: Some("en-US".into()),
-                        tz: Some(zone),
-                        region: None,
-                    },
-                    now,
-                )?;
-                consents::insert(
-                    c,
-                    &ring,
-                    &consents::NewConsent {
-                        id: format!("consent-{i}"),
-                        patient_id: id.clone(),
-                        channel: Channel::Sms,
-                        purpose: Some(Purpose::Appointment),
-                        address_index: ring.blind_index("phone", &normalize_phone(&phone)),
-                        decision: Decision::Permit,
-                        source: "test".into(),
-                        recorded_at: now - chrono::Duration::days(1),
-                        valid_until: None,
-                        resource: "{}".into(),
-                    },
-                )?;
-                outbox::enqueue(
-                    c,
-                    &outbox::NewIntent {
-                        id: uuid::Uuid::new_v4().to_string(),
-                        dedupe_key: format!("chaos/{i}"),
-                        patient_id: id,
-                        kind: "appointment-confirmation".into(),
-                        purpose: "appointment".into(),
-                        about: format!("Appointment/a{i}"),
-                        due_at: now - chrono::Duration::minutes(1),
-                        expires_at: None,
-                    },
-                    now,
-                )?;
-            }
-            Ok::<_, db::DbError>(())
-        })
+    for i in 0..n {
+        let id = format!("p{i}");
+        let phone = format!("+1212{i:07}");
+        ingest::patient(
+            &mut c,
+            &ctx,
+            &json!({
+                "resourceType": "Patient", "id": id,
+                "name": [{"family": format!("Chaos{i}"), "given": ["Synthetic"]}],
+                "telecom": [{"system": "phone", "value": phone, "use": "mobile"}],
+                "address": [{"use": "home", "state": state}],
+                "communication": [{"language": {"coding": [{"system": "urn:ietf:bcp:47", "code": "en-US"}]}, "preferred": true}]
+            }),
+        )
         .unwrap();
+        ingest::consent(
+            &mut c,
+            &ctx,
+            &json!({
+                "resourceType": "Consent", "id": format!("consent-{i}"), "status": "active",
+                "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}]},
+                "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
+                "patient": {"reference": format!("Patient/{id}")},
+                "dateTime": (Utc::now() - chrono::Duration::days(1)).to_rfc3339(),
+                "provision": {"type": "permit", "extension": [
+                    {"url": herald::fhir::EXT_CHANNEL, "valueCode": "sms"},
+                    {"url": herald::fhir::EXT_ADDRESS, "valueString": phone}
+                ]}
+            }),
+            "clinician",
+        )
+        .unwrap();
+        let planned = ingest::appointment(
+            &mut c,
+            &ctx,
+            &json!({
+                "resourceType": "Appointment", "id": format!("a{i}"), "meta": {"versionId": "1"},
+                "status": "booked", "start": start,
+                "participant": [
+                    {"actor": {"reference": format!("Patient/{id}")}, "status": "accepted"},
+                    {"actor": {"reference": "Practitioner/pr-1", "display": "Dr. Chaos Test"}, "status": "accepted"}
+                ]
+            }),
+            &|_| Some(tz),
+        )
+        .unwrap();
+        assert_eq!(
+            planned,
+            ingest::Ingested::Planned {
+                enqueued: 4,
+                withdrawn: 0
+            }
+        );
     }
     master
 }
@@ -118,6 +134,8 @@ fn worker(db: &TestDb, master: &str, provider: &str, data: &std::path::Path) -> 
         .env("HERALD_OUTBOX__RETRY_MAX_SECS", "2")
         .env("HERALD_OUTBOX__MAX_ATTEMPTS", "100")
         .env("HERALD_OUTBOX__POLL_MS", "50")
+        .env("HERALD_MESSAGING__QUIET_END", "00:00")
+        .env("HERALD_MESSAGING__QUIET_START", "23:59")
         .env("HERALD_MESSAGING__CAP_PER_DAY", "0")
         .env("HERALD_MESSAGING__CAP_PER_WEEK", "0")
         .env("HERALD_LOG__LEVEL", "error")
@@ -196,7 +214,15 @@ fn ten_thousand_messages_survive_sigkill_and_a_flaky_provider_exactly_once() {
         n as f64 / elapsed.as_secs_f64()
     );
     assert!(kills >= 3, "the run ended before enough kills ({kills})");
-    let not_sent: Vec<_> = intents.iter().filter(|i| i.state != "sent").collect();
+    let (confirmations, reminders): (Vec<_>, Vec<_>) = intents
+        .iter()
+        .partition(|i| i.kind == "appointment-confirmation");
+    assert_eq!(confirmations.len(), n);
+    assert!(
+        reminders.iter().all(|i| i.state == "pending"),
+        "a reminder left before its time"
+    );
+    let not_sent: Vec<_> = confirmations.iter().filter(|i| i.state != "sent").collect();
     assert!(
         not_sent.is_empty(),
         "{} not sent, e.g. {:?}",
@@ -217,7 +243,7 @@ fn ten_thousand_messages_survive_sigkill_and_a_flaky_provider_exactly_once() {
     );
     assert_eq!(msgs.len(), n, "delivered count");
     let sids: std::collections::HashSet<&str> = msgs.iter().map(|m| m.sid.as_str()).collect();
-    for i in &intents {
+    for i in &confirmations {
         assert!(
             sids.contains(i.provider_ref.as_deref().unwrap_or_default()),
             "intent {} records a provider id the provider never issued",
