@@ -605,3 +605,82 @@ fn email_goes_through_a_real_smtp_server_with_text_and_html() {
     };
     assert!(html_ok, "{raw}");
 }
+
+/// Frequency caps on the send path (T2): with the default 1 a day, a second
+/// message the same day is deferred with the reason; a HELP reply (a consent
+/// notice) is owed to the patient and is not capped.
+#[test]
+fn caps_defer_the_second_message_of_the_day_but_not_a_consent_notice() {
+    let db = support::sqlite();
+    let (ring, _) = support::ready(&db);
+    patient(
+        &db,
+        &ring,
+        "p-cap",
+        Some("+12125550142"),
+        None,
+        "en-US",
+        &[(Channel::Sms, "+12125550142")],
+    );
+    intent(&db, "p-cap", 1);
+    let sender = herald::providers::MemorySender::default();
+    let clock = support::clock();
+    let messaging = herald::config::MessagingSettings::default();
+    assert_eq!((messaging.cap_per_day, messaging.cap_per_week), (1, 3));
+    let renderer = support::renderer();
+    let outbox_settings = OutboxSettings::default();
+    let guard = herald::guard::Guard::new();
+    let ctx = Ctx {
+        ring: &ring,
+        clock: &clock,
+        messaging: &messaging,
+        renderer: &renderer,
+        ehr: "https://ehr.example.org/fhir",
+        outbox: &outbox_settings,
+        sender: &sender,
+        status_callback: None,
+        guard: &guard,
+    };
+    let mut c = db.conn();
+    let r = send::run_due(&mut c, &ctx, &sender, "w1").unwrap();
+    assert_eq!(
+        r[0].outcome,
+        SendOutcome::Sent {
+            channel: Channel::Sms
+        }
+    );
+    intent(&db, "p-cap", 2);
+    let r = send::run_due(&mut c, &ctx, &sender, "w1").unwrap();
+    match &r[0].outcome {
+        SendOutcome::Deferred { until, reason } => {
+            assert_eq!(*reason, "frequency cap");
+            assert_eq!(*until, support::now() + chrono::Duration::days(1));
+        }
+        other => panic!("not capped: {other:?}"),
+    }
+    outbox::enqueue(
+        &mut c,
+        &outbox::NewIntent {
+            id: uuid::Uuid::new_v4().to_string(),
+            dedupe_key: "help/p-cap/1".into(),
+            patient_id: "p-cap".into(),
+            kind: "consent-help".into(),
+            purpose: "appointment".into(),
+            about: "Patient/p-cap".into(),
+            due_at: support::now() - chrono::Duration::minutes(1),
+            expires_at: None,
+        },
+        support::now(),
+    )
+    .unwrap();
+    let r = send::run_due(&mut c, &ctx, &sender, "w1").unwrap();
+    assert_eq!(r.len(), 1);
+    assert_eq!(
+        r[0].outcome,
+        SendOutcome::Sent {
+            channel: Channel::Sms
+        }
+    );
+    let sent = sender.sent.lock().unwrap();
+    assert!(sent[1].text.contains("for help call"), "{}", sent[1].text);
+}

@@ -704,3 +704,56 @@ pub(crate) fn carrier_opt_out(
         resource: resource.to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_with_jitter_honours_retry_after_and_is_capped() {
+        let o = OutboxSettings {
+            retry_base_ms: 1_000,
+            retry_max_secs: 60,
+            ..OutboxSettings::default()
+        };
+        for attempt in 1..=4 {
+            let base = 1_000i64 << (attempt - 1);
+            let mut seen = std::collections::BTreeSet::new();
+            for _ in 0..200 {
+                let d = backoff(&o, attempt, None).num_milliseconds();
+                assert!(d >= base / 2 && d < base * 3 / 2, "attempt {attempt}: {d}");
+                seen.insert(d);
+            }
+            assert!(seen.len() > 20, "no jitter at attempt {attempt}");
+        }
+        // Capped at retry_max (±50%), and never below the provider's Retry-After.
+        assert!(backoff(&o, 20, None).num_milliseconds() < 90_000);
+        let ra = std::time::Duration::from_secs(120);
+        assert!(backoff(&o, 1, Some(ra)).num_milliseconds() >= 120_000);
+    }
+
+    #[test]
+    fn policy_reads_the_settings() {
+        let m = MessagingSettings::default();
+        let p = policy(&m);
+        assert_eq!(
+            p.caps,
+            Caps {
+                per_day: 1,
+                per_week: 3
+            }
+        );
+        assert_eq!(
+            p.window.opens,
+            NaiveTime::from_hms_opt(8, 0, 0).unwrap_or_default()
+        );
+        assert!(
+            p.state_windows.iter().any(|(s, w)| s == "FL"
+                && w.closes == NaiveTime::from_hms_opt(20, 0, 0).unwrap_or_default())
+        );
+        assert_eq!(
+            domain_of("https://portal.example.org/x?y"),
+            "portal.example.org"
+        );
+    }
+}
