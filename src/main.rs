@@ -29,6 +29,28 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
+enum ReplyCommand {
+    /// Print how Herald reads each reply on stdin (one per line, or JSON lines
+    /// {"text","lang","context"}): one JSON line {"intent": …} each — the same
+    /// reading the inbound SMS webhook uses.
+    Classify {
+        /// What the patient is answering.
+        #[arg(long, value_enum, default_value = "none")]
+        context: ReplyContextArg,
+        /// Language of the replies (informative; every locale's keywords are read).
+        #[arg(long)]
+        lang: Option<String>,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ReplyContextArg {
+    None,
+    Reminder,
+    AfterOptOut,
+}
+
+#[derive(Subcommand)]
 enum Command {
     /// Run the server (and the outbox workers).
     Serve,
@@ -65,6 +87,11 @@ enum Command {
     Audit {
         #[command(subcommand)]
         command: AuditCommand,
+    },
+    /// Inbound replies.
+    Reply {
+        #[command(subcommand)]
+        command: ReplyCommand,
     },
     /// Scan texts on stdin (one per line, or JSON lines {"text","lang","allowed"}) for PHI.
     Guard {
@@ -172,6 +199,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let clock = SystemClock;
     let mut stdout = std::io::stdout();
     match cli.command {
+        Command::Reply {
+            command: ReplyCommand::Classify { context, lang: _ },
+        } => {
+            reply_classify_cmd(context)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Guard { lang, content } => {
             guard_cmd(&settings, lang.as_deref(), content)?;
             Ok(ExitCode::SUCCESS)
@@ -599,5 +632,83 @@ fn guard_cmd(settings: &Settings, lang: Option<&str>, content: bool) -> anyhow::
 fn guard_error(out: &mut dyn std::io::Write, line: usize, why: &str) -> anyhow::Result<()> {
     let msg = serde_json::to_string(&format!("line {line}: {why}"))?;
     writeln!(out, r#"{{"verdict":"block","findings":[],"error":{msg}}}"#)?;
+    Ok(())
+}
+
+/// `herald reply classify`: one `{"intent": …}` line per stdin line, read by
+/// `domain::reply::classify` (the webhook's reading). A JSON line may carry its
+/// own `context`; a line that cannot be read answers `other` with an `error`.
+fn reply_classify_cmd(context: ReplyContextArg) -> anyhow::Result<()> {
+    use herald::domain::reply::{ReplyContext, classify};
+    use std::io::BufRead as _;
+    let default = match context {
+        ReplyContextArg::None => ReplyContext::None,
+        ReplyContextArg::Reminder => ReplyContext::Reminder,
+        ReplyContextArg::AfterOptOut => ReplyContext::AfterOptOut,
+    };
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let stdin = std::io::stdin();
+    let mut input = stdin.lock();
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        if input.read_until(b'\n', &mut buf)? == 0 {
+            break;
+        }
+        let Ok(line) = std::str::from_utf8(&buf) else {
+            writeln!(
+                out,
+                "{}",
+                serde_json::json!({"intent": "other", "error": "not UTF-8"})
+            )?;
+            continue;
+        };
+        let line = line.trim_end_matches(['\n', '\r']);
+        let (text, ctx) = if line.trim_start().starts_with('{') {
+            match serde_json::from_str::<serde_json::Value>(line) {
+                Ok(v) => {
+                    let Some(text) = v.get("text").and_then(|t| t.as_str()) else {
+                        writeln!(
+                            out,
+                            "{}",
+                            serde_json::json!({"intent": "other", "error": "no \"text\" string"})
+                        )?;
+                        continue;
+                    };
+                    let ctx = match v.get("context").and_then(|c| c.as_str()) {
+                        Some(c) => match ReplyContext::parse(c) {
+                            Some(c) => c,
+                            None => {
+                                writeln!(
+                                    out,
+                                    "{}",
+                                    serde_json::json!({"intent": "other", "error": "context must be reminder, after_opt_out or none"})
+                                )?;
+                                continue;
+                            }
+                        },
+                        None => default,
+                    };
+                    (text.to_string(), ctx)
+                }
+                Err(_) => {
+                    writeln!(
+                        out,
+                        "{}",
+                        serde_json::json!({"intent": "other", "error": "not valid JSON"})
+                    )?;
+                    continue;
+                }
+            }
+        } else {
+            (line.to_string(), default)
+        };
+        writeln!(
+            out,
+            "{}",
+            serde_json::json!({"intent": classify(&text, ctx).code()})
+        )?;
+    }
+    out.flush()?;
     Ok(())
 }

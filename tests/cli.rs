@@ -167,3 +167,58 @@ fn demo_keeps_serving_and_prints_the_urls() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+#[test]
+fn reply_classify_reads_each_line_like_the_webhook() {
+    use std::io::Write as _;
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = herald(dir.path())
+        .args(["reply", "classify", "--context", "reminder"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(
+            "  Stop. \nOPT OUT\nplease stop texting me\nno más mensajes\nC\nR\nHELP\n{\"text\":\"YES\",\"context\":\"after_opt_out\"}\n{\"text\":\"cancelar cita\",\"lang\":\"es-US\"}\nsee you then\n{oops\n"
+                .as_bytes(),
+        )
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let intents: Vec<String> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["intent"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(
+        intents,
+        [
+            "stop",
+            "stop",
+            "stop",
+            "stop",
+            "confirm",
+            "reschedule",
+            "help",
+            "start",
+            "cancel_appointment",
+            "other",
+            "other"
+        ]
+    );
+    // A bad context is a usage error (exit 2), one line.
+    let bad = herald(dir.path())
+        .args(["reply", "classify", "--context", "later"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+}

@@ -13,6 +13,7 @@ pub mod nanp;
 pub mod phi;
 pub mod plan;
 pub mod policy;
+pub mod reply;
 
 /// A channel a message can go out on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
