@@ -51,7 +51,7 @@ fn twilio(base: &str) -> Twilio {
     .unwrap()
 }
 
-fn patient(
+pub fn patient(
     db: &TestDb,
     ring: &herald::crypto::KeyRing,
     id: &str,
@@ -104,9 +104,14 @@ fn patient(
 }
 
 fn intent(db: &TestDb, patient: &str, n: u32) -> String {
+    intent_with(&mut db.conn(), patient, n)
+}
+
+/// Queues a pickup notice for `patient`, due now.
+pub fn intent_with(c: &mut herald::db::PooledConn, patient: &str, n: u32) -> String {
     let id = uuid::Uuid::new_v4().to_string();
     outbox::enqueue(
-        &mut db.conn(),
+        c,
         &outbox::NewIntent {
             id: id.clone(),
             dedupe_key: format!("test/{patient}/{n}"),
@@ -307,7 +312,7 @@ fn sms_voice_status_callbacks_carrier_opt_out_and_communications() {
     assert_eq!(
         again[0].outcome,
         SendOutcome::Suppressed {
-            reason: "opted out".into()
+            reason: "no consent (opted out)".into()
         }
     );
     assert_eq!(

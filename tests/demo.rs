@@ -70,7 +70,7 @@ fn demo_once_sends_and_blocks_with_reasons_and_logs_no_phi() {
         "{stdout}"
     );
     for reason in [
-        "reason: opted out",
+        "reason: no consent (opted out)",
         "reason: no consent",
         "reason: no consent for this address",
     ] {

@@ -17,6 +17,7 @@ mod cli;
 mod demo;
 mod guard;
 mod http;
+mod inbound;
 mod migrations;
 mod outbox_chaos;
 mod render;

@@ -217,7 +217,7 @@ fn story(db: &TestDb) {
     assert_eq!(
         r[0].outcome,
         SendOutcome::Suppressed {
-            reason: "opted out".into()
+            reason: "no consent (opted out)".into()
         }
     );
 

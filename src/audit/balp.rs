@@ -239,6 +239,27 @@ pub fn build(id: &str, r: &AuditRecord) -> (Value, Columns) {
                 coding(RESTFUL, "create", "create"),
             )
         }
+        Activity::InboundMessage {
+            message_ref,
+            reading,
+        } => {
+            agents.push(requestor_agent(&r.actor, ("110153", "Source Role ID")));
+            agents.push(json!({
+                "type": cc(DCM, "110152", "Destination Role ID"),
+                "who": herald_who(),
+                "requestor": false,
+            }));
+            entities.push(json!({
+                "what": { "identifier": { "system": "urn:herald:provider-message", "value": message_ref } },
+                "type": coding(ENTITY_TYPE, "2", "System Object"),
+                "role": coding(OBJECT_ROLE, "4", "Domain Resource"),
+                "detail": [{ "type": "reading", "valueString": reading }],
+            }));
+            (
+                coding(AUDIT_TYPE, "rest", "Restful Operation"),
+                coding(RESTFUL, "create", "create"),
+            )
+        }
         Activity::AuditQuery { .. } | Activity::RecordQuery { .. } => {
             let q = match &r.activity {
                 Activity::RecordQuery {

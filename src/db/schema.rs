@@ -57,6 +57,19 @@ diesel::table! {
 }
 
 diesel::table! {
+    inbound_messages (dedupe_key) {
+        dedupe_key -> Text,
+        provider -> Text,
+        message_ref -> Text,
+        patient_fhir_id -> Nullable<Text>,
+        reading -> Text,
+        body_enc -> Nullable<Binary>,
+        key_id -> Nullable<Integer>,
+        received_at -> Timestamp,
+    }
+}
+
+diesel::table! {
     outbox (id) {
         id -> Text,
         dedupe_key -> Text,

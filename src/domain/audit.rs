@@ -120,6 +120,14 @@ pub enum Activity {
         /// The query string.
         query: String,
     },
+    /// A provider delivered an inbound message (or a webhook was refused):
+    /// how Herald read it, never its text.
+    InboundMessage {
+        /// The provider's message id (Twilio MessageSid); "unknown" when absent.
+        message_ref: String,
+        /// Herald's reading ("stop", "help", …) or why it was refused.
+        reading: String,
+    },
     /// Someone searched or read Herald's own records of a patient (e.g.
     /// Communication), through its FHIR endpoint.
     RecordQuery {
@@ -160,6 +168,7 @@ impl AuditRecord {
             | Activity::ConsentDecision { .. }
             | Activity::AuditQuery { .. }
             | Activity::RecordQuery { .. } => Action::Execute,
+            Activity::InboundMessage { .. } => Action::Create,
             Activity::ConsentRecorded { .. } => Action::Create,
         }
     }

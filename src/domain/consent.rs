@@ -54,7 +54,7 @@ impl DenyReason {
         match self {
             Self::NoConsent => "no consent",
             Self::OtherAddress => "no consent for this address",
-            Self::OptedOut => "opted out",
+            Self::OptedOut => "no consent (opted out)",
             Self::Expired => "consent expired",
         }
     }

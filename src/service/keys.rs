@@ -93,7 +93,8 @@ pub fn reencrypt_batch(
         let n = patients::rekey_batch(c, ring, batch, now)?
             + resources::rekey_batch(c, ring, batch)?
             + consents::rekey_batch(c, ring, batch)?
-            + outbox::rekey_batch(c, ring, batch)?;
+            + outbox::rekey_batch(c, ring, batch)?
+            + crate::db::inbound::rekey_batch(c, ring, batch)?;
         Ok::<_, DbError>(n)
     })?)
 }

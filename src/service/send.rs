@@ -281,14 +281,25 @@ fn process(
             reason: "unknown patient".into(),
         });
     };
+    let notice = spec.is_some_and(|s| s.consent_notice);
     // Consent is asked at send time, per channel, for the exact address.
+    // A consent notice (the one confirmation of a STOP or START, a HELP
+    // answer) replies by text to the number that wrote, whatever the ledger
+    // now says: it is owed to the patient (T9, C2, C3).
     let entries = consents::entries_for(conn, &patient.id)?;
     let mut chosen = None;
     let mut first_denial = None;
     for (channel, addr, idx) in candidates(ctx, &patient) {
+        if notice {
+            if channel == Channel::Sms {
+                chosen = Some((channel, addr, idx, None));
+                break;
+            }
+            continue;
+        }
         match consent::decide(&entries, channel, purpose, &idx, now) {
             Verdict::Permit { consent_id } => {
-                chosen = Some((channel, addr, idx, consent_id));
+                chosen = Some((channel, addr, idx, Some(consent_id)));
                 break;
             }
             Verdict::Deny { reason, consent_id } => {
@@ -338,10 +349,12 @@ fn process(
             channel,
             purpose,
             permit: true,
-            consent_id: Some(consent_id),
+            consent_id: consent_id.clone(),
         },
         Outcome::Success,
-        None,
+        consent_id
+            .is_none()
+            .then_some("Consent notice owed to the patient (TCPA T9, CTIA C2/C3)"),
     );
     // Quiet hours in every zone the recipient may be in, and frequency caps.
     let practice_tz: Tz = ctx
@@ -357,13 +370,19 @@ fn process(
         practice_tz,
     );
     let policy = policy(ctx.messaging);
-    let capped = !spec.is_some_and(|s| s.consent_notice);
+    let capped = !notice;
     let history = if capped {
         outbox::sent_times(conn, &patient.id, now - Duration::days(7))?
     } else {
         Vec::new()
     };
-    if let Timing::Defer { until, reason } = policy.when(now, &to, &history, capped) {
+    // A consent notice answers the patient's own text at once, day or night.
+    let timing = if notice {
+        Timing::Now
+    } else {
+        policy.when(now, &to, &history, capped)
+    };
+    if let Timing::Defer { until, reason } = timing {
         if expires.is_some_and(|e| e <= until) {
             let why = if reason == "frequency cap" {
                 "frequency cap until after validity"
@@ -480,7 +499,6 @@ fn process(
             .all(|f| f.kind == crate::guard::Kind::OtherName)
     });
     allowed.extend(clinician_clean);
-    let notice = spec.is_some_and(|s| s.consent_notice);
     let verdict = ctx.guard.scan(
         &body,
         &ScanContext {

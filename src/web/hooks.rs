@@ -156,3 +156,71 @@ pub async fn status(
         ),
     }
 }
+
+const EMPTY_TWIML: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response></Response>";
+
+/// POST /hooks/sms/{provider}/inbound: a patient's text. Signature first
+/// (403 otherwise, audited); then recorded once per idempotency token or
+/// MessageSid, read, and acted on in one transaction. Answers at once with
+/// empty TwiML: replies go through the outbox (consent, language, audit).
+pub async fn inbound(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    provider: web::Path<String>,
+    form: web::Form<Vec<(String, String)>>,
+) -> HttpResponse {
+    if provider.as_str() != "twilio" {
+        return problem(actix_web::http::StatusCode::NOT_FOUND, "Unknown provider");
+    }
+    let params = form.into_inner();
+    let message_ref = param(&params, "MessageSid")
+        .or_else(|| param(&params, "SmsSid"))
+        .unwrap_or("unknown")
+        .to_string();
+    let msg = crate::service::inbound::InboundSms {
+        provider: provider.into_inner(),
+        dedupe_key: req
+            .headers()
+            .get("i-twilio-idempotency-token")
+            .and_then(|v| v.to_str().ok())
+            .map(|t| format!("token:{t}"))
+            .unwrap_or_else(|| format!("sid:{message_ref}")),
+        message_ref,
+        from: param(&params, "From").unwrap_or_default().to_string(),
+        body: param(&params, "Body").unwrap_or_default().to_string(),
+        peer: req
+            .peer_addr()
+            .map(|a| a.ip().to_string())
+            .unwrap_or_else(|| "unknown".into()),
+    };
+    let verified = verify_twilio(&state, &req, &params).is_ok();
+    let st = state.clone();
+    let done = web::block(move || -> Result<bool, db::DbError> {
+        let mut c = st.pool.get()?;
+        if !verified {
+            crate::service::inbound::refused(
+                &mut c,
+                st.clock.as_ref(),
+                &msg,
+                "refused: bad or missing signature",
+            )?;
+            return Ok(false);
+        }
+        crate::service::inbound::handle(&mut c, &st.ring, st.clock.as_ref(), &msg)?;
+        Ok(true)
+    })
+    .await;
+    match done {
+        Ok(Ok(true)) => HttpResponse::Ok()
+            .content_type("text/xml; charset=utf-8")
+            .body(EMPTY_TWIML),
+        Ok(Ok(false)) => problem(
+            actix_web::http::StatusCode::FORBIDDEN,
+            "Signature check failed",
+        ),
+        _ => problem(
+            actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
+            "Message not recorded; retry later",
+        ),
+    }
+}

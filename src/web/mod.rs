@@ -71,6 +71,10 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
                 "/hooks/sms/{provider}/status",
                 web::post().to(hooks::status),
             )
+            .route(
+                "/hooks/sms/{provider}/inbound",
+                web::post().to(hooks::inbound),
+            )
             .service(
                 web::scope("/fhir")
                     .route("/metadata", web::get().to(audit_api::metadata))

@@ -1,0 +1,337 @@
+//! Inbound SMS (issue 5 §3): a reply from a patient's number, already
+//! authenticated by the webhook, is recorded once (replays change nothing),
+//! read by `domain::reply::classify`, and acted on in one transaction with
+//! its audit records: STOP writes a deny to the ledger for every purpose on
+//! that number (SMS and voice) and queues exactly one confirmation; START
+//! writes a permit and queues the opt-in confirmation (CTIA C1, C3); HELP
+//! queues the help text (C2). Other readings wait in the inbound table for
+//! staff. Replies go out through the outbox like every message, so they are
+//! rendered in the patient's language and audited.
+
+use chrono::{DateTime, Duration, Utc};
+use serde_json::json;
+
+use crate::audit;
+use crate::clock::Clock;
+use crate::crypto::KeyRing;
+use crate::crypto::normalize_phone;
+use crate::db::{self, DbConn, DbError, consents, inbound, outbox, patients};
+use crate::domain::audit::{Activity, Actor, AuditRecord, Outcome};
+use crate::domain::consent::{self, Decision, DenyReason, Verdict};
+use crate::domain::reply::{ReplyContext, ReplyIntent, classify};
+use crate::domain::{Channel, Purpose};
+
+/// One inbound text as the provider sent it.
+#[derive(Debug, Clone)]
+pub struct InboundSms {
+    /// "twilio".
+    pub provider: String,
+    /// The provider's idempotency token, else its message id.
+    pub dedupe_key: String,
+    /// The provider's message id.
+    pub message_ref: String,
+    /// Sender (PHI).
+    pub from: String,
+    /// Text (PHI).
+    pub body: String,
+    /// Caller's network address, for the audit record.
+    pub peer: String,
+}
+
+/// What became of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Handled {
+    /// Seen before: nothing changed.
+    Replay,
+    /// No patient has this number: recorded and audited, nothing changed.
+    UnknownNumber,
+    /// Read and acted on.
+    Read {
+        /// The reading.
+        intent: ReplyIntent,
+        /// Patients the number belongs to.
+        patients: usize,
+        /// Messages queued in reply.
+        replies: usize,
+    },
+}
+
+fn inbound_record(
+    clock: &dyn Clock,
+    msg: &InboundSms,
+    patient: Option<&str>,
+    reading: &str,
+    outcome: Outcome,
+) -> AuditRecord {
+    AuditRecord {
+        recorded: clock.now(),
+        activity: Activity::InboundMessage {
+            message_ref: msg.message_ref.clone(),
+            reading: reading.into(),
+        },
+        actor: Actor::Anonymous(msg.peer.clone()),
+        outcome,
+        outcome_desc: (outcome != Outcome::Success).then(|| reading.to_string()),
+        patient_id: patient.map(String::from),
+        request_id: None,
+        ehr: None,
+    }
+}
+
+/// Records a refused webhook (bad or missing signature) in the audit log.
+pub fn refused(
+    conn: &mut DbConn,
+    clock: &dyn Clock,
+    msg: &InboundSms,
+    why: &str,
+) -> Result<(), DbError> {
+    db::write_tx(conn, |c| {
+        audit::append(
+            c,
+            &[inbound_record(clock, msg, None, why, Outcome::MinorFailure)],
+        )?;
+        Ok(())
+    })
+}
+
+/// What the patient is answering: the last message Herald sent them.
+fn context_for(
+    conn: &mut DbConn,
+    patient: &str,
+    now: DateTime<Utc>,
+) -> Result<ReplyContext, DbError> {
+    let last = outbox::search(
+        conn,
+        &outbox::Search {
+            patient: Some(patient.into()),
+            states: Some(vec!["sent".into()]),
+            sent_from: Some(now - Duration::days(7)),
+            limit: 1000,
+            ..outbox::Search::default()
+        },
+    )?
+    .into_iter()
+    .max_by_key(|i| i.sent_at);
+    Ok(match last.as_ref().map(|i| i.kind.as_str()) {
+        Some("consent-opt-out-confirmation") => ReplyContext::AfterOptOut,
+        Some(k)
+            if k.starts_with("reminder-")
+                || k == "appointment-confirmation"
+                || k == "appointment-rescheduled" =>
+        {
+            ReplyContext::Reminder
+        }
+        _ => ReplyContext::None,
+    })
+}
+
+fn consent_resource(
+    id: &str,
+    patient: &str,
+    permit: bool,
+    phone: &str,
+    now: DateTime<Utc>,
+    channel: Channel,
+) -> String {
+    json!({
+        "resourceType": "Consent",
+        "id": id,
+        "status": "active",
+        "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}]},
+        "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0", "display": "Patient Consent"}]}],
+        "patient": {"reference": format!("Patient/{patient}")},
+        "dateTime": now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        "performer": [{"reference": format!("Patient/{patient}")}],
+        "policyRule": {"text": if permit { "Patient replied START by SMS" } else { "Patient replied STOP by SMS (47 CFR 64.1200(a)(12))" }},
+        "provision": {
+            "type": if permit { "permit" } else { "deny" },
+            "period": {"start": now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)},
+            "extension": [
+                {"url": crate::fhir::EXT_CHANNEL, "valueCode": channel.code()},
+                {"url": crate::fhir::EXT_ADDRESS, "valueString": phone}
+            ]
+        }
+    })
+    .to_string()
+}
+
+fn queue_reply(
+    conn: &mut DbConn,
+    template: &str,
+    patient: &str,
+    key: &str,
+    now: DateTime<Utc>,
+) -> Result<bool, DbError> {
+    outbox::enqueue(
+        conn,
+        &outbox::NewIntent {
+            id: uuid::Uuid::new_v4().to_string(),
+            dedupe_key: format!("{template}/{patient}/{key}"),
+            patient_id: patient.into(),
+            kind: template.into(),
+            purpose: Purpose::Appointment.code().into(),
+            about: format!("Patient/{patient}"),
+            due_at: now,
+            // T9: the one confirmation goes within 5 minutes or not at all.
+            expires_at: Some(now + Duration::minutes(5)),
+        },
+        now,
+    )
+}
+
+/// Handles one authenticated inbound SMS.
+pub fn handle(
+    conn: &mut DbConn,
+    ring: &KeyRing,
+    clock: &dyn Clock,
+    msg: &InboundSms,
+) -> Result<Handled, DbError> {
+    let now = clock.now();
+    db::write_tx(conn, |c| {
+        if inbound::seen(c, &msg.dedupe_key)? {
+            audit::append(
+                c,
+                &[inbound_record(
+                    clock,
+                    msg,
+                    None,
+                    "replay ignored",
+                    Outcome::MinorFailure,
+                )],
+            )?;
+            return Ok(Handled::Replay);
+        }
+        let owners = patients::find_by_phone(c, ring, &msg.from)?;
+        let record_row = |c: &mut DbConn, patient: Option<&str>, reading: &str| {
+            inbound::insert(
+                c,
+                ring,
+                &inbound::NewInbound {
+                    dedupe_key: &msg.dedupe_key,
+                    provider: &msg.provider,
+                    message_ref: &msg.message_ref,
+                    patient_id: patient,
+                    reading,
+                    body: &msg.body,
+                    received_at: now,
+                },
+            )
+        };
+        let Some(first) = owners.first() else {
+            record_row(c, None, "unknown number")?;
+            audit::append(
+                c,
+                &[inbound_record(
+                    clock,
+                    msg,
+                    None,
+                    "unknown number",
+                    Outcome::MinorFailure,
+                )],
+            )?;
+            return Ok(Handled::UnknownNumber);
+        };
+        let idx = ring.blind_index("phone", &normalize_phone(&msg.from));
+        let context = context_for(c, first, now)?;
+        let intent = classify(&msg.body, context);
+        record_row(c, Some(first), intent.code())?;
+        let mut records = Vec::new();
+        let mut replies = 0;
+        for patient in &owners {
+            records.push(inbound_record(
+                clock,
+                msg,
+                Some(patient),
+                intent.code(),
+                Outcome::Success,
+            ));
+            let entries = consents::entries_for(c, patient)?;
+            let verdict = consent::decide(&entries, Channel::Sms, Purpose::Appointment, &idx, now);
+            let opted_out = matches!(
+                verdict,
+                Verdict::Deny {
+                    reason: DenyReason::OptedOut,
+                    ..
+                }
+            );
+            let permitted = matches!(verdict, Verdict::Permit { .. });
+            match intent {
+                ReplyIntent::Stop | ReplyIntent::Start => {
+                    let permit = intent == ReplyIntent::Start;
+                    // STOP revokes every purpose on this number, for text and
+                    // for calls (T11: revoke-all). START restores texts for
+                    // the healthcare purposes only: marketing needs express
+                    // written consent, never a keyword (T1).
+                    let scopes: &[(Channel, Option<Purpose>)] = if permit {
+                        &[
+                            (Channel::Sms, Some(Purpose::Appointment)),
+                            (Channel::Sms, Some(Purpose::Medication)),
+                        ]
+                    } else {
+                        &[(Channel::Sms, None), (Channel::Voice, None)]
+                    };
+                    for &(channel, purpose) in scopes {
+                        let id = uuid::Uuid::new_v4().to_string();
+                        consents::insert(
+                            c,
+                            ring,
+                            &consents::NewConsent {
+                                id: id.clone(),
+                                patient_id: patient.clone(),
+                                channel,
+                                purpose,
+                                address_index: idx.clone(),
+                                decision: if permit {
+                                    Decision::Permit
+                                } else {
+                                    Decision::Deny
+                                },
+                                source: "sms-keyword".into(),
+                                recorded_at: now,
+                                valid_until: None,
+                                resource: consent_resource(
+                                    &id, patient, permit, &msg.from, now, channel,
+                                ),
+                            },
+                        )?;
+                        records.push(AuditRecord {
+                            recorded: now,
+                            activity: Activity::ConsentRecorded { consent_id: id },
+                            actor: Actor::Anonymous(msg.peer.clone()),
+                            outcome: Outcome::Success,
+                            outcome_desc: None,
+                            patient_id: Some(patient.clone()),
+                            request_id: None,
+                            ehr: None,
+                        });
+                    }
+                    // Exactly one confirmation per change: none when the
+                    // number was already in that state (T9, C3).
+                    let template = if permit {
+                        "consent-opt-in-confirmation"
+                    } else {
+                        "consent-opt-out-confirmation"
+                    };
+                    let changes = if permit { !permitted } else { !opted_out };
+                    if changes && queue_reply(c, template, patient, &msg.dedupe_key, now)? {
+                        replies += 1;
+                    }
+                }
+                ReplyIntent::Help
+                    if queue_reply(c, "consent-help", patient, &msg.dedupe_key, now)? =>
+                {
+                    replies += 1;
+                }
+                // Confirm, cancel, reschedule and free text wait for staff
+                // (the inbound table holds the reading).
+                _ => {}
+            }
+        }
+        audit::append(c, &records)?;
+        Ok(Handled::Read {
+            intent,
+            patients: owners.len(),
+            replies,
+        })
+    })
+}

@@ -1,0 +1,256 @@
+//! Issue 5 acceptance, inbound SMS: STOP (each keyword, any case, with
+//! spaces) from the consented number blocks the next send at once, with the
+//! reason "no consent"; exactly one confirmation goes out; START restores it.
+//! A forged or missing signature, a replayed MessageSid and a text from an
+//! unknown number change nothing and are audited (messaging.md T5, T9, W1,
+//! W2, W7, C2, C3).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use actix_web::test as atest;
+
+use herald::config::{OutboxSettings, Settings};
+use herald::db::{consents, outbox};
+use herald::domain::Channel;
+use herald::providers::MemorySender;
+use herald::service::Ctx;
+use herald::service::send::{self, SendOutcome};
+use herald::web::{AppState, app, hooks};
+
+use super::support;
+
+const PUBLIC: &str = "https://herald.example.org";
+const TOKEN: &str = "inbound-test-token";
+const PATH: &str = "/hooks/sms/twilio/inbound";
+const PHONE: &str = "+12125550142";
+
+fn settings() -> Settings {
+    let env = BTreeMap::from([
+        ("HERALD_SERVER__PUBLIC_URL".to_string(), PUBLIC.to_string()),
+        ("HERALD_SMS__AUTH_TOKEN".to_string(), TOKEN.to_string()),
+    ]);
+    Settings::load(None, &env).unwrap()
+}
+
+fn form<'a>(sid: &'a str, from: &'a str, body: &'a str) -> Vec<(&'a str, &'a str)> {
+    vec![
+        ("MessageSid", sid),
+        ("AccountSid", "AC00000000000000000000000000000001"),
+        ("From", from),
+        ("To", "+18005550199"),
+        ("Body", body),
+        ("NumMedia", "0"),
+        ("OptOutType", "STOP"),
+    ]
+}
+
+fn signature(form: &[(&str, &str)]) -> String {
+    let params: Vec<(String, String)> = form
+        .iter()
+        .map(|(k, v)| ((*k).into(), (*v).into()))
+        .collect();
+    hooks::twilio_signature(TOKEN, &format!("{PUBLIC}{PATH}"), &params)
+}
+
+#[actix_web::test]
+async fn stop_start_help_replays_forgeries_and_strangers() {
+    let db = support::sqlite();
+    let (ring, _) = support::ready(&db);
+    let ring = Arc::new(ring);
+    // One clock for the webhook and the workers; each step moves it on a
+    // minute, as real replies are minutes apart.
+    let clock = Arc::new(support::clock());
+    let messaging = support::messaging();
+    let renderer = support::renderer();
+    let outbox_settings = OutboxSettings::default();
+    let guard = herald::guard::Guard::new();
+    let sender = MemorySender::default();
+    let ctx = Ctx {
+        ring: &ring,
+        clock: clock.as_ref(),
+        messaging: &messaging,
+        renderer: &renderer,
+        ehr: "https://ehr.example.org/fhir",
+        outbox: &outbox_settings,
+        sender: &sender,
+        status_callback: None,
+        guard: &guard,
+    };
+    super::channels::patient(
+        &db,
+        &ring,
+        "p-in",
+        Some(PHONE),
+        None,
+        "es-US",
+        &[(Channel::Sms, PHONE)],
+    );
+    let state = AppState {
+        settings: Arc::new(settings()),
+        pool: db.pool.clone(),
+        ring: Arc::clone(&ring),
+        clock: clock.clone(),
+    };
+    let app = atest::init_service(app(state)).await;
+    let post = |f: Vec<(&str, &str)>, sig: Option<String>| {
+        let mut r = atest::TestRequest::post().uri(PATH).set_form(&f);
+        if let Some(s) = sig {
+            r = r.insert_header(("X-Twilio-Signature", s));
+        }
+        r.to_request()
+    };
+    let ledger =
+        |db: &support::TestDb| consents::entries_for(&mut db.conn(), "p-in").unwrap().len();
+    let mut n = 0u32;
+    let tick = || clock.advance(chrono::Duration::minutes(1));
+    let mut next = |c: &mut herald::db::PooledConn| -> Vec<send::Report> {
+        n += 1;
+        tick();
+        super::channels::intent_with(c, "p-in", n);
+        send::run_due(c, &ctx, &sender, "w1").unwrap()
+    };
+
+    // Each keyword, any case, with spaces or punctuation.
+    for (i, kw) in [
+        "STOP",
+        " stop ",
+        "Stop.",
+        "OPT OUT",
+        "opt-out",
+        "unsubscribe",
+        "Cancel",
+        "END",
+        "quit",
+        "Revoke",
+        "STOPALL",
+        "optout",
+        "no más mensajes",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let sid = format!("SM{i:032}");
+        let f = form(&sid, PHONE, kw);
+        tick();
+        let res = atest::call_service(&app, post(f.clone(), Some(signature(&f)))).await;
+        assert_eq!(res.status().as_u16(), 200, "{kw:?}");
+        let mut c = db.conn();
+        let before = sender.sent.lock().unwrap().len();
+        let r = next(&mut c);
+        // The opt-out confirmation and the blocked message, in one pass.
+        let blocked = r
+            .iter()
+            .find(|x| x.kind == "medication-ready-for-pickup")
+            .unwrap();
+        assert_eq!(
+            blocked.outcome,
+            SendOutcome::Suppressed {
+                reason: "no consent (opted out)".into()
+            },
+            "{kw:?}"
+        );
+        {
+            let sent = sender.sent.lock().unwrap();
+            assert_eq!(
+                sent.len(),
+                before + 1,
+                "exactly one confirmation after {kw:?}"
+            );
+            assert!(
+                sent.last().unwrap().text.contains("START"),
+                "{}",
+                sent.last().unwrap().text
+            );
+        }
+        // START restores it, with its own confirmation.
+        let sid = format!("SMstart{i:027}");
+        let f = form(&sid, PHONE, "START");
+        tick();
+        let res = atest::call_service(&app, post(f.clone(), Some(signature(&f)))).await;
+        assert_eq!(res.status().as_u16(), 200);
+        let r = next(&mut c);
+        assert!(r.iter().any(|x| x.kind == "consent-opt-in-confirmation"
+            && matches!(x.outcome, SendOutcome::Sent { .. })));
+        assert!(
+            r.iter().any(|x| x.kind == "medication-ready-for-pickup"
+                && x.outcome
+                    == SendOutcome::Sent {
+                        channel: Channel::Sms
+                    }),
+            "START did not restore sending after {kw:?}: {r:?}"
+        );
+    }
+
+    // STOP twice: one confirmation only.
+    let mut c = db.conn();
+    let before = sender.sent.lock().unwrap().len();
+    for sid in ["SMtwice1", "SMtwice2"] {
+        let f = form(sid, PHONE, "STOP");
+        atest::call_service(&app, post(f.clone(), Some(signature(&f)))).await;
+    }
+    send::run_due(&mut c, &ctx, &sender, "w1").unwrap();
+    assert_eq!(
+        sender.sent.lock().unwrap().len(),
+        before + 1,
+        "two STOPs, one confirmation"
+    );
+
+    // HELP: brand, contact and opt-out instructions; no consent change.
+    let entries = ledger(&db);
+    let f = form("SMhelp", PHONE, "help");
+    atest::call_service(&app, post(f.clone(), Some(signature(&f)))).await;
+    send::run_due(&mut c, &ctx, &sender, "w1").unwrap();
+    assert_eq!(ledger(&db), entries);
+    let help = sender.sent.lock().unwrap().last().unwrap().text.clone();
+    assert!(
+        help.contains("Herald Demo Health")
+            && help.contains("STOP")
+            && help.contains("+18005550100"),
+        "{help}"
+    );
+
+    // Forged, missing signature; replay; stranger: nothing changes, all audited.
+    let entries = ledger(&db);
+    let f = form("SMforged", PHONE, "START");
+    let res = atest::call_service(
+        &app,
+        post(f.clone(), Some("AAAAAAAAAAAAAAAAAAAAAAAAAAA=".into())),
+    )
+    .await;
+    assert_eq!(res.status().as_u16(), 403);
+    let res = atest::call_service(&app, post(f.clone(), None)).await;
+    assert_eq!(res.status().as_u16(), 403);
+    let mut tampered = f.clone();
+    tampered[4] = ("Body", "STOP");
+    let res = atest::call_service(&app, post(tampered, Some(signature(&f)))).await;
+    assert_eq!(res.status().as_u16(), 403);
+    let f = form("SMhelp", PHONE, "START");
+    let res = atest::call_service(&app, post(f.clone(), Some(signature(&f)))).await;
+    assert_eq!(res.status().as_u16(), 200, "a replay is acknowledged");
+    let f = form("SMstranger", "+13105550199", "STOP");
+    let res = atest::call_service(&app, post(f.clone(), Some(signature(&f)))).await;
+    assert_eq!(res.status().as_u16(), 200);
+    assert_eq!(
+        ledger(&db),
+        entries,
+        "a refused, replayed or unknown text changed the ledger"
+    );
+    let pending: Vec<_> = outbox::list(&mut c)
+        .unwrap()
+        .into_iter()
+        .filter(|i| i.state == "pending")
+        .collect();
+    assert!(pending.is_empty(), "{pending:?}");
+    let dump = db.dump();
+    for reading in [
+        "refused: bad or missing signature",
+        "replay ignored",
+        "unknown number",
+    ] {
+        assert!(dump.contains(reading), "no AuditEvent for {reading:?}");
+    }
+    for phi in [PHONE, "+13105550199", "no más mensajes"] {
+        assert!(!dump.contains(phi), "PHI {phi:?} stored in clear");
+    }
+}
