@@ -96,7 +96,18 @@ pub fn patient(
                 source: "clinician".into(),
                 recorded_at: now - chrono::Duration::days(1),
                 valid_until: None,
-                resource: "{}".into(),
+                resource: serde_json::json!({
+                    "resourceType": "Consent", "id": format!("consent-{id}-{n}"), "status": "active",
+                    "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}]},
+                    "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
+                    "patient": {"reference": format!("Patient/{id}")},
+                    "policyRule": {"text": "Given to the clinician"},
+                    "provision": {"type": "permit", "extension": [
+                        {"url": herald::fhir::EXT_CHANNEL, "valueCode": channel.code()},
+                        {"url": herald::fhir::EXT_ADDRESS, "valueString": addr}
+                    ]}
+                })
+                .to_string(),
             },
         )
         .unwrap();

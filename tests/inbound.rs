@@ -253,4 +253,116 @@ async fn stop_start_help_replays_forgeries_and_strangers() {
     for phi in [PHONE, "+13105550199", "no más mensajes"] {
         assert!(!dump.contains(phi), "PHI {phi:?} stored in clear");
     }
+
+    // The ledger as FHIR: every Consent valid R4, history per resource, POST.
+    let res = atest::call_service(
+        &app,
+        atest::TestRequest::get()
+            .uri("/fhir/Consent?patient=Patient/p-in&_count=1000")
+            .to_request(),
+    )
+    .await;
+    assert_eq!(res.status().as_u16(), 200);
+    let bundle: serde_json::Value = serde_json::from_slice(&atest::read_body(res).await).unwrap();
+    let consents: Vec<serde_json::Value> = bundle["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["resource"].clone())
+        .collect();
+    assert!(consents.len() >= 4 * 13, "{} Consents", consents.len());
+    assert!(consents.iter().any(|c| c["provision"]["type"] == "deny"));
+    assert!(consents.iter().any(|c| c["provision"]["type"] == "permit"));
+    let id = consents[0]["id"].as_str().unwrap().to_string();
+    let res = atest::call_service(
+        &app,
+        atest::TestRequest::get()
+            .uri(&format!("/fhir/Consent/{id}/_history"))
+            .to_request(),
+    )
+    .await;
+    let hist: serde_json::Value = serde_json::from_slice(&atest::read_body(res).await).unwrap();
+    assert_eq!(hist["type"], "history");
+    assert_eq!(hist["entry"][0]["resource"]["meta"]["versionId"], "1");
+    let given = serde_json::json!({
+        "resourceType": "Consent", "status": "active",
+        "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}]},
+        "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
+        "patient": {"reference": "Patient/p-in"},
+        "dateTime": "2026-12-01T18:00:00Z",
+        "policyRule": {"text": "Given in person at the front desk; wording v3 shown"},
+        "provision": {"type": "permit", "extension": [
+            {"url": herald::fhir::EXT_CHANNEL, "valueCode": "email"},
+            {"url": herald::fhir::EXT_ADDRESS, "valueString": "p-in@example.org"}
+        ], "purpose": [{"system": "https://herald.example.org/fhir/CodeSystem/message-purpose", "code": "appointment"}]}
+    });
+    let res = atest::call_service(
+        &app,
+        atest::TestRequest::post()
+            .uri("/fhir/Consent")
+            .insert_header(("content-type", "application/fhir+json"))
+            .set_payload(given.to_string())
+            .to_request(),
+    )
+    .await;
+    assert_eq!(res.status().as_u16(), 201);
+    let location = res
+        .headers()
+        .get("location")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        location.contains("/fhir/Consent/") && location.ends_with("/_history/1"),
+        "{location}"
+    );
+    let created: serde_json::Value = serde_json::from_slice(&atest::read_body(res).await).unwrap();
+    let mut broken = given.clone();
+    broken.as_object_mut().unwrap().remove("policyRule");
+    let res = atest::call_service(
+        &app,
+        atest::TestRequest::post()
+            .uri("/fhir/Consent")
+            .set_payload(broken.to_string())
+            .to_request(),
+    )
+    .await;
+    assert_eq!(res.status().as_u16(), 400);
+    let oo: serde_json::Value = serde_json::from_slice(&atest::read_body(res).await).unwrap();
+    assert_eq!(oo["resourceType"], "OperationOutcome");
+    let res = atest::call_service(
+        &app,
+        atest::TestRequest::get()
+            .uri("/fhir/Consent/no-such-consent")
+            .to_request(),
+    )
+    .await;
+    assert_eq!(res.status().as_u16(), 404);
+
+    let mut all = consents.clone();
+    all.push(created);
+    let ndjson: String = all.iter().map(|r| format!("{r}\n")).collect();
+    use std::io::Write as _;
+    let mut child = std::process::Command::new("node")
+        .arg(super::demo::validator_dir().join("validate.js"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(ndjson.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "invalid Consent: {}",
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .find(|l| l.contains("false"))
+            .unwrap_or("")
+    );
 }

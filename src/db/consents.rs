@@ -153,3 +153,52 @@ pub fn rekey_batch(conn: &mut DbConn, ring: &KeyRing, limit: i64) -> Result<usiz
     }
     Ok(rows.len())
 }
+
+/// A stored Consent: its ledger row id, when it was recorded, and its JSON.
+#[derive(Debug, Clone)]
+pub struct StoredConsent {
+    /// Ledger row id.
+    pub row_id: String,
+    /// Patient.
+    pub patient_id: String,
+    /// Recorded at.
+    pub recorded_at: chrono::NaiveDateTime,
+    /// The FHIR Consent (decrypted).
+    pub resource: String,
+}
+
+/// Ledger rows, oldest first, optionally for one patient and a time range.
+pub fn search(
+    conn: &mut DbConn,
+    ring: &KeyRing,
+    patient: Option<&str>,
+    from: Option<DateTime<Utc>>,
+    to: Option<DateTime<Utc>>,
+    limit: i64,
+) -> Result<Vec<StoredConsent>, DbError> {
+    let mut q = c::table.into_boxed();
+    if let Some(p) = patient {
+        q = q.filter(c::patient_fhir_id.eq(p));
+    }
+    if let Some(f) = from {
+        q = q.filter(c::recorded_at.ge(super::ts(f)));
+    }
+    if let Some(t) = to {
+        q = q.filter(c::recorded_at.lt(super::ts(t)));
+    }
+    let rows: Vec<(String, String, chrono::NaiveDateTime, Vec<u8>)> = q
+        .order((c::recorded_at.asc(), c::id.asc()))
+        .limit(limit)
+        .select((c::id, c::patient_fhir_id, c::recorded_at, c::resource_enc))
+        .load(conn)?;
+    rows.into_iter()
+        .map(|(id, patient_id, recorded_at, enc)| {
+            Ok(StoredConsent {
+                resource: ring.decrypt_str(&aad(&id), &enc)?,
+                row_id: id,
+                patient_id,
+                recorded_at,
+            })
+        })
+        .collect()
+}

@@ -207,6 +207,28 @@ pub fn consent(
     raw: &Value,
     source: &str,
 ) -> Result<bool, IngestError> {
+    record_consent(
+        conn,
+        ctx.ring,
+        ctx.clock,
+        raw,
+        source,
+        Actor::System,
+        Some(ctx.ehr),
+    )
+}
+
+/// Records a FHIR Consent in the ledger (one row per purpose) with its
+/// AuditEvent; false when it was already there or is not active.
+pub fn record_consent(
+    conn: &mut DbConn,
+    ring: &crate::crypto::KeyRing,
+    clock: &dyn crate::clock::Clock,
+    raw: &Value,
+    source: &str,
+    actor: Actor,
+    ehr: Option<&str>,
+) -> Result<bool, IngestError> {
     let f = fhir::consent_facts(raw)?;
     let bad = |element| ParseError::Missing {
         resource: format!("Consent/{}", f.id),
@@ -220,10 +242,8 @@ pub fn consent(
         .parse()
         .map_err(|_| bad("provision.extension(consent-channel)"))?;
     let address_index = match channel {
-        Channel::Email => ctx.ring.blind_index("email", &normalize_email(&f.address)),
-        Channel::Sms | Channel::Voice => {
-            ctx.ring.blind_index("phone", &normalize_phone(&f.address))
-        }
+        Channel::Email => ring.blind_index("email", &normalize_email(&f.address)),
+        Channel::Sms | Channel::Voice => ring.blind_index("phone", &normalize_phone(&f.address)),
     };
     let purposes: Vec<Option<Purpose>> = if f.purposes.is_empty() {
         vec![None]
@@ -237,7 +257,7 @@ pub fn consent(
             })
             .collect::<Result<_, _>>()?
     };
-    let now = ctx.clock.now();
+    let now = clock.now();
     let resource = raw.to_string();
     db::write_tx(conn, |c| {
         let mut any = false;
@@ -249,7 +269,7 @@ pub fn consent(
             };
             any |= consents::insert(
                 c,
-                ctx.ring,
+                ring,
                 &consents::NewConsent {
                     id,
                     patient_id: f.patient_id.clone(),
@@ -276,12 +296,12 @@ pub fn consent(
                     activity: Activity::ConsentRecorded {
                         consent_id: f.id.clone(),
                     },
-                    actor: Actor::System,
+                    actor: actor.clone(),
                     outcome: Outcome::Success,
                     outcome_desc: None,
                     patient_id: Some(f.patient_id.clone()),
                     request_id: None,
-                    ehr: Some(ctx.ehr.into()),
+                    ehr: ehr.map(String::from),
                 }],
             )?;
         }

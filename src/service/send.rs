@@ -707,7 +707,11 @@ pub(crate) fn carrier_opt_out(
         "patient": {"reference": format!("Patient/{patient_id}")},
         "dateTime": now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         "policyRule": {"text": "Carrier reported the recipient unsubscribed (Twilio error 21610)"},
-        "provision": {"type": "deny"}
+        "provision": {
+            "type": "deny",
+            "period": {"start": now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)},
+            "extension": [{"url": crate::fhir::EXT_CHANNEL, "valueCode": channel.code()}]
+        }
     });
     consents::NewConsent {
         id,

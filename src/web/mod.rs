@@ -6,6 +6,7 @@
 
 mod audit_api;
 mod communication_api;
+mod consent_api;
 mod errors;
 mod health;
 pub mod hooks;
@@ -80,6 +81,13 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
                     .route("/metadata", web::get().to(audit_api::metadata))
                     .route("/AuditEvent", web::get().to(audit_api::search))
                     .route("/AuditEvent/{id}", web::get().to(audit_api::read))
+                    .route("/Consent", web::get().to(consent_api::search))
+                    .route("/Consent", web::post().to(consent_api::create))
+                    .route("/Consent/{id}", web::get().to(consent_api::read))
+                    .route(
+                        "/Consent/{id}/_history",
+                        web::get().to(consent_api::history),
+                    )
                     .route("/Communication", web::get().to(communication_api::search))
                     .route(
                         "/Communication/{id}",
