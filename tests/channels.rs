@@ -700,3 +700,52 @@ fn caps_defer_the_second_message_of_the_day_but_not_a_consent_notice() {
     let sent = sender.sent.lock().unwrap();
     assert!(sent[1].text.contains("for help call"), "{}", sent[1].text);
 }
+
+/// Every extension and code system Herald writes is published in
+/// profiles/fhir/, and those definitions are valid FHIR R4.
+#[test]
+fn profiles_define_every_extension_herald_writes() {
+    let root = support::repo_root();
+    let mut urls = std::collections::BTreeSet::new();
+    for file in ["src/fhir/mod.rs", "src/fhir/communication.rs"] {
+        let text = std::fs::read_to_string(root.join(file)).unwrap();
+        for part in text
+            .split('"')
+            .filter(|p| p.starts_with("https://herald.example.org/fhir/"))
+        {
+            urls.insert(part.to_string());
+        }
+    }
+    assert!(urls.len() >= 4, "{urls:?}");
+    let mut ndjson = String::new();
+    for url in &urls {
+        let (kind, id) = url
+            .trim_start_matches("https://herald.example.org/fhir/")
+            .split_once('/')
+            .unwrap();
+        let path = root.join(format!("profiles/fhir/{kind}-{id}.json"));
+        let text = std::fs::read_to_string(&path)
+            .unwrap_or_else(|_| panic!("{url} has no {}", path.display()));
+        let v: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["url"], url.as_str());
+        ndjson.push_str(&format!("{v}\n"));
+    }
+    let mut child = Command::new("node")
+        .arg(super::demo::validator_dir().join("validate.js"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(ndjson.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
