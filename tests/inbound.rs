@@ -366,3 +366,108 @@ async fn stop_start_help_replays_forgeries_and_strangers() {
             .unwrap_or("")
     );
 }
+
+/// H10: a confidential-communications request "email only", posted as one
+/// Consent, stops SMS and voice for every purpose at once; email still goes.
+#[actix_web::test]
+async fn email_only_request_stops_sms_and_voice_at_once() {
+    let db = support::sqlite();
+    let (ring, _) = support::ready(&db);
+    let ring = Arc::new(ring);
+    let clock = Arc::new(support::clock());
+    super::channels::patient(
+        &db,
+        &ring,
+        "p-cc",
+        Some(PHONE),
+        Some("p-cc@example.org"),
+        "en-US",
+        &[
+            (Channel::Sms, PHONE),
+            (Channel::Voice, PHONE),
+            (Channel::Email, "p-cc@example.org"),
+        ],
+    );
+    let state = AppState {
+        settings: Arc::new(settings()),
+        pool: db.pool.clone(),
+        ring: Arc::clone(&ring),
+        clock: clock.clone(),
+    };
+    let app = atest::init_service(app(state)).await;
+    clock.advance(chrono::Duration::minutes(1));
+    let request = serde_json::json!({
+        "resourceType": "Consent", "status": "active",
+        "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}]},
+        "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
+        "patient": {"reference": "Patient/p-cc"},
+        "policyRule": {"text": "Confidential communications request (45 CFR 164.522(b)): email only"},
+        "provision": {"type": "deny", "extension": [
+            {"url": herald::fhir::EXT_CHANNEL, "valueCode": "sms"},
+            {"url": herald::fhir::EXT_CHANNEL, "valueCode": "voice"}
+        ]}
+    });
+    let res = atest::call_service(
+        &app,
+        atest::TestRequest::post()
+            .uri("/fhir/Consent")
+            .set_payload(request.to_string())
+            .to_request(),
+    )
+    .await;
+    assert_eq!(res.status().as_u16(), 201);
+    clock.advance(chrono::Duration::minutes(1));
+    let sender = MemorySender::default();
+    let messaging = support::messaging();
+    let renderer = support::renderer();
+    let outbox_settings = OutboxSettings::default();
+    let guard = herald::guard::Guard::new();
+    let ctx = Ctx {
+        ring: &ring,
+        clock: clock.as_ref(),
+        messaging: &messaging,
+        renderer: &renderer,
+        ehr: "https://ehr.example.org/fhir",
+        outbox: &outbox_settings,
+        sender: &sender,
+        status_callback: None,
+        guard: &guard,
+    };
+    let mut c = db.conn();
+    super::channels::intent_with(&mut c, "p-cc", 1);
+    super::channels::intent_with(&mut c, "p-cc", 2);
+    let r = send::run_due(&mut c, &ctx, &sender, "w1").unwrap();
+    assert_eq!(r.len(), 2);
+    for x in &r {
+        assert_eq!(
+            x.outcome,
+            SendOutcome::Sent {
+                channel: Channel::Email
+            },
+            "{r:?}"
+        );
+    }
+    let ledger = consents::entries_for(&mut c, "p-cc").unwrap();
+    for ch in [Channel::Sms, Channel::Voice] {
+        for purpose in [
+            herald::domain::Purpose::Appointment,
+            herald::domain::Purpose::Medication,
+            herald::domain::Purpose::Billing,
+        ] {
+            let idx = ring.blind_index("phone", &herald::crypto::normalize_phone(PHONE));
+            assert!(matches!(
+                herald::domain::consent::decide(
+                    &ledger,
+                    ch,
+                    purpose,
+                    &idx,
+                    herald::clock::Clock::now(clock.as_ref())
+                ),
+                herald::domain::consent::Verdict::Deny {
+                    reason: herald::domain::consent::DenyReason::ConfidentialCommunications,
+                    ..
+                }
+            ));
+        }
+    }
+}

@@ -46,6 +46,8 @@ pub enum DenyReason {
     OptedOut,
     /// The consent's period has ended.
     Expired,
+    /// The patient asked not to be reached on this channel at all (H10).
+    ConfidentialCommunications,
 }
 
 impl DenyReason {
@@ -55,6 +57,7 @@ impl DenyReason {
             Self::NoConsent => "no consent",
             Self::OtherAddress => "no consent for this address",
             Self::OptedOut => "no consent (opted out)",
+            Self::ConfidentialCommunications => "no consent (confidential communications request)",
             Self::Expired => "consent expired",
         }
     }
@@ -78,6 +81,11 @@ pub enum Verdict {
 }
 
 /// Decides from the patient's ledger entries.
+/// The address index of an entry that covers every address on its channel
+/// (a confidential-communications request, H10).
+pub const ANY_ADDRESS: &str = "*";
+
+/// Decides one send.
 pub fn decide(
     entries: &[ConsentEntry],
     channel: Channel,
@@ -88,6 +96,33 @@ pub fn decide(
     let applicable = entries
         .iter()
         .filter(|e| e.channel == channel && e.purpose.is_none_or(|p| p == purpose));
+    // A confidential-communications request (H10) covers every address on
+    // the channel and overrides any consent until the patient lifts it.
+    let newest = |a: Option<&'_ ConsentEntry>, e: &'_ ConsentEntry| -> bool {
+        a.is_none_or(|cur| {
+            e.recorded_at > cur.recorded_at
+                || (e.recorded_at == cur.recorded_at && e.decision == Decision::Deny)
+        })
+    };
+    let mut blanket: Option<&ConsentEntry> = None;
+    for e in applicable
+        .clone()
+        .filter(|e| e.address_index == ANY_ADDRESS)
+    {
+        if newest(blanket, e) {
+            blanket = Some(e);
+        }
+    }
+    if let Some(b) = blanket
+        && b.decision == Decision::Deny
+        && b.valid_until.is_none_or(|end| end > now)
+    {
+        return Verdict::Deny {
+            reason: DenyReason::ConfidentialCommunications,
+            consent_id: Some(b.consent_id.clone()),
+        };
+    }
+    let applicable = applicable.filter(|e| e.address_index != ANY_ADDRESS);
     let mut latest: Option<&ConsentEntry> = None;
     let mut other_address = false;
     for e in applicable {
@@ -229,5 +264,54 @@ mod tests {
                 consent_id: Some("c1".into()),
             },
         );
+    }
+
+    #[test]
+    fn a_confidential_communications_request_overrides_every_address() {
+        let t0 = DateTime::parse_from_rfc3339("2026-12-01T10:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let entry = |id: &str, addr: &str, decision, mins: i64| ConsentEntry {
+            consent_id: id.into(),
+            channel: Channel::Sms,
+            purpose: None,
+            address_index: addr.into(),
+            decision,
+            recorded_at: t0 + chrono::Duration::minutes(mins),
+            valid_until: None,
+        };
+        let mut entries = vec![
+            entry("permit", "idx-1", Decision::Permit, 0),
+            entry("email-only", ANY_ADDRESS, Decision::Deny, 1),
+            // A newer permit for a number does not lift the request…
+            entry("permit-later", "idx-1", Decision::Permit, 2),
+        ];
+        let now = t0 + chrono::Duration::minutes(3);
+        assert_eq!(
+            decide(&entries, Channel::Sms, Purpose::Medication, "idx-1", now),
+            Verdict::Deny {
+                reason: DenyReason::ConfidentialCommunications,
+                consent_id: Some("email-only".into())
+            }
+        );
+        // …lifting it does, and the address's own consent decides again.
+        entries.push(entry("lifted", ANY_ADDRESS, Decision::Permit, 3));
+        assert_eq!(
+            decide(
+                &entries,
+                Channel::Sms,
+                Purpose::Appointment,
+                "idx-1",
+                now + chrono::Duration::minutes(1)
+            ),
+            Verdict::Permit {
+                consent_id: "permit-later".into()
+            }
+        );
+        // A blanket permit never grants consent by itself.
+        assert!(matches!(
+            decide(&entries, Channel::Sms, Purpose::Appointment, "idx-2", now),
+            Verdict::Deny { .. }
+        ));
     }
 }

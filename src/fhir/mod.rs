@@ -280,9 +280,9 @@ pub struct ConsentFacts {
     /// active, inactive, ...
     pub status: String,
     /// Channel code.
-    pub channel: String,
+    pub channels: Vec<String>,
     /// The exact address (PHI).
-    pub address: String,
+    pub address: Option<String>,
     /// Purpose codes (empty = every purpose).
     pub purposes: Vec<String>,
     /// permit or deny.
@@ -312,14 +312,26 @@ pub fn consent_facts(v: &Value) -> Result<ConsentFacts, ParseError> {
             .as_str()
             .map(String::from)
             .ok_or_else(|| missing("status"))?,
-        channel: extension(p, EXT_CHANNEL)
-            .and_then(|e| e["valueCode"].as_str())
-            .map(String::from)
-            .ok_or_else(|| missing("provision.extension(consent-channel)"))?,
+        channels: {
+            let cs: Vec<String> = p["extension"]
+                .as_array()
+                .map(|es| {
+                    es.iter()
+                        .filter(|e| e["url"] == EXT_CHANNEL)
+                        .filter_map(|e| e["valueCode"].as_str().map(String::from))
+                        .collect()
+                })
+                .unwrap_or_default();
+            if cs.is_empty() {
+                return Err(missing("provision.extension(consent-channel)"));
+            }
+            cs
+        },
+        // No address: the provision covers every address on its channels
+        // (a confidential-communications request, H10).
         address: extension(p, EXT_ADDRESS)
             .and_then(|e| e["valueString"].as_str())
-            .map(String::from)
-            .ok_or_else(|| missing("provision.extension(consent-address)"))?,
+            .map(String::from),
         purposes: p["purpose"]
             .as_array()
             .map(|ps| {

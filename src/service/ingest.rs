@@ -237,13 +237,19 @@ pub fn record_consent(
     if f.status != "active" {
         return Ok(false);
     }
-    let channel: Channel = f
-        .channel
-        .parse()
+    let channels: Vec<Channel> = f
+        .channels
+        .iter()
+        .map(|c| c.parse())
+        .collect::<Result<_, _>>()
         .map_err(|_| bad("provision.extension(consent-channel)"))?;
-    let address_index = match channel {
-        Channel::Email => ring.blind_index("email", &normalize_email(&f.address)),
-        Channel::Sms | Channel::Voice => ring.blind_index("phone", &normalize_phone(&f.address)),
+    // Without an address a provision covers every address on its channels;
+    // that only ever takes consent away (or lifts such a request), never
+    // grants it to numbers nobody named.
+    let index_for = |channel: Channel| match (&f.address, channel) {
+        (None, _) => crate::domain::consent::ANY_ADDRESS.to_string(),
+        (Some(a), Channel::Email) => ring.blind_index("email", &normalize_email(a)),
+        (Some(a), Channel::Sms | Channel::Voice) => ring.blind_index("phone", &normalize_phone(a)),
     };
     let purposes: Vec<Option<Purpose>> = if f.purposes.is_empty() {
         vec![None]
@@ -261,8 +267,14 @@ pub fn record_consent(
     let resource = raw.to_string();
     db::write_tx(conn, |c| {
         let mut any = false;
-        for (i, purpose) in purposes.iter().enumerate() {
-            let id = if purposes.len() == 1 {
+        let scopes: Vec<(Channel, Option<Purpose>)> = channels
+            .iter()
+            .flat_map(|c| purposes.iter().map(move |p| (*c, *p)))
+            .collect();
+        for (i, (channel, purpose)) in scopes.iter().enumerate() {
+            let (channel, purpose) = (*channel, purpose);
+            let address_index = index_for(channel);
+            let id = if scopes.len() == 1 {
                 f.id.clone()
             } else {
                 format!("{}-{}", f.id, i)
