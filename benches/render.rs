@@ -114,9 +114,13 @@ fn render(c: &mut Criterion) {
     // Sanity: all three produce the same SMS.
     let full = renderer.render(Some("en-US"), MESSAGE, &args).unwrap();
     let only = sms_only.render(Some("en-US"), MESSAGE, &args).unwrap();
+    let for_sms = renderer
+        .render_for(Some("en-US"), MESSAGE, &args, herald::domain::Channel::Sms)
+        .unwrap();
     let bare = bare_format(&bundle);
     assert_eq!(full.sms, bare);
     assert_eq!(only.sms, bare);
+    assert_eq!(for_sms.sms, bare);
     assert!(only.subject.is_empty() && only.email.is_empty() && only.voice.is_empty());
     assert!(!full.email.is_empty());
 
@@ -136,14 +140,16 @@ fn render(c: &mut Criterion) {
         })
     });
 
-    // Herald with only `.sms` non-trivial (see `sms_only_source`).
-    group.bench_function("herald_render_sms_only", |b| {
+    // Herald as the send path calls it for a text: `render_for(.., Sms)`
+    // formats only `.sms` (negotiation, arguments, ICU date/time, segments).
+    group.bench_function("herald_render_for_sms", |b| {
         b.iter(|| {
-            sms_only
-                .render(
+            renderer
+                .render_for(
                     black_box(Some("en-US")),
                     black_box(MESSAGE),
                     black_box(&args),
+                    herald::domain::Channel::Sms,
                 )
                 .unwrap()
         })

@@ -755,12 +755,11 @@ impl Settings {
         if self.email.provider == "smtp" {
             slowest_ms = slowest_ms.max(self.email.timeout_ms);
         }
-        if u64::from(self.outbox.lease_secs) * 1000 < 2 * slowest_ms {
+        if u64::from(self.outbox.lease_secs) * 1000 < 4 * slowest_ms {
             bad(
                 "outbox.lease_secs",
                 format!(
-                    "must be at least twice the slowest provider timeout ({} ms) so a lease never ends mid-send",
-                    slowest_ms
+                    "must be at least four times the slowest provider timeout ({slowest_ms} ms) so a lease never ends mid-send"
                 ),
             );
         }

@@ -213,9 +213,15 @@ pub fn revert_all(conn: &mut DbConn) -> Result<Vec<String>, DbError> {
     reverted.map_err(|e| DbError::Other(anyhow::anyhow!("revert failed: {e}")))
 }
 
+/// SQLite has one writer at a time. Threads of one process queue for it here,
+/// in order, instead of each sleeping and retrying in SQLite's busy handler
+/// (which wasted half the CPU of an 8-worker blast); other processes still
+/// meet the busy timeout.
+static SQLITE_WRITER: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Runs `f` in a write transaction: `BEGIN IMMEDIATE` on SQLite (so writers
-/// queue on the busy timeout instead of failing on lock upgrade), a plain
-/// transaction on PostgreSQL. Commits on `Ok`, rolls back on `Err`.
+/// queue instead of failing on lock upgrade), a plain transaction on
+/// PostgreSQL. Commits on `Ok`, rolls back on `Err`.
 pub fn write_tx<T, E>(
     conn: &mut DbConn,
     f: impl FnOnce(&mut DbConn) -> Result<T, E>,
@@ -223,6 +229,14 @@ pub fn write_tx<T, E>(
 where
     E: From<DbError>,
 {
+    let _writer = match conn {
+        DbConn::Sqlite(_) => Some(
+            SQLITE_WRITER
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        ),
+        DbConn::Pg(_) => None,
+    };
     type Tm = <DbConn as Connection>::TransactionManager;
     let db = |e: diesel::result::Error| E::from(DbError::from(e));
     match conn {

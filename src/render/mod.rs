@@ -297,6 +297,35 @@ impl Renderer {
         id: &str,
         args: &MessageArgs,
     ) -> Result<Rendered, RenderError> {
+        self.render_attrs(requested, id, args, REQUIRED_ATTRIBUTES)
+    }
+
+    /// Renders only what `channel` sends (the SMS text; the email subject
+    /// and body; the voice text); the other fields are left empty. The send
+    /// path uses this.
+    pub fn render_for(
+        &self,
+        requested: Option<&str>,
+        id: &str,
+        args: &MessageArgs,
+        channel: crate::domain::Channel,
+    ) -> Result<Rendered, RenderError> {
+        use crate::domain::Channel;
+        let attrs: &[&str] = match channel {
+            Channel::Sms => &["sms"],
+            Channel::Email => &["subject", "email"],
+            Channel::Voice => &["voice"],
+        };
+        self.render_attrs(requested, id, args, attrs)
+    }
+
+    fn render_attrs(
+        &self,
+        requested: Option<&str>,
+        id: &str,
+        args: &MessageArgs,
+        attrs: &[&str],
+    ) -> Result<Rendered, RenderError> {
         for lang in self.negotiate(requested) {
             let Some(loc) = self.bundles.get(&lang) else {
                 continue;
@@ -334,7 +363,7 @@ impl Renderer {
                 fargs.set("hours", FluentValue::from(0));
             }
             let mut out = BTreeMap::new();
-            for attr in REQUIRED_ATTRIBUTES {
+            for attr in attrs {
                 let Some(a) = msg.get_attribute(attr) else {
                     return Err(RenderError::Format {
                         id: id.into(),

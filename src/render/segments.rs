@@ -40,20 +40,54 @@ const GSM_BASIC: &str = "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞ\u{1
 /// The extension table (each costs an escape plus the character).
 const GSM_EXTENDED: &str = "\u{c}^{}\\[~]|€";
 
+/// Septets per ASCII character (0: not in GSM-7), built once from the tables.
+// Evaluated at compile time: an index out of range fails the build, not a send.
+#[allow(clippy::indexing_slicing, clippy::as_conversions)]
+const ASCII_COST: [u8; 128] = {
+    let mut t = [0u8; 128];
+    let basic = GSM_BASIC.as_bytes();
+    let mut i = 0;
+    while i < basic.len() {
+        if basic[i] < 128 {
+            t[basic[i] as usize] = 1;
+        }
+        i += 1;
+    }
+    let ext = GSM_EXTENDED.as_bytes();
+    let mut j = 0;
+    while j < ext.len() {
+        if ext[j] < 128 {
+            t[ext[j] as usize] = 2;
+        }
+        j += 1;
+    }
+    t
+};
+
 fn gsm_cost(c: char) -> Option<usize> {
-    if GSM_BASIC.contains(c) {
-        Some(1)
-    } else if GSM_EXTENDED.contains(c) {
+    if let Some(cost) = u32::from(c)
+        .try_into()
+        .ok()
+        .and_then(|b: usize| ASCII_COST.get(b))
+    {
+        return (*cost > 0).then_some(usize::from(*cost));
+    }
+    if c == '€' {
         Some(2)
+    } else if GSM_BASIC.contains(c) {
+        Some(1)
     } else {
         None
     }
 }
 
 /// Packs unit costs into parts of at most `per_part`, never splitting one item.
-fn pack(costs: impl Iterator<Item = usize>, single: usize, per_part: usize) -> (usize, usize) {
-    let costs: Vec<usize> = costs.collect();
-    let units: usize = costs.iter().sum();
+fn pack(
+    costs: impl Iterator<Item = usize> + Clone,
+    single: usize,
+    per_part: usize,
+) -> (usize, usize) {
+    let units: usize = costs.clone().sum();
     if units == 0 {
         return (0, 0);
     }
@@ -74,23 +108,19 @@ fn pack(costs: impl Iterator<Item = usize>, single: usize, per_part: usize) -> (
 
 /// Encoding, length and segment count of `text`.
 pub fn analyze(text: &str) -> SegmentInfo {
-    let gsm: Option<Vec<usize>> = text.chars().map(gsm_cost).collect();
-    match gsm {
-        Some(costs) => {
-            let (units, segments) = pack(costs.into_iter(), 160, 153);
-            SegmentInfo {
-                encoding: Encoding::Gsm7,
-                units,
-                segments,
-            }
+    if text.chars().all(|c| gsm_cost(c).is_some()) {
+        let (units, segments) = pack(text.chars().map(|c| gsm_cost(c).unwrap_or(1)), 160, 153);
+        SegmentInfo {
+            encoding: Encoding::Gsm7,
+            units,
+            segments,
         }
-        None => {
-            let (units, segments) = pack(text.chars().map(char::len_utf16), 70, 67);
-            SegmentInfo {
-                encoding: Encoding::Ucs2,
-                units,
-                segments,
-            }
+    } else {
+        let (units, segments) = pack(text.chars().map(char::len_utf16), 70, 67);
+        SegmentInfo {
+            encoding: Encoding::Ucs2,
+            units,
+            segments,
         }
     }
 }

@@ -451,7 +451,7 @@ fn process(
         .language
         .as_deref()
         .or(Some(ctx.messaging.default_language.as_str()));
-    let rendered = match ctx.renderer.render(requested, template, &args) {
+    let rendered = match ctx.renderer.render_for(requested, template, &args, channel) {
         Ok(r) => r,
         Err(e) => {
             tracing::error!(intent.id = %intent.id, error = %e, "template failed to render");
@@ -550,9 +550,16 @@ fn process(
     let segments = (channel == Channel::Sms)
         .then(|| i32::try_from(rendered.segments.segments).ok())
         .flatten();
-    // Our lease must outlast the provider call, whatever the batch took so far.
+    // Our lease must outlast the provider calls (a reconcile and a send, each
+    // at most the provider timeout). `herald check` holds the lease to at
+    // least four timeouts, so with half of it left there is time; otherwise
+    // renew it first (one more write, only for slow batches).
     let lease = Duration::seconds(i64::from(ctx.outbox.lease_secs));
-    if !outbox::renew_lease(conn, &intent.id, owner, ctx.clock.now() + lease)? {
+    let claimed = db::utc(intent.updated_at);
+    let now = ctx.clock.now();
+    if claimed + lease - now < lease / 2
+        && !outbox::renew_lease(conn, &intent.id, owner, now + lease)?
+    {
         return Err(DbError::Conflict);
     }
     // A retry may follow an attempt whose outcome is unknown (a timeout, or a
