@@ -4,7 +4,7 @@
 //! insertion, deletion, adjacent transposition). Ordinary words within one edit of a term are
 //! listed in `vocab/fuzzy_stop.txt` and never fuzz-matched.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
 use super::fold::boundary_before;
@@ -17,7 +17,19 @@ pub(crate) struct Fuzzy {
     terms: Vec<(Kind, u8, &'static str)>,
     /// Hash of the term or of the term less one letter → term indices.
     index: HashMap<u64, Vec<u32>, BuildHasherDefault<Prehashed>>,
-    stop: HashSet<&'static str>,
+    /// One bit per [`BLOOM_BITS`] slot of the index keys: a clear bit means no key, so most
+    /// deletions of an ordinary word cost a bit test rather than a map probe.
+    bloom: Vec<u64>,
+    /// Hash of the word → stop words with that hash.
+    stop: HashMap<u64, Vec<&'static str>, BuildHasherDefault<Prehashed>>,
+}
+
+const BLOOM_BITS: u32 = 20;
+
+/// The bloom slot of a key: its top bits (word index, bit mask).
+fn bloom_slot(h: u64) -> (usize, u64) {
+    let slot = usize::try_from(h >> (64 - BLOOM_BITS)).unwrap_or(0);
+    (slot / 64, 1 << (slot % 64))
 }
 
 impl Fuzzy {
@@ -50,10 +62,26 @@ impl Fuzzy {
                 }
             }
         }
+        let mut bloom = vec![0u64; (1 << BLOOM_BITS) / 64];
+        for &h in index.keys() {
+            let (i, bit) = bloom_slot(h);
+            if let Some(x) = bloom.get_mut(i) {
+                *x |= bit;
+            }
+        }
+        let mut stops: HashMap<u64, Vec<&'static str>, BuildHasherDefault<Prehashed>> =
+            HashMap::default();
+        for w in stop.lines().filter(|l| !l.is_empty()) {
+            stops
+                .entry(hash_skip(w.as_bytes(), None))
+                .or_default()
+                .push(w);
+        }
         Fuzzy {
             terms,
             index,
-            stop: stop.lines().filter(|l| !l.is_empty()).collect(),
+            bloom,
+            stop: stops,
         }
     }
 
@@ -90,12 +118,21 @@ impl Fuzzy {
     }
 
     fn lookup(&self, word: &str, langs: u8) -> Option<Kind> {
-        if self.stop.contains(word) {
+        let b = word.as_bytes();
+        if self
+            .stop
+            .get(&hash_skip(b, None))
+            .is_some_and(|ws| ws.contains(&word))
+        {
             return None;
         }
-        let b = word.as_bytes();
         for skip in std::iter::once(None).chain((0..b.len()).map(Some)) {
-            let Some(ids) = self.index.get(&hash_skip(b, skip)) else {
+            let h = hash_skip(b, skip);
+            let (i, bit) = bloom_slot(h);
+            if self.bloom.get(i).is_none_or(|x| x & bit == 0) {
+                continue;
+            }
+            let Some(ids) = self.index.get(&h) else {
                 continue;
             };
             for &id in ids {
