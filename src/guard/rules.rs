@@ -203,6 +203,9 @@ const TRIGGERS: &[(u8, &[&str])] = &[
     ),
 ];
 
+/// A maximal run of digits, [start, end).
+type Run = (usize, usize);
+
 /// Which rules can match a text at all. Each field is a condition that every match of its
 /// rule satisfies (a superset: an open gate may still find nothing), so a closed gate skips a
 /// regex without changing the verdict. The unit tests check that against running every rule.
@@ -365,7 +368,7 @@ impl Gates {
             g.card |= chain >= 13;
             prev = Some(r);
         }
-        let pair = |f: &dyn Fn(&(usize, usize), &(usize, usize)) -> bool| {
+        let pair = |f: &dyn Fn(&Run, &Run) -> bool| {
             runs.windows(2).any(|w| matches!(w, [a, b] if f(a, b)))
         };
         let len = |r: &(usize, usize)| r.1 - r.0;
@@ -983,7 +986,12 @@ fn url_allowed(url: &str, domains: &[&str]) -> bool {
 
 #[cfg(test)]
 mod profile {
-    #![allow(clippy::unwrap_used, clippy::print_stdout, clippy::disallowed_methods)]
+    #![allow(
+        clippy::unwrap_used,
+        clippy::print_stdout,
+        clippy::disallowed_methods,
+        clippy::as_conversions
+    )]
     use super::*;
     use crate::guard::{Guard, ScanContext};
 

@@ -372,7 +372,8 @@ fn gates_change_nothing() {
             seed ^= seed << 13;
             seed ^= seed >> 7;
             seed ^= seed << 17;
-            t.push_str(pieces[(seed % pieces.len() as u64) as usize]);
+            let i = seed % u64::try_from(pieces.len()).unwrap();
+            t.push_str(pieces[usize::try_from(i).unwrap()]);
             if seed & 0x100 != 0 {
                 t.push(' ');
             }
