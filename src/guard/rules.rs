@@ -552,6 +552,12 @@ impl Rules {
     pub(crate) fn gates(&self, f: &Folded) -> Gates {
         let mut g = Gates::from_text(f.orig().as_bytes(), f.lower().as_bytes());
         let lower = f.lower().as_bytes();
+        // A street type follows its house number ("12 Oak St"): one before every digit is
+        // no street.
+        let first_digit = lower
+            .iter()
+            .position(u8::is_ascii_digit)
+            .unwrap_or(usize::MAX);
         let mut after_word = false;
         for (i, &b) in lower.iter().enumerate() {
             let word = b.is_ascii_alphanumeric() || b == b'_';
@@ -568,7 +574,11 @@ impl Rules {
                 }
                 for (w, bit) in self.triggers.get(usize::from(b)).into_iter().flatten() {
                     if rest.starts_with(w) {
-                        g.keywords |= bit;
+                        g.keywords |= if i > first_digit {
+                            *bit
+                        } else {
+                            bit & !Gates::STREET
+                        };
                     }
                 }
             }
