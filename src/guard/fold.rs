@@ -13,9 +13,17 @@ pub(crate) struct Folded {
 
 impl Folded {
     pub(crate) fn new(text: &str) -> Folded {
-        let orig: String = text.chars().map(|c| char::from(fold_char(c))).collect();
+        let mut orig = Vec::with_capacity(text.len());
+        if text.is_ascii() {
+            orig.extend(text.bytes().map(fold_ascii));
+        } else {
+            orig.extend(text.chars().map(fold_char));
+        }
         let lower = orig.to_ascii_lowercase();
-        Folded { orig, lower }
+        Folded {
+            orig: ascii_string(orig),
+            lower: ascii_string(lower),
+        }
     }
 
     /// Folded, case kept.
@@ -35,9 +43,31 @@ impl Folded {
 
 /// `s` folded and lower-cased (for vocabularies, allowed values and brands).
 pub(crate) fn fold_lower(s: &str) -> String {
-    s.chars()
-        .map(|c| char::from(fold_char(c).to_ascii_lowercase()))
-        .collect()
+    let mut out = String::new();
+    fold_lower_into(s, &mut out);
+    out
+}
+
+/// [`fold_lower`] into a reused buffer.
+pub(crate) fn fold_lower_into(s: &str, out: &mut String) {
+    out.clear();
+    out.extend(
+        s.chars()
+            .map(|c| char::from(fold_char(c).to_ascii_lowercase())),
+    );
+}
+
+/// Every byte that [`fold_char`] returns is ASCII, so this never falls back.
+fn ascii_string(b: Vec<u8>) -> String {
+    String::from_utf8(b).unwrap_or_default()
+}
+
+fn fold_ascii(b: u8) -> u8 {
+    if b.is_ascii_control() && b != b'\n' && b != b'\t' {
+        b' '
+    } else {
+        b
+    }
 }
 
 pub(crate) fn is_word(b: u8) -> bool {
@@ -60,11 +90,7 @@ fn fold_char(c: char) -> u8 {
     if let Ok(b) = u8::try_from(c)
         && b.is_ascii()
     {
-        return if b.is_ascii_control() && b != b'\n' && b != b'\t' {
-            b' '
-        } else {
-            b
-        };
+        return fold_ascii(b);
     }
     match c {
         'á' | 'à' | 'â' | 'ä' | 'ã' | 'å' | 'ā' | 'ª' => b'a',

@@ -271,17 +271,32 @@ impl Guard {
 
     /// Scans `text`. Findings are sorted by start; an empty list means the text may go out.
     pub fn scan(&self, text: &str, ctx: &ScanContext<'_>) -> Verdict {
+        self.scan_gated(text, ctx, false)
+    }
+
+    /// [`Guard::scan`]; `every_rule` runs each pattern rule whatever its gate says (the tests'
+    /// reference for the gates).
+    fn scan_gated(&self, text: &str, ctx: &ScanContext<'_>, every_rule: bool) -> Verdict {
         let folded = Folded::new(text);
-        let langs = match ctx.lang.map(str::to_ascii_lowercase) {
-            Some(l) if l.starts_with("es") => LANG_ES,
-            Some(l) if l.starts_with("en") => LANG_EN,
+        let prefix = |l: &str, p: &str| {
+            l.as_bytes()
+                .get(..p.len())
+                .is_some_and(|h| h.eq_ignore_ascii_case(p.as_bytes()))
+        };
+        let langs = match ctx.lang {
+            Some(l) if prefix(l, "es") => LANG_ES,
+            Some(l) if prefix(l, "en") => LANG_EN,
             _ => LANG_ALL,
         };
         let allowed = Allowed::new(&folded, ctx);
         let mut found: Vec<Finding> = Vec::new();
         self.scan_vocab(&folded, langs, &mut found);
+        let mut gates = self.rules.gates(&folded);
+        if every_rule {
+            gates = gates.opened();
+        }
         self.rules
-            .scan(&folded, &allowed, ctx.allowed_domains, &mut found);
+            .scan(&folded, &gates, &allowed, ctx.allowed_domains, &mut found);
         found.retain(|f| !allowed.covers(f.start, f.end));
         found.sort_unstable();
         found.dedup();
@@ -354,12 +369,10 @@ impl Guard {
             out.push(h);
         }
         self.fuzzy.scan(lower_str, langs, out);
-        let tests: Vec<Finding> = out
-            .iter()
-            .filter(|f| f.kind == Kind::Test)
-            .copied()
-            .collect();
-        for t in tests {
+        for i in 0..out.len() {
+            let Some(t) = out.get(i).copied().filter(|f| f.kind == Kind::Test) else {
+                continue;
+            };
             if let Some((s, e)) = self.rules.value_after_test(folded, t.end) {
                 out.push(Finding {
                     kind: Kind::Result,
@@ -373,6 +386,9 @@ impl Guard {
 
 /// Drops a finding that lies inside another finding of the same kind.
 fn dedup_contained(found: &mut Vec<Finding>) {
+    if found.len() < 2 {
+        return;
+    }
     let snapshot = found.clone();
     found.retain(|f| {
         !snapshot
@@ -386,33 +402,40 @@ pub(crate) struct Allowed {
     spans: Vec<(usize, usize)>,
     /// Digits of every allowed value with at least 7 digits (phones), last 10 kept.
     phones: Vec<String>,
-    /// Lower-case words of every allowed value (names).
-    words: Vec<String>,
+    /// Lower-case words of every allowed value (names), as ranges of `word_text`.
+    words: Vec<std::ops::Range<usize>>,
+    word_text: String,
 }
 
 impl Allowed {
     fn new(folded: &Folded, ctx: &ScanContext<'_>) -> Allowed {
-        let lower = folded.lower();
+        let lower = folded.lower().as_bytes();
         let mut spans = Vec::new();
         let mut phones = Vec::new();
-        let mut words = Vec::new();
-        for v in ctx.allowed {
-            let v = fold::fold_lower(v.trim());
-            if v.len() < 2 {
+        let mut words: Vec<std::ops::Range<usize>> = Vec::new();
+        let mut word_text = String::new();
+        let mut v = String::new();
+        for value in ctx.allowed {
+            fold::fold_lower_into(value.trim(), &mut v);
+            let vb = v.as_bytes();
+            let Some(&first) = vb.first().filter(|_| vb.len() >= 2) else {
                 continue;
+            };
+            // Every occurrence, overlapping ones included.
+            for (i, _) in lower.iter().enumerate().filter(|&(_, &b)| b == first) {
+                if lower.get(i..).is_some_and(|rest| rest.starts_with(vb)) {
+                    spans.push((i, i + vb.len()));
+                }
             }
-            let mut from = 0;
-            while let Some(i) = lower.get(from..).and_then(|rest| rest.find(v.as_str())) {
-                spans.push((from + i, from + i + v.len()));
-                from += i + 1;
-            }
-            let digits: String = v.chars().filter(char::is_ascii_digit).collect();
-            if digits.len() >= 7 {
+            if v.bytes().filter(u8::is_ascii_digit).count() >= 7 {
+                let digits: String = v.chars().filter(char::is_ascii_digit).collect();
                 phones.push(last10(&digits).to_string());
             }
             for w in v.split(|c: char| !c.is_ascii_alphanumeric()) {
-                if w.len() >= 2 && !words.iter().any(|x| x == w) {
-                    words.push(w.to_string());
+                if w.len() >= 2 && !words.iter().any(|r| word_text.get(r.clone()) == Some(w)) {
+                    let start = word_text.len();
+                    word_text.push_str(w);
+                    words.push(start..word_text.len());
                 }
             }
         }
@@ -420,6 +443,7 @@ impl Allowed {
             spans,
             phones,
             words,
+            word_text,
         }
     }
 
@@ -441,7 +465,11 @@ impl Allowed {
                 continue;
             }
             any = true;
-            if !self.words.iter().any(|x| x.eq_ignore_ascii_case(w)) {
+            if !self.words.iter().any(|r| {
+                self.word_text
+                    .get(r.clone())
+                    .is_some_and(|x| x.eq_ignore_ascii_case(w))
+            }) {
                 return false;
             }
         }

