@@ -326,7 +326,14 @@ impl Renderer {
         args: &MessageArgs,
         attrs: &[&str],
     ) -> Result<Rendered, RenderError> {
-        for lang in self.negotiate(requested) {
+        // The common case — the patient's exact locale has the message —
+        // needs no negotiated chain.
+        let exact = requested.and_then(|r| self.bundles.get_key_value(r));
+        let chain: Vec<String> = match exact {
+            Some((k, loc)) if loc.bundle.has_message(id) => vec![k.clone()],
+            _ => self.negotiate(requested),
+        };
+        for lang in chain {
             let Some(loc) = self.bundles.get(&lang) else {
                 continue;
             };
@@ -343,26 +350,22 @@ impl Renderer {
                 Some(at) => (loc.formats.date(at, tz), loc.formats.time(at, tz)),
                 None => (String::new(), String::new()),
             };
-            fargs.set("date", FluentValue::from(date.clone()));
-            fargs.set("time", FluentValue::from(time.clone()));
+            fargs.set("date", FluentValue::from(date.as_str()));
+            fargs.set("time", FluentValue::from(time.as_str()));
             fargs.set(
                 "clinician",
-                FluentValue::from(
-                    args.clinician
-                        .clone()
-                        .unwrap_or_else(|| args.practice.clone()),
-                ),
+                FluentValue::from(args.clinician.as_deref().unwrap_or(&args.practice)),
             );
             fargs.set(
                 "location",
-                FluentValue::from(args.location.clone().unwrap_or_default()),
+                FluentValue::from(args.location.as_deref().unwrap_or_default()),
             );
             if let Some(h) = args.hours {
                 fargs.set("hours", FluentValue::from(h));
             } else {
                 fargs.set("hours", FluentValue::from(0));
             }
-            let mut out = BTreeMap::new();
+            let mut out: [Option<String>; 4] = Default::default();
             for attr in attrs {
                 let Some(a) = msg.get_attribute(attr) else {
                     return Err(RenderError::Format {
@@ -382,16 +385,23 @@ impl Renderer {
                         detail: format!("{errors:?}"),
                     });
                 }
-                out.insert(*attr, text);
+                if let Some(slot) = REQUIRED_ATTRIBUTES
+                    .iter()
+                    .position(|r| r == attr)
+                    .and_then(|i| out.get_mut(i))
+                {
+                    *slot = Some(text);
+                }
             }
-            let sms = out.remove("sms").unwrap_or_default();
+            drop(fargs);
+            let [sms, subject, email, voice] = out.map(Option::unwrap_or_default);
             return Ok(Rendered {
                 lang,
                 segments: segments::analyze(&sms),
                 sms,
-                subject: out.remove("subject").unwrap_or_default(),
-                email: out.remove("email").unwrap_or_default(),
-                voice: out.remove("voice").unwrap_or_default(),
+                subject,
+                email,
+                voice,
                 rtl: loc.rtl,
                 date,
                 time,
