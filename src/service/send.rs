@@ -176,6 +176,11 @@ fn claim_with(
     if batch.is_empty() {
         return Ok(None);
     }
+    // Outcomes of the batch commit together (group commit): one write
+    // transaction per batch instead of one per message. A crash before it
+    // loses only outcomes, never sends: the next claim reconciles with the
+    // provider before sending again.
+    let _group = GroupCommit::start();
     let mut reports = Vec::with_capacity(batch.len());
     for intent in batch {
         let outcome = match process(conn, ctx, sender, owner, &intent) {
@@ -192,7 +197,95 @@ fn claim_with(
             outcome,
         });
     }
+    commit_group(conn, ctx, owner)?;
     Ok(Some(reports))
+}
+
+/// An outcome waiting for its batch's commit.
+struct Pending {
+    id: String,
+    state: IntentState,
+    channel: Option<String>,
+    reason: Option<String>,
+    provider_ref: Option<String>,
+    body: Option<String>,
+    due_at: Option<DateTime<Utc>>,
+    sent_at: Option<DateTime<Utc>>,
+    error_code: Option<String>,
+    segments: Option<i32>,
+    patient: Option<String>,
+    records: Vec<AuditRecord>,
+}
+
+thread_local! {
+    /// The current batch's outcomes, when a batch is being processed on this thread.
+    static GROUP: std::cell::RefCell<Option<Vec<Pending>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Opens the thread's group for one batch; dropping it discards anything
+/// not committed (an error path: the leases run out and are reclaimed).
+struct GroupCommit;
+
+impl GroupCommit {
+    fn start() -> Self {
+        GROUP.with(|g| *g.borrow_mut() = Some(Vec::new()));
+        Self
+    }
+}
+
+impl Drop for GroupCommit {
+    fn drop(&mut self) {
+        GROUP.with(|g| *g.borrow_mut() = None);
+    }
+}
+
+/// Sends this batch has made to `patient` but not committed yet (caps must
+/// count them).
+fn uncommitted_sends(patient: &str) -> Vec<DateTime<Utc>> {
+    GROUP.with(|g| {
+        g.borrow()
+            .iter()
+            .flatten()
+            .filter(|p| p.patient.as_deref() == Some(patient))
+            .filter_map(|p| p.sent_at)
+            .collect()
+    })
+}
+
+fn commit_group(conn: &mut DbConn, ctx: &Ctx<'_>, owner: &str) -> Result<(), DbError> {
+    let pending = GROUP.with(|g| {
+        g.borrow_mut()
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
+    });
+    if pending.is_empty() {
+        return Ok(());
+    }
+    let now = ctx.clock.now();
+    db::write_tx(conn, |c| {
+        for p in &pending {
+            let f = outbox::Finish {
+                state: p.state,
+                channel: p.channel.as_deref(),
+                reason: p.reason.as_deref(),
+                provider_ref: p.provider_ref.as_deref(),
+                body: p.body.as_deref(),
+                due_at: p.due_at,
+                sent_at: p.sent_at,
+                error_code: p.error_code.as_deref(),
+                segments: p.segments,
+            };
+            match outbox::finish(c, ctx.ring, &p.id, owner, &f, now) {
+                Ok(()) => audit::append(c, &p.records).map(|_| ())?,
+                // The lease went to another worker: its outcome stands, and
+                // this one (with its audit records) is dropped.
+                Err(DbError::Conflict) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    })
 }
 
 fn finish(
@@ -203,6 +296,30 @@ fn finish(
     f: outbox::Finish<'_>,
     records: &[AuditRecord],
 ) -> Result<(), DbError> {
+    let queued = GROUP.with(|g| {
+        let mut g = g.borrow_mut();
+        let Some(group) = g.as_mut() else {
+            return false;
+        };
+        group.push(Pending {
+            id: id.to_string(),
+            state: f.state,
+            channel: f.channel.map(String::from),
+            reason: f.reason.map(String::from),
+            provider_ref: f.provider_ref.map(String::from),
+            body: f.body.map(String::from),
+            due_at: f.due_at,
+            sent_at: f.sent_at,
+            error_code: f.error_code.map(String::from),
+            segments: f.segments,
+            patient: records.iter().find_map(|r| r.patient_id.clone()),
+            records: records.to_vec(),
+        });
+        true
+    });
+    if queued {
+        return Ok(());
+    }
     let now = ctx.clock.now();
     db::write_tx(conn, |c| {
         outbox::finish(c, ctx.ring, id, owner, &f, now)?;
@@ -372,7 +489,9 @@ fn process(
     let policy = policy(ctx.messaging);
     let capped = !notice;
     let history = if capped {
-        outbox::sent_times(conn, &patient.id, now - Duration::days(7))?
+        let mut h = outbox::sent_times(conn, &patient.id, now - Duration::days(7))?;
+        h.extend(uncommitted_sends(&patient.id));
+        h
     } else {
         Vec::new()
     };
