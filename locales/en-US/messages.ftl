@@ -121,3 +121,44 @@ consent-help =
 
         To stop, reply STOP.
     .voice = Hello, this is { $practice }. For help, call { $phone }. Goodbye.
+
+# Replies to a patient's text (two-way; issue 5 §4). Consent still applies;
+# caps and quiet hours do not (the patient just wrote).
+
+reply-confirmed =
+    .sms = { $practice }: thank you, your appointment on { $date } at { $time } is confirmed. Reply STOP to opt out.
+    .subject = Your appointment is confirmed
+    .email =
+        Thank you, your appointment on { $date } at { $time } is confirmed.
+
+        { $practice }
+    .voice = Hello, this is { $practice }. Thank you, your appointment on { $date } at { $time } is confirmed. Goodbye.
+
+reply-reschedule =
+    .sms = { $practice }: to choose a new time, visit { $portal } or call { $phone }. Reply STOP to opt out.
+    .subject = Choose a new time
+    .email =
+        To choose a new time for your appointment, visit { $portal } or call { $phone }.
+
+        { $practice }
+    .voice = Hello, this is { $practice }. To choose a new time, please call { $phone }. Goodbye.
+
+reply-cancel-requested =
+    .sms = { $practice }: we received your request to cancel your appointment on { $date }. Our staff will confirm. Questions? Call { $phone }. Reply STOP to opt out.
+    .subject = We received your cancellation request
+    .email =
+        We received your request to cancel your appointment on { $date }. Our staff will confirm.
+
+        Questions? Call { $phone }.
+
+        { $practice }
+    .voice = Hello, this is { $practice }. We received your request to cancel your appointment on { $date }. Our staff will confirm. Goodbye.
+
+reply-received =
+    .sms = { $practice }: thank you, a member of our staff will read your message. For anything urgent call { $phone }. Reply STOP to opt out.
+    .subject = We received your message
+    .email =
+        Thank you, a member of our staff will read your message. For anything urgent, call { $phone }.
+
+        { $practice }
+    .voice = Hello, this is { $practice }. Thank you, a member of our staff will read your message. For anything urgent, call { $phone }. Goodbye.

@@ -108,3 +108,41 @@ consent-help =
 
         Para no recibir más, responda STOP.
     .voice = Hola, le llama { $practice }. Para ayuda, llame al { $phone }. Adiós.
+
+reply-confirmed =
+    .sms = { $practice }: gracias, su cita del { $date } a las { $time } está confirmada. Responda STOP para no recibir más.
+    .subject = Su cita está confirmada
+    .email =
+        Gracias, su cita del { $date } a las { $time } está confirmada.
+
+        { $practice }
+    .voice = Hola, le llama { $practice }. Gracias, su cita del { $date } a las { $time } está confirmada. Adiós.
+
+reply-reschedule =
+    .sms = { $practice }: para elegir otra hora, visite { $portal } o llame al { $phone }. Responda STOP para no recibir más.
+    .subject = Elija otra hora
+    .email =
+        Para elegir otra hora para su cita, visite { $portal } o llame al { $phone }.
+
+        { $practice }
+    .voice = Hola, le llama { $practice }. Para elegir otra hora, llame al { $phone }. Adiós.
+
+reply-cancel-requested =
+    .sms = { $practice }: recibimos su solicitud para cancelar su cita del { $date }. Nuestro personal la confirmará. ¿Preguntas? Llame al { $phone }. Responda STOP para no recibir más.
+    .subject = Recibimos su solicitud de cancelación
+    .email =
+        Recibimos su solicitud para cancelar su cita del { $date }. Nuestro personal la confirmará.
+
+        ¿Preguntas? Llame al { $phone }.
+
+        { $practice }
+    .voice = Hola, le llama { $practice }. Recibimos su solicitud para cancelar su cita del { $date }. Nuestro personal la confirmará. Adiós.
+
+reply-received =
+    .sms = { $practice }: gracias, un miembro de nuestro personal leerá su mensaje. Si es urgente, llame al { $phone }. Responda STOP para no recibir más.
+    .subject = Recibimos su mensaje
+    .email =
+        Gracias, un miembro de nuestro personal leerá su mensaje. Si es urgente, llame al { $phone }.
+
+        { $practice }
+    .voice = Hola, le llama { $practice }. Gracias, un miembro de nuestro personal leerá su mensaje. Si es urgente, llame al { $phone }. Adiós.
