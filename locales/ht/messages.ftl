@@ -109,3 +109,41 @@ consent-help =
 
         Pou sispann, reponn STOP.
     .voice = Bonjou, se { $practice } k ap pale. Pou èd, rele { $phone }. Orevwa.
+
+reply-confirmed =
+    .sms = { $practice }: mesi, randevou ou { $date } a { $time } konfime. Reponn STOP pou sispann mesaj yo.
+    .subject = Randevou ou konfime
+    .email =
+        Mesi, randevou ou { $date } a { $time } konfime.
+
+        { $practice }
+    .voice = Bonjou, se { $practice } k ap pale. Mesi, randevou ou { $date } a { $time } konfime. Orevwa.
+
+reply-reschedule =
+    .sms = { $practice }: pou chwazi yon lòt lè, ale sou { $portal } oswa rele { $phone }. Reponn STOP pou sispann mesaj yo.
+    .subject = Chwazi yon lòt lè
+    .email =
+        Pou chwazi yon lòt lè pou randevou ou, ale sou { $portal } oswa rele { $phone }.
+
+        { $practice }
+    .voice = Bonjou, se { $practice } k ap pale. Pou chwazi yon lòt lè, tanpri rele { $phone }. Orevwa.
+
+reply-cancel-requested =
+    .sms = { $practice }: nou resevwa demann ou pou anile randevou ou { $date }. Anplwaye nou yo ap konfime l. Ou gen kesyon? Rele { $phone }. Reponn STOP pou sispann mesaj yo.
+    .subject = Nou resevwa demann ou pou anile randevou a
+    .email =
+        Nou resevwa demann ou pou anile randevou ou { $date }. Anplwaye nou yo ap konfime l.
+
+        Ou gen kesyon? Rele { $phone }.
+
+        { $practice }
+    .voice = Bonjou, se { $practice } k ap pale. Nou resevwa demann ou pou anile randevou ou { $date }. Anplwaye nou yo ap konfime l. Orevwa.
+
+reply-received =
+    .sms = { $practice }: mesi, yon moun nan ekip nou an ap li mesaj ou. Si se yon bagay ki ijan, rele { $phone }. Reponn STOP pou sispann mesaj yo.
+    .subject = Nou resevwa mesaj ou
+    .email =
+        Mesi, yon moun nan ekip nou an ap li mesaj ou. Si se yon bagay ki ijan, rele { $phone }.
+
+        { $practice }
+    .voice = Bonjou, se { $practice } k ap pale. Mesi, yon moun nan ekip nou an ap li mesaj ou. Si se yon bagay ki ijan, rele { $phone }. Orevwa.

@@ -109,3 +109,41 @@ consent-help =
 
         수신을 원하지 않으시면 STOP을 회신해 주세요.
     .voice = 안녕하세요, { $practice }입니다. 도움이 필요하시면 { $phone }번으로 전화해 주세요. 감사합니다.
+
+reply-confirmed =
+    .sms = { $practice }: 회신 감사합니다. { $date } { $time } 예약이 확인되었습니다. 수신 거부는 STOP을 회신해 주세요.
+    .subject = 예약이 확인되었습니다
+    .email =
+        회신 감사합니다. { $date } { $time } 예약이 확인되었습니다.
+
+        { $practice }
+    .voice = 안녕하세요, { $practice }입니다. { $date } { $time } 예약이 확인되었습니다. 회신해 주셔서 감사합니다.
+
+reply-reschedule =
+    .sms = { $practice }: 새 예약 시간을 선택하시려면 { $portal }에 방문하시거나 { $phone }번으로 전화해 주세요. 수신 거부는 STOP을 회신해 주세요.
+    .subject = 새 예약 시간을 선택해 주세요
+    .email =
+        새 예약 시간을 선택하시려면 { $portal }에 방문하시거나 { $phone }번으로 전화해 주세요.
+
+        { $practice }
+    .voice = 안녕하세요, { $practice }입니다. 새 예약 시간을 선택하시려면 { $phone }번으로 전화해 주세요. 감사합니다.
+
+reply-cancel-requested =
+    .sms = { $practice }: { $date } 예약 취소 요청을 받았습니다. 담당 직원이 확인해 드릴 예정입니다. 문의: { $phone }. 수신 거부는 STOP을 회신해 주세요.
+    .subject = 예약 취소 요청을 받았습니다
+    .email =
+        { $date } 예약 취소 요청을 받았습니다. 담당 직원이 확인해 드릴 예정입니다.
+
+        문의 사항은 { $phone }번으로 전화해 주세요.
+
+        { $practice }
+    .voice = 안녕하세요, { $practice }입니다. { $date } 예약 취소 요청을 받았습니다. 담당 직원이 확인해 드릴 예정입니다. 감사합니다.
+
+reply-received =
+    .sms = { $practice }: 감사합니다. 보내 주신 메시지는 직원이 확인하겠습니다. 급한 용무는 { $phone }번으로 전화해 주세요. 수신 거부는 STOP을 회신해 주세요.
+    .subject = 메시지를 받았습니다
+    .email =
+        감사합니다. 보내 주신 메시지는 저희 직원이 확인하겠습니다. 급한 용무는 { $phone }번으로 전화해 주세요.
+
+        { $practice }
+    .voice = 안녕하세요, { $practice }입니다. 보내 주신 메시지는 저희 직원이 확인하겠습니다. 급한 용무는 { $phone }번으로 전화해 주세요. 감사합니다.

@@ -110,3 +110,41 @@ consent-help =
 
         Para huminto, sumagot ng STOP.
     .voice = Magandang araw, ito po ang { $practice }. Para sa tulong, tumawag po sa { $phone }. Paalam po.
+
+reply-confirmed =
+    .sms = { $practice }: salamat po, kumpirmado na ang inyong appointment sa { $date } nang { $time }. Sumagot ng STOP para huminto.
+    .subject = Kumpirmado na ang inyong appointment
+    .email =
+        Salamat po, kumpirmado na ang inyong appointment sa { $date } nang { $time }.
+
+        { $practice }
+    .voice = Magandang araw, ito po ang { $practice }. Salamat po, kumpirmado na ang inyong appointment sa { $date } nang { $time }. Paalam po.
+
+reply-reschedule =
+    .sms = { $practice }: para pumili ng bagong oras, bisitahin ang { $portal } o tumawag sa { $phone }. Sumagot ng STOP para huminto.
+    .subject = Pumili ng bagong oras
+    .email =
+        Para pumili ng bagong oras para sa inyong appointment, bisitahin ang { $portal } o tumawag sa { $phone }.
+
+        { $practice }
+    .voice = Magandang araw, ito po ang { $practice }. Para pumili ng bagong oras, tumawag po sa { $phone }. Paalam po.
+
+reply-cancel-requested =
+    .sms = { $practice }: natanggap po namin ang kahilingang kanselahin ang appointment sa { $date }. Kukumpirmahin ito ng aming staff. May tanong? Tumawag sa { $phone }. Sumagot ng STOP para huminto.
+    .subject = Natanggap namin ang inyong kahilingang magkansela
+    .email =
+        Natanggap na po namin ang inyong kahilingang kanselahin ang inyong appointment sa { $date }. Kukumpirmahin ito ng aming staff.
+
+        May tanong? Tumawag sa { $phone }.
+
+        { $practice }
+    .voice = Magandang araw, ito po ang { $practice }. Natanggap na po namin ang inyong kahilingang kanselahin ang inyong appointment sa { $date }. Kukumpirmahin ito ng aming staff. Paalam po.
+
+reply-received =
+    .sms = { $practice }: salamat po, babasahin ng aming staff ang inyong mensahe. Kung apurahan, tumawag sa { $phone }. Sumagot ng STOP para huminto.
+    .subject = Natanggap namin ang inyong mensahe
+    .email =
+        Salamat po, babasahin ng isa sa aming staff ang inyong mensahe. Kung apurahan, tumawag sa { $phone }.
+
+        { $practice }
+    .voice = Magandang araw, ito po ang { $practice }. Salamat po, babasahin ng isa sa aming staff ang inyong mensahe. Kung apurahan, tumawag po sa { $phone }. Paalam po.

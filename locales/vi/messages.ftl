@@ -108,3 +108,41 @@ consent-help =
 
         Để ngừng nhận, hãy trả lời STOP.
     .voice = Xin chào, đây là { $practice }. Để được trợ giúp, vui lòng gọi { $phone }. Chào tạm biệt.
+
+reply-confirmed =
+    .sms = { $practice }: cảm ơn Quý vị, cuộc hẹn vào { $date } lúc { $time } đã được xác nhận. Trả lời STOP để ngừng nhận tin.
+    .subject = Cuộc hẹn của Quý vị đã được xác nhận
+    .email =
+        Cảm ơn Quý vị, cuộc hẹn của Quý vị vào { $date } lúc { $time } đã được xác nhận.
+
+        { $practice }
+    .voice = Xin chào, đây là { $practice }. Cảm ơn Quý vị, cuộc hẹn của Quý vị vào { $date } lúc { $time } đã được xác nhận. Chào tạm biệt.
+
+reply-reschedule =
+    .sms = { $practice }: để chọn thời gian mới, truy cập { $portal } hoặc gọi { $phone }. Trả lời STOP để ngừng nhận tin.
+    .subject = Chọn thời gian mới
+    .email =
+        Để chọn thời gian mới cho cuộc hẹn của Quý vị, vui lòng truy cập { $portal } hoặc gọi { $phone }.
+
+        { $practice }
+    .voice = Xin chào, đây là { $practice }. Để chọn thời gian mới, vui lòng gọi { $phone }. Chào tạm biệt.
+
+reply-cancel-requested =
+    .sms = { $practice }: chúng tôi đã nhận được yêu cầu hủy cuộc hẹn vào { $date } của Quý vị. Nhân viên sẽ xác nhận. Có thắc mắc? Gọi { $phone }. Trả lời STOP để ngừng nhận tin.
+    .subject = Chúng tôi đã nhận được yêu cầu hủy hẹn của Quý vị
+    .email =
+        Chúng tôi đã nhận được yêu cầu hủy cuộc hẹn vào { $date } của Quý vị. Nhân viên của chúng tôi sẽ xác nhận.
+
+        Nếu có thắc mắc, vui lòng gọi { $phone }.
+
+        { $practice }
+    .voice = Xin chào, đây là { $practice }. Chúng tôi đã nhận được yêu cầu hủy cuộc hẹn vào { $date } của Quý vị. Nhân viên của chúng tôi sẽ xác nhận. Chào tạm biệt.
+
+reply-received =
+    .sms = { $practice }: cảm ơn Quý vị, nhân viên của chúng tôi sẽ đọc tin nhắn. Nếu có việc khẩn, gọi { $phone }. Trả lời STOP để ngừng nhận tin.
+    .subject = Chúng tôi đã nhận được tin nhắn của Quý vị
+    .email =
+        Cảm ơn Quý vị, nhân viên của chúng tôi sẽ đọc tin nhắn của Quý vị. Nếu có việc khẩn, vui lòng gọi { $phone }.
+
+        { $practice }
+    .voice = Xin chào, đây là { $practice }. Cảm ơn Quý vị, nhân viên của chúng tôi sẽ đọc tin nhắn của Quý vị. Nếu có việc khẩn, vui lòng gọi { $phone }. Chào tạm biệt.

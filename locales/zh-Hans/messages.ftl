@@ -108,3 +108,41 @@ consent-help =
 
         如需退订，请回复STOP。
     .voice = 您好，这里是{ $practice }。如需帮助，请致电{ $phone }。再见。
+
+reply-confirmed =
+    .sms = { $practice }：谢谢，您在{ $date } { $time }的预约已确认。回复STOP退订。
+    .subject = 您的预约已确认
+    .email =
+        谢谢，您在{ $date } { $time }的预约已确认。
+
+        { $practice }
+    .voice = 您好，这里是{ $practice }。谢谢，您在{ $date } { $time }的预约已确认。再见。
+
+reply-reschedule =
+    .sms = { $practice }：如需选择新的时间，请访问{ $portal }或致电{ $phone }。回复STOP退订。
+    .subject = 请选择新的时间
+    .email =
+        如需为您的预约选择新的时间，请访问{ $portal }或致电{ $phone }。
+
+        { $practice }
+    .voice = 您好，这里是{ $practice }。如需选择新的时间，请致电{ $phone }。再见。
+
+reply-cancel-requested =
+    .sms = { $practice }：我们已收到您取消{ $date }预约的申请，工作人员将予以确认。如有疑问，请致电{ $phone }。回复STOP退订。
+    .subject = 我们已收到您的取消申请
+    .email =
+        我们已收到您取消{ $date }预约的申请，工作人员将予以确认。
+
+        如有疑问，请致电{ $phone }。
+
+        { $practice }
+    .voice = 您好，这里是{ $practice }。我们已收到您取消{ $date }预约的申请，工作人员将予以确认。再见。
+
+reply-received =
+    .sms = { $practice }：谢谢，我们的工作人员会阅读您的信息。如有急事，请致电{ $phone }。回复STOP退订。
+    .subject = 我们已收到您的信息
+    .email =
+        谢谢，我们的工作人员会阅读您的信息。如有急事，请致电{ $phone }。
+
+        { $practice }
+    .voice = 您好，这里是{ $practice }。谢谢，我们的工作人员会阅读您的信息。如有急事，请致电{ $phone }。再见。
