@@ -471,3 +471,147 @@ async fn email_only_request_stops_sms_and_voice_at_once() {
         }
     }
 }
+
+/// Issue 5 §4: answers to a reminder, each replied to in the patient's
+/// language about the appointment it answers; consent still applies.
+#[actix_web::test]
+async fn two_way_answers_get_replies_in_the_patients_language() {
+    let db = support::sqlite();
+    let (ring, _) = support::ready(&db);
+    let ring = Arc::new(ring);
+    let clock = Arc::new(support::clock());
+    super::channels::patient(
+        &db,
+        &ring,
+        "p-2w",
+        Some(PHONE),
+        None,
+        "es-US",
+        &[(Channel::Sms, PHONE)],
+    );
+    let sender = MemorySender::default();
+    let messaging = support::messaging();
+    let renderer = support::renderer();
+    let outbox_settings = OutboxSettings::default();
+    let guard = herald::guard::Guard::new();
+    let ctx = Ctx {
+        ring: &ring,
+        clock: clock.as_ref(),
+        messaging: &messaging,
+        renderer: &renderer,
+        ehr: "https://ehr.example.org/fhir",
+        outbox: &outbox_settings,
+        sender: &sender,
+        status_callback: None,
+        guard: &guard,
+    };
+    let mut c = db.conn();
+    herald::service::ingest::appointment(
+        &mut c,
+        &ctx,
+        &serde_json::json!({
+            "resourceType": "Appointment", "id": "a-2w", "meta": {"versionId": "1"},
+            "status": "booked", "start": "2026-12-03T09:30:00-05:00",
+            "participant": [
+                {"actor": {"reference": "Patient/p-2w"}, "status": "needs-action"},
+                {"actor": {"reference": "Practitioner/pr-1", "display": "Dr. Ada Lovelace"}, "status": "accepted"}
+            ]
+        }),
+        &|_| Some(chrono_tz::America::New_York),
+    )
+    .unwrap();
+    let r = send::run_due(&mut c, &ctx, &sender, "w1").unwrap();
+    assert_eq!(
+        r[0].outcome,
+        SendOutcome::Sent {
+            channel: Channel::Sms
+        }
+    );
+    let state = AppState {
+        settings: Arc::new(settings()),
+        pool: db.pool.clone(),
+        ring: Arc::clone(&ring),
+        clock: clock.clone(),
+    };
+    let app = atest::init_service(app(state)).await;
+    let mut replies = Vec::new();
+    for (n, text) in ["C", "R", "cancelar cita", "¿dónde me estaciono?"]
+        .iter()
+        .enumerate()
+    {
+        clock.advance(chrono::Duration::minutes(1));
+        let sid = format!("SM2w{n:030}");
+        let f = form(&sid, PHONE, text);
+        let res = atest::call_service(
+            &app,
+            atest::TestRequest::post()
+                .uri(PATH)
+                .set_form(&f)
+                .insert_header(("X-Twilio-Signature", signature(&f)))
+                .to_request(),
+        )
+        .await;
+        assert_eq!(res.status().as_u16(), 200);
+        let r = send::run_due(&mut c, &ctx, &sender, "w1").unwrap();
+        assert_eq!(r.len(), 1, "{text:?}: {r:?}");
+        assert_eq!(
+            r[0].outcome,
+            SendOutcome::Sent {
+                channel: Channel::Sms
+            },
+            "{text:?}"
+        );
+        replies.push((
+            r[0].kind.clone(),
+            r[0].about.clone(),
+            sender.sent.lock().unwrap().last().unwrap().text.clone(),
+        ));
+    }
+    assert_eq!(replies[0].0, "reply-confirmed");
+    assert_eq!(replies[0].1, "Appointment/a-2w");
+    assert!(
+        replies[0].2.contains("confirmada") && replies[0].2.contains("3 de diciembre"),
+        "{}",
+        replies[0].2
+    );
+    assert_eq!(replies[1].0, "reply-reschedule");
+    assert!(
+        replies[1].2.contains("https://portal.example.org"),
+        "{}",
+        replies[1].2
+    );
+    assert_eq!(replies[2].0, "reply-cancel-requested");
+    assert!(replies[2].2.contains("cancelar"), "{}", replies[2].2);
+    assert_eq!(replies[3].0, "reply-received");
+    // Staff see how each text was read.
+    let readings = herald::db::inbound::readings_for(&mut c, "p-2w").unwrap();
+    assert_eq!(
+        readings,
+        ["other", "cancel_appointment", "reschedule", "confirm"]
+    );
+    // After STOP, an answer gets no reply: consent still decides.
+    for (sid, text) in [("SM2wstop", "STOP"), ("SM2wlate", "C")] {
+        clock.advance(chrono::Duration::minutes(1));
+        let f = form(sid, PHONE, text);
+        atest::call_service(
+            &app,
+            atest::TestRequest::post()
+                .uri(PATH)
+                .set_form(&f)
+                .insert_header(("X-Twilio-Signature", signature(&f)))
+                .to_request(),
+        )
+        .await;
+    }
+    let r = send::run_due(&mut c, &ctx, &sender, "w1").unwrap();
+    let late = r
+        .iter()
+        .find(|x| x.kind == "reply-received" || x.kind == "reply-confirmed")
+        .unwrap();
+    assert_eq!(
+        late.outcome,
+        SendOutcome::Suppressed {
+            reason: "no consent (opted out)".into()
+        }
+    );
+}

@@ -61,8 +61,12 @@ pub struct TemplateSpec {
     /// The purpose consent is checked against.
     pub purpose: Purpose,
     /// Confirmations of a consent change (C1, C3, T9) and HELP replies are
-    /// owed to the patient: they bypass frequency caps, never consent.
+    /// owed to the patient: they go to the number that wrote whatever the
+    /// ledger says, at once, uncapped.
     pub consent_notice: bool,
+    /// An answer to the patient's own text (two-way): consent still decides,
+    /// but caps and quiet hours do not apply (the patient just wrote).
+    pub reply: bool,
 }
 
 /// Every template Herald ships; `herald check` requires each locale to have
@@ -87,6 +91,22 @@ pub const TEMPLATES: &[TemplateSpec] = &[
         consent_notice: true,
         ..spec("consent-help", Purpose::Appointment)
     },
+    TemplateSpec {
+        reply: true,
+        ..spec("reply-confirmed", Purpose::Appointment)
+    },
+    TemplateSpec {
+        reply: true,
+        ..spec("reply-reschedule", Purpose::Appointment)
+    },
+    TemplateSpec {
+        reply: true,
+        ..spec("reply-cancel-requested", Purpose::Appointment)
+    },
+    TemplateSpec {
+        reply: true,
+        ..spec("reply-received", Purpose::Appointment)
+    },
 ];
 
 const fn spec(id: &'static str, purpose: Purpose) -> TemplateSpec {
@@ -94,6 +114,7 @@ const fn spec(id: &'static str, purpose: Purpose) -> TemplateSpec {
         id,
         purpose,
         consent_notice: false,
+        reply: false,
     }
 }
 

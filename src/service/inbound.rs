@@ -99,7 +99,7 @@ fn context_for(
     conn: &mut DbConn,
     patient: &str,
     now: DateTime<Utc>,
-) -> Result<ReplyContext, DbError> {
+) -> Result<(ReplyContext, Option<String>), DbError> {
     let last = outbox::search(
         conn,
         &outbox::Search {
@@ -111,8 +111,14 @@ fn context_for(
         },
     )?
     .into_iter()
+    // Herald's own answers are not what the patient is answering.
+    .filter(|i| !i.kind.starts_with("reply-") && i.kind != "consent-help")
     .max_by_key(|i| i.sent_at);
-    Ok(match last.as_ref().map(|i| i.kind.as_str()) {
+    let about = last
+        .as_ref()
+        .map(|i| i.about.clone())
+        .filter(|a| a.starts_with("Appointment/"));
+    let context = match last.as_ref().map(|i| i.kind.as_str()) {
         Some("consent-opt-out-confirmation") => ReplyContext::AfterOptOut,
         Some(k)
             if k.starts_with("reminder-")
@@ -122,7 +128,8 @@ fn context_for(
             ReplyContext::Reminder
         }
         _ => ReplyContext::None,
-    })
+    };
+    Ok((context, about))
 }
 
 fn consent_resource(
@@ -162,6 +169,27 @@ fn queue_reply(
     key: &str,
     now: DateTime<Utc>,
 ) -> Result<bool, DbError> {
+    queue(
+        conn,
+        template,
+        patient,
+        key,
+        &format!("Patient/{patient}"),
+        now,
+        Duration::minutes(5),
+    )
+}
+
+/// Queues `template` about `about` (an Appointment renders its date and time).
+fn queue(
+    conn: &mut DbConn,
+    template: &str,
+    patient: &str,
+    key: &str,
+    about: &str,
+    now: DateTime<Utc>,
+    valid_for: Duration,
+) -> Result<bool, DbError> {
     outbox::enqueue(
         conn,
         &outbox::NewIntent {
@@ -170,10 +198,10 @@ fn queue_reply(
             patient_id: patient.into(),
             kind: template.into(),
             purpose: Purpose::Appointment.code().into(),
-            about: format!("Patient/{patient}"),
+            about: about.into(),
             due_at: now,
             // T9: the one confirmation goes within 5 minutes or not at all.
-            expires_at: Some(now + Duration::minutes(5)),
+            expires_at: Some(now + valid_for),
         },
         now,
     )
@@ -232,7 +260,7 @@ pub fn handle(
             return Ok(Handled::UnknownNumber);
         };
         let idx = ring.blind_index("phone", &normalize_phone(&msg.from));
-        let context = context_for(c, first, now)?;
+        let (context, appointment) = context_for(c, first, now)?;
         let intent = classify(&msg.body, context);
         record_row(c, Some(first), intent.code())?;
         let mut records = Vec::new();
@@ -322,8 +350,42 @@ pub fn handle(
                 {
                     replies += 1;
                 }
-                // Confirm, cancel, reschedule and free text wait for staff
-                // (the inbound table holds the reading).
+                // Two-way answers (issue 5 §4): each gets a reply in the
+                // patient's language about the appointment it answers; the
+                // reading stays in the inbound table for staff (a cancel is a
+                // staff task; unsure free text waits for a person).
+                // Writing the acceptance back to the EHR needs the EHR client.
+                ReplyIntent::Confirm
+                | ReplyIntent::Reschedule
+                | ReplyIntent::CancelAppointment
+                | ReplyIntent::Other => {
+                    let template = match intent {
+                        ReplyIntent::Confirm => "reply-confirmed",
+                        ReplyIntent::Reschedule => "reply-reschedule",
+                        ReplyIntent::CancelAppointment => "reply-cancel-requested",
+                        _ => "reply-received",
+                    };
+                    let about = match (&appointment, intent) {
+                        (
+                            Some(a),
+                            ReplyIntent::Confirm
+                            | ReplyIntent::Reschedule
+                            | ReplyIntent::CancelAppointment,
+                        ) => a.clone(),
+                        _ => format!("Patient/{patient}"),
+                    };
+                    if queue(
+                        c,
+                        template,
+                        patient,
+                        &msg.dedupe_key,
+                        &about,
+                        now,
+                        Duration::hours(1),
+                    )? {
+                        replies += 1;
+                    }
+                }
                 _ => {}
             }
         }

@@ -487,7 +487,8 @@ fn process(
         practice_tz,
     );
     let policy = policy(ctx.messaging);
-    let capped = !notice;
+    let reply = spec.is_some_and(|s| s.reply);
+    let capped = !notice && !reply;
     let history = if capped {
         let mut h = outbox::sent_times(conn, &patient.id, now - Duration::days(7))?;
         h.extend(uncommitted_sends(&patient.id));
@@ -496,7 +497,7 @@ fn process(
         Vec::new()
     };
     // A consent notice answers the patient's own text at once, day or night.
-    let timing = if notice {
+    let timing = if notice || reply {
         Timing::Now
     } else {
         policy.when(now, &to, &history, capped)
