@@ -57,6 +57,14 @@ enum Command {
     /// Run only the outbox workers, no HTTP listener; any number of processes
     /// may share one PostgreSQL.
     Worker,
+    /// Print a patient's preference-page link (signed, expiring).
+    Link {
+        /// The patient's logical id at the EHR.
+        patient: String,
+        /// Days the link stays valid.
+        #[arg(long, default_value_t = 7)]
+        days: u32,
+    },
     /// Run the whole pipeline on embedded defaults with the bundled fixture EHR.
     Demo {
         /// Process the fixtures, print what was sent and blocked, and exit.
@@ -374,6 +382,25 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let r = serve(state, &mut stdout);
             workers.stop();
             r
+        }
+        Command::Link { patient, days } => {
+            refuse_invalid(&settings)?;
+            let pool = open_pool(&settings)?;
+            let mut conn = pool.get()?;
+            db::migrate(&mut conn)?;
+            let ring = keys::open_ring(&mut conn, &settings)?;
+            if herald::db::patients::get(&mut conn, &ring, &patient)?.is_none() {
+                anyhow::bail!("no patient {patient:?} in Herald's store; check the id");
+            }
+            let until = herald::clock::Clock::now(&clock) + chrono::Duration::days(i64::from(days));
+            let token = herald::service::preferences::issue_link(&ring, &patient, until)?;
+            let base = settings
+                .server
+                .public_url
+                .clone()
+                .unwrap_or_else(|| format!("http://{}", settings.server.bind));
+            writeln!(stdout, "{}/p/{token}", base.trim_end_matches('/'))?;
+            Ok(ExitCode::SUCCESS)
         }
         Command::Worker => {
             refuse_invalid(&settings)?;

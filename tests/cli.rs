@@ -222,3 +222,38 @@ fn reply_classify_reads_each_line_like_the_webhook() {
         .unwrap();
     assert_eq!(bad.status.code(), Some(2));
 }
+
+#[test]
+fn link_prints_a_preference_page_link_that_opens_for_that_patient() {
+    let dir = tempfile::tempdir().unwrap();
+    let demo = herald(dir.path())
+        .args(["demo", "--once"])
+        .output()
+        .unwrap();
+    assert_eq!(demo.status.code(), Some(0));
+    // The demo keeps its database and key in <data>/demo.
+    let link = |patient: &str| {
+        herald(dir.path())
+            .args(["link", patient, "--days", "2"])
+            .env("HERALD_DATA_DIR", dir.path().join("data/demo"))
+            .env("HERALD_SERVER__PUBLIC_URL", "https://herald.example.org")
+            .output()
+            .unwrap()
+    };
+    let ok = link("pat-001");
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let url = String::from_utf8(ok.stdout).unwrap();
+    assert!(url.starts_with("https://herald.example.org/p/"), "{url}");
+    assert!(
+        !url.contains("pat-001"),
+        "the link hides the patient id: {url}"
+    );
+    let missing = link("no-such-patient");
+    assert_eq!(missing.status.code(), Some(1));
+    assert_eq!(String::from_utf8_lossy(&missing.stderr).lines().count(), 1);
+}

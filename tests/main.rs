@@ -20,6 +20,7 @@ mod http;
 mod inbound;
 mod migrations;
 mod outbox_chaos;
+mod prefpage;
 mod render;
 mod story;
 mod support;

@@ -162,3 +162,11 @@ pub fn rekey_batch(
     }
     Ok(ids.len())
 }
+
+/// Sets a patient's preferred language (from the preference page).
+pub fn set_language(conn: &mut DbConn, fhir_id: &str, lang: &str) -> Result<bool, DbError> {
+    Ok(diesel::update(patients::table.find(fhir_id))
+        .set(patients::language.eq(lang))
+        .execute(conn)?
+        == 1)
+}

@@ -6,6 +6,7 @@
 pub mod inbound;
 pub mod ingest;
 pub mod keys;
+pub mod preferences;
 pub mod send;
 pub mod worker;
 

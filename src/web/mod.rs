@@ -10,6 +10,7 @@ mod consent_api;
 mod errors;
 mod health;
 pub mod hooks;
+mod preferences;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{Server, Service as _, ServiceFactory, ServiceRequest, ServiceResponse};
@@ -76,6 +77,8 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
                 "/hooks/sms/{provider}/inbound",
                 web::post().to(hooks::inbound),
             )
+            .route("/p/{token}", web::get().to(preferences::show))
+            .route("/p/{token}", web::post().to(preferences::save))
             .service(
                 web::scope("/fhir")
                     .route("/metadata", web::get().to(audit_api::metadata))

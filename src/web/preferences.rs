@@ -1,0 +1,333 @@
+//! `GET /p/{token}` and `POST /p/{token}`: the patient preference page (issue
+//! 5 §5). A signed, expiring link for one patient; language, channels and
+//! purposes, opt out of everything, express written consent (never
+//! pre-checked, exact wording versioned), confidential-communications
+//! requests. CSRF-protected (a keyed token in the form and a SameSite=Strict
+//! cookie must both match); no scripts; a CSP without inline anything; every
+//! view and change audited.
+
+use actix_web::cookie::{Cookie, SameSite};
+use actix_web::http::StatusCode;
+use actix_web::{HttpMessage as _, HttpRequest, HttpResponse, web};
+
+use super::{AppState, RequestId};
+use crate::audit;
+use crate::domain::audit::{Activity, Actor, AuditRecord, Outcome};
+use crate::domain::{Channel, Purpose};
+use crate::service::preferences::{
+    self as prefs, Change, LinkError, PURPOSES, WRITTEN_CONSENT_TEXT, WRITTEN_CONSENT_VERSION,
+};
+
+const CSRF_COOKIE: &str = "herald_csrf";
+
+fn esc(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => o.push_str("&amp;"),
+            '<' => o.push_str("&lt;"),
+            '>' => o.push_str("&gt;"),
+            '"' => o.push_str("&quot;"),
+            '\'' => o.push_str("&#39;"),
+            c => o.push(c),
+        }
+    }
+    o
+}
+
+fn page(status: StatusCode, title: &str, body: &str) -> HttpResponse {
+    HttpResponse::build(status)
+        .content_type("text/html; charset=utf-8")
+        .insert_header((
+            "content-security-policy",
+            "default-src 'none'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ))
+        .insert_header(("referrer-policy", "no-referrer"))
+        .insert_header(("x-frame-options", "DENY"))
+        .body(format!(
+            "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{}</title></head><body>{body}</body></html>",
+            esc(title)
+        ))
+}
+
+fn refused(e: LinkError) -> HttpResponse {
+    match e {
+        LinkError::Expired => page(
+            StatusCode::GONE,
+            "Link expired",
+            "<h1>This link has expired</h1><p>For your privacy, preference links work for a limited time. Reply HELP to any of our messages or call the practice for a new one.</p>",
+        ),
+        LinkError::Invalid => page(
+            StatusCode::FORBIDDEN,
+            "Link not valid",
+            "<h1>This link is not valid</h1><p>It may have been copied incompletely. Reply HELP to any of our messages or call the practice for a new one.</p>",
+        ),
+    }
+}
+
+fn ip(req: &HttpRequest) -> String {
+    req.peer_addr()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+fn view_record(state: &AppState, req: &HttpRequest, patient: &str, what: &str) -> AuditRecord {
+    AuditRecord {
+        recorded: state.clock.now(),
+        activity: Activity::RecordQuery {
+            resource_type: "Consent".into(),
+            query: format!("patient-preference-page={what}"),
+        },
+        actor: Actor::Anonymous(ip(req)),
+        outcome: Outcome::Success,
+        outcome_desc: None,
+        patient_id: Some(patient.into()),
+        request_id: req.extensions().get::<RequestId>().map(|r| r.0.clone()),
+        ehr: None,
+    }
+}
+
+fn channel_label(c: Channel) -> &'static str {
+    match c {
+        Channel::Sms => "Text messages",
+        Channel::Email => "Email",
+        Channel::Voice => "Phone calls",
+    }
+}
+
+fn purpose_label(p: Purpose) -> &'static str {
+    match p {
+        Purpose::Appointment => "Appointments",
+        Purpose::Medication => "Prescriptions",
+        Purpose::Billing => "Billing",
+        Purpose::Marketing => "News and offers",
+    }
+}
+
+/// GET /p/{token}
+pub async fn show(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    token: web::Path<String>,
+) -> HttpResponse {
+    let token = token.into_inner();
+    let patient = match prefs::open_link(&state.ring, &token, state.clock.now()) {
+        Ok(p) => p,
+        Err(e) => return refused(e),
+    };
+    let st = state.clone();
+    let record = view_record(&state, &req, &patient, "view");
+    let pid = patient.clone();
+    let loaded = web::block(move || -> Result<_, crate::db::DbError> {
+        let mut c = st.pool.get()?;
+        let v = prefs::view(&mut c, &st.ring, &pid, st.clock.now())?;
+        audit::append_now(&mut c, &[record])?;
+        Ok(v)
+    })
+    .await;
+    let view = match loaded {
+        Ok(Ok(Some(v))) => v,
+        Ok(Ok(None)) => return refused(LinkError::Invalid),
+        _ => {
+            return page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Try again",
+                "<h1>Please try again in a few minutes</h1>",
+            );
+        }
+    };
+    let csrf = prefs::csrf_for(&state.ring, &token);
+    let saved = req.query_string().contains("saved=1");
+    let lang = view
+        .patient
+        .language
+        .clone()
+        .unwrap_or_else(|| state.settings.messaging.default_language.clone());
+    let mut html = String::new();
+    html.push_str("<main><h1>Your message preferences</h1>");
+    if saved {
+        html.push_str("<p role=\"status\" id=\"saved\">Your choices are saved.</p>");
+    }
+    html.push_str(&format!(
+        "<form method=\"post\" action=\"/p/{}\">",
+        esc(&token)
+    ));
+    html.push_str(&format!(
+        "<input type=\"hidden\" name=\"csrf\" value=\"{}\">",
+        esc(&csrf)
+    ));
+    html.push_str("<fieldset><legend>Language</legend><label for=\"language\">Language for messages</label> <select id=\"language\" name=\"language\">");
+    for (code, _) in crate::render::LOCALES {
+        html.push_str(&format!(
+            "<option value=\"{}\"{}>{}</option>",
+            esc(code),
+            if *code == lang { " selected" } else { "" },
+            esc(code)
+        ));
+    }
+    html.push_str("</select></fieldset>");
+    html.push_str("<fieldset><legend>What we may send you</legend><table><tr><th></th>");
+    for p in PURPOSES {
+        html.push_str(&format!("<th>{}</th>", purpose_label(p)));
+    }
+    html.push_str("</tr>");
+    for ch in [Channel::Sms, Channel::Email, Channel::Voice] {
+        if !view.allowed.iter().any(|(c, _, _)| *c == ch) {
+            continue;
+        }
+        html.push_str(&format!("<tr><th>{}</th>", channel_label(ch)));
+        for p in PURPOSES {
+            let on = view
+                .allowed
+                .iter()
+                .any(|(c, pp, a)| *c == ch && *pp == p && *a);
+            let name = format!("allow.{}.{}", ch.code(), p.code());
+            html.push_str(&format!(
+                "<td><input type=\"checkbox\" id=\"{name}\" name=\"{name}\" value=\"1\"{}><input type=\"hidden\" name=\"shown.{}.{}\" value=\"{}\"></td>",
+                if on { " checked" } else { "" },
+                ch.code(),
+                p.code(),
+                if on { "1" } else { "0" }
+            ));
+        }
+        html.push_str("</tr>");
+    }
+    html.push_str("</table></fieldset>");
+    let marketing_on = view
+        .allowed
+        .iter()
+        .any(|(_, p, a)| *p == Purpose::Marketing && *a);
+    html.push_str("<fieldset><legend>News and offers</legend>");
+    if marketing_on {
+        html.push_str("<p id=\"marketing-on\">You agreed to receive news and offers.</p>");
+    } else {
+        // Express written consent: never pre-checked (CTIA C4); the exact wording is versioned.
+        html.push_str(&format!(
+            "<label><input type=\"checkbox\" id=\"written-consent\" name=\"written_consent\" value=\"{}\"> {}</label>",
+            WRITTEN_CONSENT_VERSION,
+            esc(WRITTEN_CONSENT_TEXT)
+        ));
+    }
+    html.push_str("</fieldset>");
+    html.push_str("<fieldset><legend>Confidential communications</legend><p>You may ask us to reach you only in certain ways. You do not need to say why.</p>");
+    html.push_str("<label><input type=\"checkbox\" id=\"email-only\" name=\"email_only\" value=\"1\"> Email only: no text messages and no calls</label><br>");
+    html.push_str("<label><input type=\"checkbox\" id=\"no-voicemail\" name=\"no_voicemail\" value=\"1\"> No phone calls or voicemail</label>");
+    if !view.blocked_channels.is_empty() {
+        let names: Vec<&str> = view
+            .blocked_channels
+            .iter()
+            .map(|c| channel_label(*c))
+            .collect();
+        html.push_str(&format!(
+            "<p id=\"blocked\">In force: no {}.</p>",
+            esc(&names.join(", ").to_lowercase())
+        ));
+    }
+    html.push_str("</fieldset>");
+    html.push_str("<button type=\"submit\" id=\"save\" name=\"action\" value=\"save\">Save my choices</button> ");
+    html.push_str("<button type=\"submit\" id=\"optout\" name=\"action\" value=\"optout_all\">Stop all messages</button>");
+    html.push_str("</form></main>");
+    let mut resp = page(StatusCode::OK, "Your message preferences", &html);
+    let secure = state
+        .settings
+        .server
+        .public_url
+        .as_deref()
+        .is_some_and(|u| u.starts_with("https://"));
+    let cookie = Cookie::build(CSRF_COOKIE, csrf)
+        .path("/p/")
+        .http_only(true)
+        .secure(secure)
+        .same_site(SameSite::Strict)
+        .finish();
+    let _ = resp.add_cookie(&cookie);
+    resp
+}
+
+/// POST /p/{token}
+pub async fn save(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    token: web::Path<String>,
+    form: web::Form<Vec<(String, String)>>,
+) -> HttpResponse {
+    let token = token.into_inner();
+    let patient = match prefs::open_link(&state.ring, &token, state.clock.now()) {
+        Ok(p) => p,
+        Err(e) => return refused(e),
+    };
+    let form = form.into_inner();
+    let get = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    let expected = prefs::csrf_for(&state.ring, &token);
+    let cookie = req
+        .cookie(CSRF_COOKIE)
+        .map(|c| c.value().to_string())
+        .unwrap_or_default();
+    let field = get("csrf").unwrap_or_default();
+    let ok = |a: &str| {
+        a.len() == expected.len() && openssl::memcmp::eq(a.as_bytes(), expected.as_bytes())
+    };
+    if !(ok(field) && ok(&cookie)) {
+        return page(
+            StatusCode::FORBIDDEN,
+            "Not saved",
+            "<h1>Your choices were not saved</h1><p>Please open the link again and retry.</p>",
+        );
+    }
+    let mut changes = Vec::new();
+    if get("action") == Some("optout_all") {
+        changes.push(Change::OptOutAll);
+    } else {
+        if let Some(lang) = get("language")
+            && crate::render::LOCALES.iter().any(|(l, _)| *l == lang)
+        {
+            changes.push(Change::Language(lang.to_string()));
+        }
+        for ch in [Channel::Sms, Channel::Email, Channel::Voice] {
+            for p in PURPOSES {
+                let shown = get(&format!("shown.{}.{}", ch.code(), p.code()));
+                let Some(shown) = shown else { continue };
+                let now_on = get(&format!("allow.{}.{}", ch.code(), p.code())) == Some("1");
+                if (shown == "1") != now_on {
+                    changes.push(Change::Set(ch, p, now_on));
+                }
+            }
+        }
+        if get("written_consent") == Some(WRITTEN_CONSENT_VERSION) {
+            changes.push(Change::WrittenConsent);
+        }
+        if get("email_only") == Some("1") {
+            changes.push(Change::EmailOnly);
+        }
+        if get("no_voicemail") == Some("1") {
+            changes.push(Change::NoVoicemail);
+        }
+    }
+    let st = state.clone();
+    let who = ip(&req);
+    let record = view_record(&state, &req, &patient, "save");
+    let done = web::block(move || -> Result<usize, crate::db::DbError> {
+        let mut c = st.pool.get()?;
+        let n = prefs::apply(
+            &mut c,
+            &st.ring,
+            st.clock.as_ref(),
+            &patient,
+            &changes,
+            &who,
+        )?;
+        audit::append_now(&mut c, &[record])?;
+        Ok(n)
+    })
+    .await;
+    match done {
+        Ok(Ok(_)) => HttpResponse::SeeOther()
+            .insert_header(("location", format!("/p/{token}?saved=1")))
+            .finish(),
+        _ => page(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Try again",
+            "<h1>Your choices were not saved; please try again</h1>",
+        ),
+    }
+}
