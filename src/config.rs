@@ -245,6 +245,10 @@ pub struct SmsSettings {
     pub from: Option<String>,
     /// Per-request timeout in milliseconds.
     pub timeout_ms: u64,
+    /// Send Herald's one confirmation after STOP/START. Set false when the
+    /// provider answers keywords itself (Twilio Advanced Opt-Out), so the
+    /// patient gets one confirmation, not two (TCPA T9, CTIA C3).
+    pub keyword_confirmations: bool,
 }
 
 impl Default for SmsSettings {
@@ -256,6 +260,7 @@ impl Default for SmsSettings {
             auth_token: None,
             from: None,
             timeout_ms: 10_000,
+            keyword_confirmations: true,
         }
     }
 }

@@ -615,3 +615,61 @@ async fn two_way_answers_get_replies_in_the_patients_language() {
         }
     );
 }
+
+/// With the provider answering keywords itself (Twilio Advanced Opt-Out),
+/// STOP still revokes at once but Herald sends no second confirmation.
+#[actix_web::test]
+async fn provider_confirmations_mean_herald_sends_none() {
+    let db = support::sqlite();
+    let (ring, _) = support::ready(&db);
+    let ring = Arc::new(ring);
+    super::channels::patient(
+        &db,
+        &ring,
+        "p-aoo",
+        Some(PHONE),
+        None,
+        "en-US",
+        &[(Channel::Sms, PHONE)],
+    );
+    let mut env = BTreeMap::from([
+        ("HERALD_SERVER__PUBLIC_URL".to_string(), PUBLIC.to_string()),
+        ("HERALD_SMS__AUTH_TOKEN".to_string(), TOKEN.to_string()),
+    ]);
+    env.insert("HERALD_SMS__KEYWORD_CONFIRMATIONS".into(), "false".into());
+    let state = AppState {
+        settings: Arc::new(Settings::load(None, &env).unwrap()),
+        pool: db.pool.clone(),
+        ring: Arc::clone(&ring),
+        clock: Arc::new(support::clock()),
+    };
+    let app = atest::init_service(app(state)).await;
+    let f = form("SMaoo", PHONE, "STOP");
+    let res = atest::call_service(
+        &app,
+        atest::TestRequest::post()
+            .uri(PATH)
+            .set_form(&f)
+            .insert_header(("X-Twilio-Signature", signature(&f)))
+            .to_request(),
+    )
+    .await;
+    assert_eq!(res.status().as_u16(), 200);
+    let mut c = db.conn();
+    assert!(
+        outbox::list(&mut c).unwrap().is_empty(),
+        "no confirmation queued"
+    );
+    let entries = consents::entries_for(&mut c, "p-aoo").unwrap();
+    let idx = ring.blind_index("phone", &herald::crypto::normalize_phone(PHONE));
+    assert!(matches!(
+        herald::domain::consent::decide(
+            &entries,
+            Channel::Sms,
+            herald::domain::Purpose::Appointment,
+            &idx,
+            support::now() + chrono::Duration::minutes(1)
+        ),
+        herald::domain::consent::Verdict::Deny { .. }
+    ));
+}

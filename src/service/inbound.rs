@@ -36,6 +36,9 @@ pub struct InboundSms {
     pub body: String,
     /// Caller's network address, for the audit record.
     pub peer: String,
+    /// Queue Herald's STOP/START confirmation (false when the provider sends
+    /// its own, e.g. Twilio Advanced Opt-Out).
+    pub confirm_keywords: bool,
 }
 
 /// What became of it.
@@ -341,7 +344,10 @@ pub fn handle(
                         "consent-opt-out-confirmation"
                     };
                     let changes = if permit { !permitted } else { !opted_out };
-                    if changes && queue_reply(c, template, patient, &msg.dedupe_key, now)? {
+                    if changes
+                        && msg.confirm_keywords
+                        && queue_reply(c, template, patient, &msg.dedupe_key, now)?
+                    {
                         replies += 1;
                     }
                 }

@@ -192,6 +192,7 @@ pub async fn inbound(
             .peer_addr()
             .map(|a| a.ip().to_string())
             .unwrap_or_else(|| "unknown".into()),
+        confirm_keywords: state.settings.sms.keyword_confirmations,
     };
     let verified = verify_twilio(&state, &req, &params).is_ok();
     let st = state.clone();
