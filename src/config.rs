@@ -380,6 +380,8 @@ pub struct MessagingSettings {
     pub cap_per_day: u32,
     /// Messages per recipient in any 7 days (0: no cap).
     pub cap_per_week: u32,
+    /// Hours staff have to read a text Herald cannot act on alone (T6, T8).
+    pub reply_review_hours: u32,
     /// Stricter windows by state, e.g. `["FL=08:00-20:00"]` (T4).
     #[serde(deserialize_with = "string_list")]
     pub state_windows: Vec<String>,
@@ -399,6 +401,7 @@ impl Default for MessagingSettings {
             default_language: "en-US".into(),
             cap_per_day: 1,
             cap_per_week: 3,
+            reply_review_hours: 24,
             state_windows: vec!["FL=08:00-20:00".into(), "OK=08:00-20:00".into()],
         }
     }

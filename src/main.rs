@@ -43,6 +43,24 @@ enum ReplyCommand {
     },
 }
 
+#[derive(Subcommand)]
+enum InboxCommand {
+    /// One JSON line per open text (it includes the text: PHI).
+    List {
+        /// Who is reading (recorded in the audit log).
+        #[arg(long = "as")]
+        user: String,
+    },
+    /// Mark a text handled.
+    Done {
+        /// The item's key, from `inbox list`.
+        key: String,
+        /// Who handled it.
+        #[arg(long = "as")]
+        user: String,
+    },
+}
+
 #[derive(Clone, Copy, ValueEnum)]
 enum ReplyContextArg {
     None,
@@ -57,6 +75,12 @@ enum Command {
     /// Run only the outbox workers, no HTTP listener; any number of processes
     /// may share one PostgreSQL.
     Worker,
+    /// Texts from patients waiting for staff (unsure free text, cancel
+    /// requests, confirmations), oldest deadline first; reading it is audited.
+    Inbox {
+        #[command(subcommand)]
+        command: InboxCommand,
+    },
     /// Print a patient's preference-page link (signed, expiring).
     Link {
         /// The patient's logical id at the EHR.
@@ -382,6 +406,60 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let r = serve(state, &mut stdout);
             workers.stop();
             r
+        }
+        Command::Inbox { command } => {
+            refuse_invalid(&settings)?;
+            let pool = open_pool(&settings)?;
+            let mut conn = pool.get()?;
+            db::migrate(&mut conn)?;
+            let ring = keys::open_ring(&mut conn, &settings)?;
+            let now = herald::clock::Clock::now(&clock);
+            let staff = |user: &str, patient: Option<String>, query: &str| {
+                herald::domain::audit::AuditRecord {
+                    recorded: now,
+                    activity: herald::domain::audit::Activity::RecordQuery {
+                        resource_type: "Communication".into(),
+                        query: query.into(),
+                    },
+                    actor: herald::domain::audit::Actor::Staff(user.into()),
+                    outcome: herald::domain::audit::Outcome::Success,
+                    outcome_desc: None,
+                    patient_id: patient,
+                    request_id: None,
+                    ehr: None,
+                }
+            };
+            match command {
+                InboxCommand::List { user } => {
+                    let open = herald::db::inbound::open_queue(&mut conn, &ring)?;
+                    let records: Vec<_> = open
+                        .iter()
+                        .map(|o| staff(&user, o.patient_id.clone(), "inbox"))
+                        .collect();
+                    audit::append_now(&mut conn, &records)?;
+                    for o in open {
+                        writeln!(
+                            stdout,
+                            "{}",
+                            serde_json::json!({
+                                "key": o.dedupe_key, "patient": o.patient_id, "reading": o.reading,
+                                "received": o.received_at.to_rfc3339(), "due_by": o.due_by.to_rfc3339(),
+                                "overdue": o.due_by <= now, "text": o.body,
+                            })
+                        )?;
+                    }
+                    Ok(ExitCode::SUCCESS)
+                }
+                InboxCommand::Done { key, user } => {
+                    if !herald::db::inbound::mark_handled(&mut conn, &key, &user, now)? {
+                        anyhow::bail!(
+                            "no open inbox item {key:?}; run `herald inbox list` for the keys"
+                        );
+                    }
+                    audit::append_now(&mut conn, &[staff(&user, None, "inbox-done")])?;
+                    Ok(ExitCode::SUCCESS)
+                }
+            }
         }
         Command::Link { patient, days } => {
             refuse_invalid(&settings)?;

@@ -257,3 +257,67 @@ fn link_prints_a_preference_page_link_that_opens_for_that_patient() {
     assert_eq!(missing.status.code(), Some(1));
     assert_eq!(String::from_utf8_lossy(&missing.stderr).lines().count(), 1);
 }
+
+#[test]
+fn inbox_lists_open_texts_and_marks_them_done_audited() {
+    let db = super::support::sqlite();
+    let (ring, master) = super::support::ready(&db);
+    let now = chrono::Utc::now();
+    herald::db::inbound::insert(
+        &mut db.conn(),
+        &ring,
+        &herald::db::inbound::NewInbound {
+            dedupe_key: "sid:SMinbox1",
+            provider: "twilio",
+            message_ref: "SMinbox1",
+            patient_id: Some("p-1"),
+            reading: "other",
+            body: "can I bring my son?",
+            received_at: now,
+            due_by: Some(now + chrono::Duration::hours(24)),
+        },
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        herald(dir.path())
+            .args(args)
+            .env("HERALD_DATABASE__URL", db.url.expose())
+            .env("HERALD_MASTER_KEY", master.to_base64())
+            .output()
+            .unwrap()
+    };
+    let out = run(&["inbox", "list", "--as", "staff-7"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(line["key"], "sid:SMinbox1");
+    assert_eq!(line["text"], "can I bring my son?");
+    assert_eq!(line["overdue"], false);
+    assert_eq!(
+        run(&["inbox", "done", "sid:SMinbox1", "--as", "staff-7"])
+            .status
+            .code(),
+        Some(0)
+    );
+    assert!(run(&["inbox", "list", "--as", "staff-7"]).stdout.is_empty());
+    assert_eq!(
+        run(&["inbox", "done", "sid:SMinbox1", "--as", "staff-7"])
+            .status
+            .code(),
+        Some(1)
+    );
+    let dump = db.dump();
+    assert!(
+        dump.contains("staff-7"),
+        "reading the inbox is audited with the user"
+    );
+    assert!(
+        !dump.contains("can I bring my son?"),
+        "the text is sealed at rest"
+    );
+}

@@ -589,6 +589,30 @@ async fn two_way_answers_get_replies_in_the_patients_language() {
         readings,
         ["other", "cancel_appointment", "reschedule", "confirm"]
     );
+    // Those a person must read wait with a deadline (24 h by default); R does not.
+    let open = herald::db::inbound::open_queue(&mut c, &ring).unwrap();
+    let mut kinds: Vec<&str> = open.iter().map(|o| o.reading.as_str()).collect();
+    kinds.sort_unstable();
+    assert_eq!(kinds, ["cancel_appointment", "confirm", "other"]);
+    assert!(
+        open.iter()
+            .all(|o| o.due_by == o.received_at + chrono::Duration::hours(24))
+    );
+    assert!(open.iter().any(|o| o.body == "¿dónde me estaciono?"));
+    assert!(
+        herald::db::inbound::mark_handled(&mut c, &open[0].dedupe_key, "staff-1", support::now())
+            .unwrap()
+    );
+    assert!(
+        !herald::db::inbound::mark_handled(&mut c, &open[0].dedupe_key, "staff-1", support::now())
+            .unwrap()
+    );
+    assert_eq!(
+        herald::db::inbound::open_queue(&mut c, &ring)
+            .unwrap()
+            .len(),
+        2
+    );
     // After STOP, an answer gets no reply: consent still decides.
     for (sid, text) in [("SM2wstop", "STOP"), ("SM2wlate", "C")] {
         clock.advance(chrono::Duration::minutes(1));

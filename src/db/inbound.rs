@@ -26,6 +26,8 @@ pub struct NewInbound<'a> {
     pub body: &'a str,
     /// When.
     pub received_at: DateTime<Utc>,
+    /// When a person must have read it (None: nothing for staff).
+    pub due_by: Option<DateTime<Utc>>,
 }
 
 /// Whether this message was already received.
@@ -54,6 +56,7 @@ pub fn insert(conn: &mut DbConn, ring: &KeyRing, n: &NewInbound<'_>) -> Result<b
             m::body_enc.eq(Some(body)),
             m::key_id.eq(Some(key_id)),
             m::received_at.eq(super::ts(n.received_at)),
+            m::due_by.eq(n.due_by.map(super::ts)),
         ))
         .execute(conn)?;
     Ok(true)
@@ -86,4 +89,79 @@ pub fn rekey_batch(conn: &mut DbConn, ring: &KeyRing, limit: i64) -> Result<usiz
             .execute(conn)?;
     }
     Ok(rows.len())
+}
+
+/// A text waiting for staff.
+#[derive(Debug, Clone)]
+pub struct Open {
+    /// Its key (to mark it handled).
+    pub dedupe_key: String,
+    /// Patient.
+    pub patient_id: Option<String>,
+    /// Herald's reading.
+    pub reading: String,
+    /// The text (decrypted; PHI).
+    pub body: String,
+    /// Received.
+    pub received_at: DateTime<Utc>,
+    /// Deadline.
+    pub due_by: DateTime<Utc>,
+}
+
+/// Texts waiting for staff, oldest deadline first.
+pub fn open_queue(conn: &mut DbConn, ring: &KeyRing) -> Result<Vec<Open>, DbError> {
+    type Row = (
+        String,
+        Option<String>,
+        String,
+        Option<Vec<u8>>,
+        chrono::NaiveDateTime,
+        Option<chrono::NaiveDateTime>,
+    );
+    let rows: Vec<Row> = m::table
+        .filter(m::handled_at.is_null())
+        .filter(m::due_by.is_not_null())
+        .order(m::due_by.asc())
+        .select((
+            m::dedupe_key,
+            m::patient_fhir_id,
+            m::reading,
+            m::body_enc,
+            m::received_at,
+            m::due_by,
+        ))
+        .load(conn)?;
+    rows.into_iter()
+        .map(|(key, patient, reading, body, received, due)| {
+            let body = match body {
+                Some(b) => ring.decrypt_str(&format!("inbound_messages.body:{key}"), &b)?,
+                None => String::new(),
+            };
+            Ok(Open {
+                dedupe_key: key,
+                patient_id: patient,
+                reading,
+                body,
+                received_at: super::utc(received),
+                due_by: due.map(super::utc).unwrap_or_else(|| super::utc(received)),
+            })
+        })
+        .collect()
+}
+
+/// Marks a queued text handled by `user`; false when there is no such open item.
+pub fn mark_handled(
+    conn: &mut DbConn,
+    key: &str,
+    user: &str,
+    now: DateTime<Utc>,
+) -> Result<bool, DbError> {
+    Ok(diesel::update(
+        m::table
+            .filter(m::dedupe_key.eq(key))
+            .filter(m::handled_at.is_null()),
+    )
+    .set((m::handled_at.eq(super::ts(now)), m::handled_by.eq(user)))
+    .execute(conn)?
+        == 1)
 }

@@ -66,6 +66,9 @@ diesel::table! {
         body_enc -> Nullable<Binary>,
         key_id -> Nullable<Integer>,
         received_at -> Timestamp,
+        due_by -> Nullable<Timestamp>,
+        handled_at -> Nullable<Timestamp>,
+        handled_by -> Nullable<Text>,
     }
 }
 

@@ -39,6 +39,8 @@ pub struct InboundSms {
     /// Queue Herald's STOP/START confirmation (false when the provider sends
     /// its own, e.g. Twilio Advanced Opt-Out).
     pub confirm_keywords: bool,
+    /// How long staff have to read a text Herald cannot act on alone.
+    pub review_within: Duration,
 }
 
 /// What became of it.
@@ -234,6 +236,9 @@ pub fn handle(
         }
         let owners = patients::find_by_phone(c, ring, &msg.from)?;
         let record_row = |c: &mut DbConn, patient: Option<&str>, reading: &str| {
+            // Unsure free text, cancel requests and confirmations (until the
+            // EHR write-back exists) wait for a person, with a deadline.
+            let for_staff = matches!(reading, "other" | "cancel_appointment" | "confirm");
             inbound::insert(
                 c,
                 ring,
@@ -245,6 +250,7 @@ pub fn handle(
                     reading,
                     body: &msg.body,
                     received_at: now,
+                    due_by: (for_staff && patient.is_some()).then(|| now + msg.review_within),
                 },
             )
         };

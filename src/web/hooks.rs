@@ -193,6 +193,9 @@ pub async fn inbound(
             .map(|a| a.ip().to_string())
             .unwrap_or_else(|| "unknown".into()),
         confirm_keywords: state.settings.sms.keyword_confirmations,
+        review_within: chrono::Duration::hours(i64::from(
+            state.settings.messaging.reply_review_hours,
+        )),
     };
     let verified = verify_twilio(&state, &req, &params).is_ok();
     let st = state.clone();
