@@ -641,7 +641,9 @@ impl Rules {
                 }
             }
         }
-        if (l_ssn || l_word) && gates.has(Gates::SSN_CTX) {
+        // A keyword ("SSN", "seguro social") is gate enough: "SSN: 1234" has
+        // no letter-space-digit run, and a partial SSN is still an identifier.
+        if gates.has(Gates::SSN_CTX) {
             for c in caps(&self.ssn_ctx, text) {
                 if let Some(v) = c.name("val") {
                     push(out, Kind::Ssn, v.start(), v.end());
@@ -655,7 +657,8 @@ impl Rules {
             self.ids(text, out);
         }
         let l_age_address = l_word || l_long || l_ssn;
-        if l_age_address && gates.age {
+        // Ages over 89 need only their digits ("95-year-old" has no space).
+        if gates.age {
             for c in caps(&self.age, text) {
                 let m = if c.name("a").is_some() {
                     c.get(0)

@@ -403,3 +403,19 @@ fn gates_change_nothing() {
         }
     }
 }
+
+#[test]
+fn ages_over_89_and_partial_ssns_are_found_without_spaces() {
+    let g = Guard::new();
+    let ctx = ScanContext {
+        lang: Some("en-US"),
+        allowed: &[],
+        allowed_domains: &[],
+        content: None,
+    };
+    let kinds =
+        |t: &str| -> Vec<Kind> { g.scan(t, &ctx).findings.iter().map(|f| f.kind).collect() };
+    assert!(kinds("95-year-old patient needs a ride").contains(&Kind::Age));
+    assert!(kinds("SSN: 1234 on file").contains(&Kind::Ssn));
+    assert!(kinds("Your appointment is at 9:30 AM").is_empty());
+}
