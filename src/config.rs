@@ -387,6 +387,16 @@ pub struct MessagingSettings {
     pub state_windows: Vec<String>,
 }
 
+impl MessagingSettings {
+    /// The portal's host ("portal.example.org"): links there are allowed in
+    /// messages (messaging.md C8).
+    pub fn portal_domain(&self) -> &str {
+        let url = self.portal_url.as_str();
+        let rest = url.split_once("://").map_or(url, |(_, r)| r);
+        rest.split(['/', '?', '#', ':']).next().unwrap_or_default()
+    }
+}
+
 impl Default for MessagingSettings {
     fn default() -> Self {
         Self {

@@ -216,6 +216,26 @@ fn open_pool(settings: &Settings) -> anyhow::Result<db::Pool> {
     .with_context(|| format!("cannot open the database {}", url.redacted()))
 }
 
+/// Opens the configured store with migrations applied and the key ring open.
+fn open_store(settings: &Settings) -> anyhow::Result<(db::Pool, herald::crypto::KeyRing)> {
+    let pool = open_pool(settings)?;
+    let mut conn = pool.get()?;
+    db::migrate(&mut conn)?;
+    let ring = keys::open_ring(&mut conn, settings)?;
+    Ok((pool, ring))
+}
+
+/// What `serve` and `worker` run on.
+fn open_state(settings: Settings, clock: SystemClock) -> anyhow::Result<web::AppState> {
+    let (pool, ring) = open_store(&settings)?;
+    Ok(web::AppState {
+        settings: Arc::new(settings),
+        pool,
+        ring: Arc::new(ring),
+        clock: Arc::new(clock),
+    })
+}
+
 fn refuse_invalid(settings: &Settings) -> anyhow::Result<()> {
     let problems = settings.validate();
     if let Some(p) = problems.first() {
@@ -391,17 +411,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Serve => {
             refuse_invalid(&settings)?;
-            let pool = open_pool(&settings)?;
-            let mut conn = pool.get()?;
-            db::migrate(&mut conn)?;
-            let ring = keys::open_ring(&mut conn, &settings)?;
-            drop(conn);
-            let state = web::AppState {
-                settings: Arc::new(settings),
-                pool,
-                ring: Arc::new(ring),
-                clock: Arc::new(clock),
-            };
+            let state = open_state(settings, clock)?;
             let workers = start_workers(&state)?;
             let r = serve(state, &mut stdout);
             workers.stop();
@@ -409,10 +419,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Inbox { command } => {
             refuse_invalid(&settings)?;
-            let pool = open_pool(&settings)?;
+            let (pool, ring) = open_store(&settings)?;
             let mut conn = pool.get()?;
-            db::migrate(&mut conn)?;
-            let ring = keys::open_ring(&mut conn, &settings)?;
             let now = herald::clock::Clock::now(&clock);
             let staff = |user: &str, patient: Option<String>, query: &str| {
                 herald::domain::audit::AuditRecord {
@@ -463,10 +471,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Link { patient, days } => {
             refuse_invalid(&settings)?;
-            let pool = open_pool(&settings)?;
+            let (pool, ring) = open_store(&settings)?;
             let mut conn = pool.get()?;
-            db::migrate(&mut conn)?;
-            let ring = keys::open_ring(&mut conn, &settings)?;
             if herald::db::patients::get(&mut conn, &ring, &patient)?.is_none() {
                 anyhow::bail!("no patient {patient:?} in Herald's store; check the id");
             }
@@ -482,17 +488,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Worker => {
             refuse_invalid(&settings)?;
-            let pool = open_pool(&settings)?;
-            let mut conn = pool.get()?;
-            db::migrate(&mut conn)?;
-            let ring = keys::open_ring(&mut conn, &settings)?;
-            drop(conn);
-            let state = web::AppState {
-                settings: Arc::new(settings),
-                pool,
-                ring: Arc::new(ring),
-                clock: Arc::new(clock),
-            };
+            let state = open_state(settings, clock)?;
             let workers = start_workers(&state)?;
             writeln!(
                 stdout,
@@ -634,14 +630,7 @@ fn guard_cmd(settings: &Settings, lang: Option<&str>, content: bool) -> anyhow::
 
     let m = &settings.messaging;
     let guard = Guard::new();
-    let portal_host = m
-        .portal_url
-        .split("://")
-        .last()
-        .and_then(|r| r.split(['/', ':', '?']).next())
-        .unwrap_or("")
-        .to_string();
-    let domains: Vec<&str> = [portal_host.as_str()]
+    let domains: Vec<&str> = [m.portal_domain()]
         .into_iter()
         .filter(|d| !d.is_empty())
         .collect();

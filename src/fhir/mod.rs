@@ -8,6 +8,7 @@
 #![allow(clippy::indexing_slicing)]
 
 pub mod communication;
+pub mod consent;
 pub mod source;
 
 use chrono::{DateTime, NaiveDate, Utc};

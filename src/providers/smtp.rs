@@ -7,6 +7,7 @@ use lettre::message::{Mailbox, MultiPart};
 use lettre::{Message, SmtpTransport, Transport};
 
 use super::{Outbound, ProviderError, Receipt, Sender};
+use crate::render::escape_markup;
 
 /// Sends email through one SMTP relay.
 pub struct Smtp {
@@ -34,13 +35,6 @@ impl Smtp {
     }
 }
 
-fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
 /// The HTML part: the text's paragraphs, escaped, in the message's language
 /// and direction.
 pub fn html_body(msg: &Outbound) -> String {
@@ -48,13 +42,13 @@ pub fn html_body(msg: &Outbound) -> String {
         .email_text
         .split("\n\n")
         .filter(|p| !p.trim().is_empty())
-        .map(|p| format!("<p>{}</p>", html_escape(p.trim()).replace('\n', "<br>")))
+        .map(|p| format!("<p>{}</p>", escape_markup(p.trim()).replace('\n', "<br>")))
         .collect();
     format!(
         "<!doctype html><html lang=\"{}\" dir=\"{}\"><head><meta charset=\"utf-8\"><title>{}</title></head><body>{paras}</body></html>",
-        html_escape(&msg.lang),
+        escape_markup(&msg.lang),
         if msg.rtl { "rtl" } else { "ltr" },
-        html_escape(&msg.subject)
+        escape_markup(&msg.subject)
     )
 }
 

@@ -11,6 +11,7 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 use super::{Outbound, ProviderError, Receipt, Sender};
+use crate::render::escape_markup;
 
 /// A Twilio account.
 #[derive(Clone)]
@@ -237,27 +238,12 @@ fn say_language(lang: &str) -> &'static str {
     }
 }
 
-fn xml_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 /// The TwiML a call plays.
 pub fn twiml(msg: &Outbound) -> String {
     format!(
         "<Response><Say language=\"{}\">{}</Say></Response>",
         say_language(&msg.lang),
-        xml_escape(&msg.voice_text)
+        escape_markup(&msg.voice_text)
     )
 }
 

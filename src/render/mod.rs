@@ -432,6 +432,22 @@ impl Renderer {
     }
 }
 
+/// Escapes text for HTML or XML (email HTML parts, TwiML, Herald's pages).
+pub fn escape_markup(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => o.push_str("&amp;"),
+            '<' => o.push_str("&lt;"),
+            '>' => o.push_str("&gt;"),
+            '"' => o.push_str("&quot;"),
+            '\'' => o.push_str("&#39;"),
+            c => o.push(c),
+        }
+    }
+    o
+}
+
 /// Checks locale sources the way `herald check` does: Fluent syntax, the same
 /// messages and attributes in every locale, and only approved variables.
 pub fn check_sources(sources: &[(String, String)]) -> Vec<String> {

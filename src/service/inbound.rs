@@ -9,7 +9,6 @@
 //! rendered in the patient's language and audited.
 
 use chrono::{DateTime, Duration, Utc};
-use serde_json::json;
 
 use crate::audit;
 use crate::clock::Clock;
@@ -20,6 +19,7 @@ use crate::domain::audit::{Activity, Actor, AuditRecord, Outcome};
 use crate::domain::consent::{self, Decision, DenyReason, Verdict};
 use crate::domain::reply::{ReplyContext, ReplyIntent, classify};
 use crate::domain::{Channel, Purpose};
+use crate::fhir::consent::{ConsentDraft, resource as consent_resource};
 
 /// One inbound text as the provider sent it.
 #[derive(Debug, Clone)]
@@ -135,36 +135,6 @@ fn context_for(
         _ => ReplyContext::None,
     };
     Ok((context, about))
-}
-
-fn consent_resource(
-    id: &str,
-    patient: &str,
-    permit: bool,
-    phone: &str,
-    now: DateTime<Utc>,
-    channel: Channel,
-) -> String {
-    json!({
-        "resourceType": "Consent",
-        "id": id,
-        "status": "active",
-        "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}]},
-        "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0", "display": "Patient Consent"}]}],
-        "patient": {"reference": format!("Patient/{patient}")},
-        "dateTime": now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        "performer": [{"reference": format!("Patient/{patient}")}],
-        "policyRule": {"text": if permit { "Patient replied START by SMS" } else { "Patient replied STOP by SMS (47 CFR 64.1200(a)(12))" }},
-        "provision": {
-            "type": if permit { "permit" } else { "deny" },
-            "period": {"start": now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)},
-            "extension": [
-                {"url": crate::fhir::EXT_CHANNEL, "valueCode": channel.code()},
-                {"url": crate::fhir::EXT_ADDRESS, "valueString": phone}
-            ]
-        }
-    })
-    .to_string()
 }
 
 fn queue_reply(
@@ -326,9 +296,21 @@ pub fn handle(
                                 source: "sms-keyword".into(),
                                 recorded_at: now,
                                 valid_until: None,
-                                resource: consent_resource(
-                                    &id, patient, permit, &msg.from, now, channel,
-                                ),
+                                resource: consent_resource(&ConsentDraft {
+                                    id: &id,
+                                    patient,
+                                    performer: Some(&format!("Patient/{patient}")),
+                                    permit,
+                                    channel,
+                                    purpose,
+                                    address: Some(&msg.from),
+                                    rule: if permit {
+                                        "Patient replied START by SMS"
+                                    } else {
+                                        "Patient replied STOP by SMS (47 CFR 64.1200(a)(12))"
+                                    },
+                                    at: now,
+                                }),
                             },
                         )?;
                         records.push(AuditRecord {

@@ -4,7 +4,6 @@
 //! wording and version, the time and the IP (CTIA C4, TCPA T1, H10).
 
 use chrono::{DateTime, Utc};
-use serde_json::json;
 
 use crate::audit;
 use crate::clock::Clock;
@@ -145,45 +144,6 @@ pub enum Change {
     Language(String),
 }
 
-#[allow(clippy::too_many_arguments)]
-fn consent_json(
-    id: &str,
-    patient: &str,
-    permit: bool,
-    channel: Channel,
-    purpose: Option<Purpose>,
-    address: Option<&str>,
-    rule: &str,
-    now: DateTime<Utc>,
-) -> String {
-    let mut ext = vec![json!({"url": crate::fhir::EXT_CHANNEL, "valueCode": channel.code()})];
-    if let Some(a) = address {
-        ext.push(json!({"url": crate::fhir::EXT_ADDRESS, "valueString": a}));
-    }
-    let mut provision = json!({
-        "type": if permit { "permit" } else { "deny" },
-        "period": {"start": now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)},
-        "extension": ext,
-    });
-    if let (Some(p), Some(obj)) = (purpose, provision.as_object_mut()) {
-        obj.insert(
-            "purpose".into(),
-            json!([{"system": crate::fhir::communication::PURPOSE_SYSTEM, "code": p.code()}]),
-        );
-    }
-    json!({
-        "resourceType": "Consent", "id": id, "status": "active",
-        "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}]},
-        "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0", "display": "Patient Consent"}]}],
-        "patient": {"reference": format!("Patient/{patient}")},
-        "dateTime": now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        "performer": [{"reference": format!("Patient/{patient}")}],
-        "policyRule": {"text": rule},
-        "provision": provision,
-    })
-    .to_string()
-}
-
 /// Applies the patient's changes in one transaction, each consent row with
 /// its Consent and AuditEvent; returns how many ledger rows were written.
 pub fn apply(
@@ -237,16 +197,17 @@ pub fn apply(
                     source: "web".into(),
                     recorded_at: now,
                     valid_until: None,
-                    resource: consent_json(
-                        &id,
+                    resource: crate::fhir::consent::resource(&crate::fhir::consent::ConsentDraft {
+                        id: &id,
                         patient,
+                        performer: Some(&format!("Patient/{patient}")),
                         permit,
                         channel,
                         purpose,
-                        addr.as_deref(),
-                        &rule,
-                        now,
-                    ),
+                        address: addr.as_deref(),
+                        rule: &rule,
+                        at: now,
+                    }),
                 },
             )?;
             rows += 1;

@@ -90,12 +90,6 @@ pub fn policy(m: &MessagingSettings) -> Policy {
     }
 }
 
-/// The host of a URL ("portal.example.org").
-fn domain_of(url: &str) -> &str {
-    let rest = url.split_once("://").map_or(url, |(_, r)| r);
-    rest.split(['/', '?', '#', ':']).next().unwrap_or_default()
-}
-
 /// Exponential backoff with ±50% jitter, at least the provider's Retry-After.
 pub fn backoff(
     o: &OutboxSettings,
@@ -181,9 +175,10 @@ fn claim_with(
     // loses only outcomes, never sends: the next claim reconciles with the
     // provider before sending again.
     let _group = GroupCommit::start();
+    let policy = policy(ctx.messaging);
     let mut reports = Vec::with_capacity(batch.len());
     for intent in batch {
-        let outcome = match process(conn, ctx, sender, owner, &intent) {
+        let outcome = match process(conn, ctx, &policy, sender, owner, &intent) {
             Ok(o) => o,
             // Another worker took the lease over (ours ran out): its outcome stands.
             Err(DbError::Conflict) => continue,
@@ -360,6 +355,7 @@ fn candidates(
 fn process(
     conn: &mut DbConn,
     ctx: &Ctx<'_>,
+    policy: &Policy,
     sender: &dyn Sender,
     owner: &str,
     intent: &outbox::Intent,
@@ -486,7 +482,6 @@ fn process(
         phone.as_deref(),
         practice_tz,
     );
-    let policy = policy(ctx.messaging);
     let reply = spec.is_some_and(|s| s.reply);
     let capped = !notice && !reply;
     let history = if capped {
@@ -594,7 +589,7 @@ fn process(
         Channel::Voice => rendered.voice.clone(),
     };
     // The compliance guard reads the final text (messaging.md P1-P3, H9, T2).
-    let portal_domain = domain_of(&ctx.messaging.portal_url);
+    let portal_domain = ctx.messaging.portal_domain();
     let mut allowed: Vec<&str> = vec![
         &ctx.messaging.practice_name,
         &ctx.messaging.practice_phone,
@@ -825,20 +820,16 @@ pub(crate) fn carrier_opt_out(
     now: DateTime<Utc>,
 ) -> consents::NewConsent {
     let id = uuid::Uuid::new_v4().to_string();
-    let resource = serde_json::json!({
-        "resourceType": "Consent",
-        "id": id,
-        "status": "active",
-        "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}]},
-        "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
-        "patient": {"reference": format!("Patient/{patient_id}")},
-        "dateTime": now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        "policyRule": {"text": "Carrier reported the recipient unsubscribed (Twilio error 21610)"},
-        "provision": {
-            "type": "deny",
-            "period": {"start": now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)},
-            "extension": [{"url": crate::fhir::EXT_CHANNEL, "valueCode": channel.code()}]
-        }
+    let resource = crate::fhir::consent::resource(&crate::fhir::consent::ConsentDraft {
+        id: &id,
+        patient: patient_id,
+        performer: None,
+        permit: false,
+        channel,
+        purpose: None,
+        address: None,
+        rule: "Carrier reported the recipient unsubscribed (Twilio error 21610)",
+        at: now,
     });
     consents::NewConsent {
         id,
@@ -850,7 +841,7 @@ pub(crate) fn carrier_opt_out(
         source: "carrier".into(),
         recorded_at: now,
         valid_until: None,
-        resource: resource.to_string(),
+        resource,
     }
 }
 
@@ -901,7 +892,11 @@ mod tests {
                 && w.closes == NaiveTime::from_hms_opt(20, 0, 0).unwrap_or_default())
         );
         assert_eq!(
-            domain_of("https://portal.example.org/x?y"),
+            MessagingSettings {
+                portal_url: "https://portal.example.org/x?y".into(),
+                ..MessagingSettings::default()
+            }
+            .portal_domain(),
             "portal.example.org"
         );
     }

@@ -4,14 +4,14 @@
 // serde_json::Value indexing yields Null for a missing key or index; it never panics.
 #![allow(clippy::indexing_slicing)]
 
-use actix_web::{HttpMessage as _, HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use serde_json::{Value, json};
 
-use super::{ApiError, AppState, RequestId};
+use super::{ApiError, AppState, access_record, internal};
 use crate::audit;
 use crate::db::audit_store::{self, AuditQuery, DateBound};
-use crate::domain::audit::{Activity, Actor, AuditRecord, Outcome};
+use crate::domain::audit::Activity;
 use crate::error::AppError;
 
 const FHIR_JSON: &str = "application/fhir+json; charset=utf-8";
@@ -140,28 +140,6 @@ fn query_string(pairs: &[(String, String)], cursor: Option<String>) -> String {
     parts.join("&")
 }
 
-fn audit_query(
-    state: &AppState,
-    req: &HttpRequest,
-    query: String,
-    patient: Option<String>,
-) -> AuditRecord {
-    let peer = req
-        .peer_addr()
-        .map(|a| a.ip().to_string())
-        .unwrap_or_else(|| "unknown".into());
-    AuditRecord {
-        recorded: state.clock.now(),
-        activity: Activity::AuditQuery { query },
-        actor: Actor::Anonymous(peer),
-        outcome: Outcome::Success,
-        outcome_desc: None,
-        patient_id: patient,
-        request_id: req.extensions().get::<RequestId>().map(|r| r.0.clone()),
-        ehr: None,
-    }
-}
-
 /// GET /fhir/AuditEvent
 pub async fn search(
     req: HttpRequest,
@@ -170,10 +148,12 @@ pub async fn search(
 ) -> Result<HttpResponse, ApiError> {
     let pairs = params.into_inner();
     let q = parse_query(&pairs).map_err(|e| ApiError::new(&req, e))?;
-    let record = audit_query(
+    let record = access_record(
         &state,
         &req,
-        query_string(&pairs, q.cursor.map(|(t, s)| cursor_token(t, s))),
+        Activity::AuditQuery {
+            query: query_string(&pairs, q.cursor.map(|(t, s)| cursor_token(t, s))),
+        },
         q.patient_ref
             .as_ref()
             .map(|p| p.trim_start_matches("Patient/").to_string()),
@@ -188,7 +168,7 @@ pub async fn search(
         Ok(rows)
     })
     .await
-    .map_err(|e| ApiError::new(&req, AppError::Internal(anyhow::anyhow!("{e}"))))?
+    .map_err(|e| internal(&req, e))?
     .map_err(|e| ApiError::new(&req, e.into()))?;
     let base = base_url(&req, &state);
     let more = i64::try_from(rows.len()).unwrap_or(i64::MAX) > q.limit;
@@ -238,7 +218,14 @@ pub async fn read(
         return Err(ApiError::new(&req, AppError::NotFound));
     }
     let pool = state.pool.clone();
-    let record = audit_query(&state, &req, format!("_id={id}"), None);
+    let record = access_record(
+        &state,
+        &req,
+        Activity::AuditQuery {
+            query: format!("_id={id}"),
+        },
+        None,
+    );
     let row = web::block(move || -> Result<_, crate::db::DbError> {
         let mut c = pool.get()?;
         let row = audit_store::get(&mut c, &id)?;
@@ -246,7 +233,7 @@ pub async fn read(
         Ok(row)
     })
     .await
-    .map_err(|e| ApiError::new(&req, AppError::Internal(anyhow::anyhow!("{e}"))))?
+    .map_err(|e| internal(&req, e))?
     .map_err(|e| ApiError::new(&req, e.into()))?;
     match row {
         Some(r) => Ok(HttpResponse::Ok().content_type(FHIR_JSON).body(r.resource)),

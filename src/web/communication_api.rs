@@ -4,15 +4,15 @@
 // serde_json::Value indexing yields Null for a missing key; it never panics.
 #![allow(clippy::indexing_slicing)]
 
-use actix_web::{HttpMessage as _, HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::{Value, json};
 
 use super::audit_api::{base_url, date_bounds, encode};
-use super::{ApiError, AppState, RequestId};
+use super::{ApiError, AppState, access_record, internal};
 use crate::audit;
 use crate::db::audit_store::DateBound;
 use crate::db::outbox::{self, Search};
-use crate::domain::audit::{Activity, Actor, AuditRecord, Outcome};
+use crate::domain::audit::Activity;
 use crate::error::AppError;
 use crate::fhir::communication::{self as comm, PURPOSE_SYSTEM};
 
@@ -85,33 +85,11 @@ fn parse(pairs: &[(String, String)]) -> Result<(Search, Option<String>), AppErro
     Ok((s, category))
 }
 
-fn access(
-    state: &AppState,
-    req: &HttpRequest,
-    query: String,
-    patient: Option<String>,
-) -> AuditRecord {
-    let peer = req
-        .peer_addr()
-        .map(|a| a.ip().to_string())
-        .unwrap_or_else(|| "unknown".into());
-    AuditRecord {
-        recorded: state.clock.now(),
-        activity: Activity::RecordQuery {
-            resource_type: "Communication".into(),
-            query,
-        },
-        actor: Actor::Anonymous(peer),
-        outcome: Outcome::Success,
-        outcome_desc: None,
-        patient_id: patient,
-        request_id: req.extensions().get::<RequestId>().map(|r| r.0.clone()),
-        ehr: None,
+fn communication_query(query: String) -> Activity {
+    Activity::RecordQuery {
+        resource_type: "Communication".into(),
+        query,
     }
-}
-
-fn internal(req: &HttpRequest, e: impl std::fmt::Display) -> ApiError {
-    ApiError::new(req, AppError::Internal(anyhow::anyhow!("{e}")))
 }
 
 /// GET /fhir/Communication
@@ -127,7 +105,12 @@ pub async fn search(
         .filter(|(k, _)| k != "_cursor")
         .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
         .collect();
-    let record = access(&state, &req, qs.join("&"), q.patient.clone());
+    let record = access_record(
+        &state,
+        &req,
+        communication_query(qs.join("&")),
+        q.patient.clone(),
+    );
     let pool = state.pool.clone();
     let mut probe = q.clone();
     probe.limit = q.limit + 1;
@@ -189,7 +172,7 @@ pub async fn read(
         return Err(ApiError::new(&req, AppError::NotFound));
     }
     let pool = state.pool.clone();
-    let mut record = access(&state, &req, format!("_id={id}"), None);
+    let mut record = access_record(&state, &req, communication_query(format!("_id={id}")), None);
     let row = web::block(move || -> Result<_, crate::db::DbError> {
         let mut c = pool.get()?;
         let row = outbox::get(&mut c, &id)?;

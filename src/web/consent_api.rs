@@ -8,15 +8,15 @@
 
 use std::collections::BTreeSet;
 
-use actix_web::{HttpMessage as _, HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::{Value, json};
 
 use super::audit_api::{base_url, date_bounds, encode};
-use super::{ApiError, AppState, RequestId};
+use super::{ApiError, AppState, access_record, internal, peer};
 use crate::audit;
 use crate::db::audit_store::DateBound;
 use crate::db::consents::{self, StoredConsent};
-use crate::domain::audit::{Activity, Actor, AuditRecord, Outcome};
+use crate::domain::audit::{Activity, Actor};
 use crate::error::AppError;
 use crate::service::ingest::{self, IngestError};
 
@@ -26,32 +26,10 @@ fn bad(msg: impl Into<String>) -> AppError {
     AppError::BadRequest(msg.into())
 }
 
-fn actor(req: &HttpRequest) -> Actor {
-    Actor::Anonymous(
-        req.peer_addr()
-            .map(|a| a.ip().to_string())
-            .unwrap_or_else(|| "unknown".into()),
-    )
-}
-
-fn access(
-    state: &AppState,
-    req: &HttpRequest,
-    query: String,
-    patient: Option<String>,
-) -> AuditRecord {
-    AuditRecord {
-        recorded: state.clock.now(),
-        activity: Activity::RecordQuery {
-            resource_type: "Consent".into(),
-            query,
-        },
-        actor: actor(req),
-        outcome: Outcome::Success,
-        outcome_desc: None,
-        patient_id: patient,
-        request_id: req.extensions().get::<RequestId>().map(|r| r.0.clone()),
-        ehr: None,
+fn consent_query(query: String) -> Activity {
+    Activity::RecordQuery {
+        resource_type: "Consent".into(),
+        query,
     }
 }
 
@@ -85,10 +63,6 @@ fn distinct(rows: &[StoredConsent]) -> Vec<Value> {
         .filter_map(served)
         .filter(|v| seen.insert(v["id"].as_str().unwrap_or_default().to_string()))
         .collect()
-}
-
-fn internal(req: &HttpRequest, e: impl std::fmt::Display) -> ApiError {
-    ApiError::new(req, AppError::Internal(anyhow::anyhow!("{e}")))
 }
 
 /// GET /fhir/Consent
@@ -137,7 +111,7 @@ pub async fn search(
         .iter()
         .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
         .collect();
-    let record = access(&state, &req, qs.join("&"), patient.clone());
+    let record = access_record(&state, &req, consent_query(qs.join("&")), patient.clone());
     let pool = state.pool.clone();
     let ring = state.ring.clone();
     let rows = web::block(move || -> Result<_, crate::db::DbError> {
@@ -197,7 +171,7 @@ async fn load_one(
     }
     let pool = state.pool.clone();
     let ring = state.ring.clone();
-    let mut record = access(state, req, query, None);
+    let mut record = access_record(state, req, consent_query(query), None);
     let id = id.to_string();
     let found = web::block(move || -> Result<_, crate::db::DbError> {
         let mut c = pool.get()?;
@@ -293,7 +267,7 @@ pub async fn create(
         obj.remove("meta");
     }
     let st = state.clone();
-    let who = actor(&req);
+    let who = Actor::Anonymous(peer(&req));
     let raw = v.clone();
     let result = web::block(move || -> Result<bool, IngestError> {
         let mut c = st.pool.get().map_err(|e| IngestError::Db(e.into()))?;

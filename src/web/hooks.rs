@@ -188,10 +188,7 @@ pub async fn inbound(
         message_ref,
         from: param(&params, "From").unwrap_or_default().to_string(),
         body: param(&params, "Body").unwrap_or_default().to_string(),
-        peer: req
-            .peer_addr()
-            .map(|a| a.ip().to_string())
-            .unwrap_or_else(|| "unknown".into()),
+        peer: super::peer(&req),
         confirm_keywords: state.settings.sms.keyword_confirmations,
         review_within: chrono::Duration::hours(i64::from(
             state.settings.messaging.reply_review_hours,

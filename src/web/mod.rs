@@ -39,6 +39,41 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
 }
 
+/// The caller's IP address ("unknown" when the connection does not say).
+pub(crate) fn peer(req: &actix_web::HttpRequest) -> String {
+    req.peer_addr()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// The AuditEvent for an access through Herald's HTTP API: the caller by
+/// address (loopback only until staff sign-in), the request id.
+pub(crate) fn access_record(
+    state: &AppState,
+    req: &actix_web::HttpRequest,
+    activity: crate::domain::audit::Activity,
+    patient: Option<String>,
+) -> crate::domain::audit::AuditRecord {
+    crate::domain::audit::AuditRecord {
+        recorded: state.clock.now(),
+        activity,
+        actor: crate::domain::audit::Actor::Anonymous(peer(req)),
+        outcome: crate::domain::audit::Outcome::Success,
+        outcome_desc: None,
+        patient_id: patient,
+        request_id: req.extensions().get::<RequestId>().map(|r| r.0.clone()),
+        ehr: None,
+    }
+}
+
+/// A failure whose cause is logged, never shown (a 500 without details).
+pub(crate) fn internal(req: &actix_web::HttpRequest, e: impl std::fmt::Display) -> ApiError {
+    ApiError::new(
+        req,
+        crate::error::AppError::Internal(anyhow::anyhow!("{e}")),
+    )
+}
+
 /// The request id of the current request.
 #[derive(Debug, Clone)]
 pub struct RequestId(pub String);

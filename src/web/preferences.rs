@@ -8,32 +8,18 @@
 
 use actix_web::cookie::{Cookie, SameSite};
 use actix_web::http::StatusCode;
-use actix_web::{HttpMessage as _, HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 
-use super::{AppState, RequestId};
+use super::{AppState, access_record, peer};
 use crate::audit;
-use crate::domain::audit::{Activity, Actor, AuditRecord, Outcome};
+use crate::domain::audit::{Activity, AuditRecord};
 use crate::domain::{Channel, Purpose};
+use crate::render::escape_markup;
 use crate::service::preferences::{
     self as prefs, Change, LinkError, PURPOSES, WRITTEN_CONSENT_TEXT, WRITTEN_CONSENT_VERSION,
 };
 
 const CSRF_COOKIE: &str = "herald_csrf";
-
-fn esc(s: &str) -> String {
-    let mut o = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => o.push_str("&amp;"),
-            '<' => o.push_str("&lt;"),
-            '>' => o.push_str("&gt;"),
-            '"' => o.push_str("&quot;"),
-            '\'' => o.push_str("&#39;"),
-            c => o.push(c),
-        }
-    }
-    o
-}
 
 fn page(status: StatusCode, title: &str, body: &str) -> HttpResponse {
     HttpResponse::build(status)
@@ -46,7 +32,7 @@ fn page(status: StatusCode, title: &str, body: &str) -> HttpResponse {
         .insert_header(("x-frame-options", "DENY"))
         .body(format!(
             "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{}</title></head><body>{body}</body></html>",
-            esc(title)
+            escape_markup(title)
         ))
 }
 
@@ -65,26 +51,16 @@ fn refused(e: LinkError) -> HttpResponse {
     }
 }
 
-fn ip(req: &HttpRequest) -> String {
-    req.peer_addr()
-        .map(|a| a.ip().to_string())
-        .unwrap_or_else(|| "unknown".into())
-}
-
-fn view_record(state: &AppState, req: &HttpRequest, patient: &str, what: &str) -> AuditRecord {
-    AuditRecord {
-        recorded: state.clock.now(),
-        activity: Activity::RecordQuery {
+fn page_record(state: &AppState, req: &HttpRequest, patient: &str, what: &str) -> AuditRecord {
+    access_record(
+        state,
+        req,
+        Activity::RecordQuery {
             resource_type: "Consent".into(),
             query: format!("patient-preference-page={what}"),
         },
-        actor: Actor::Anonymous(ip(req)),
-        outcome: Outcome::Success,
-        outcome_desc: None,
-        patient_id: Some(patient.into()),
-        request_id: req.extensions().get::<RequestId>().map(|r| r.0.clone()),
-        ehr: None,
-    }
+        Some(patient.into()),
+    )
 }
 
 fn channel_label(c: Channel) -> &'static str {
@@ -116,7 +92,7 @@ pub async fn show(
         Err(e) => return refused(e),
     };
     let st = state.clone();
-    let record = view_record(&state, &req, &patient, "view");
+    let record = page_record(&state, &req, &patient, "view");
     let pid = patient.clone();
     let loaded = web::block(move || -> Result<_, crate::db::DbError> {
         let mut c = st.pool.get()?;
@@ -150,19 +126,19 @@ pub async fn show(
     }
     html.push_str(&format!(
         "<form method=\"post\" action=\"/p/{}\">",
-        esc(&token)
+        escape_markup(&token)
     ));
     html.push_str(&format!(
         "<input type=\"hidden\" name=\"csrf\" value=\"{}\">",
-        esc(&csrf)
+        escape_markup(&csrf)
     ));
     html.push_str("<fieldset><legend>Language</legend><label for=\"language\">Language for messages</label> <select id=\"language\" name=\"language\">");
     for (code, _) in crate::render::LOCALES {
         html.push_str(&format!(
             "<option value=\"{}\"{}>{}</option>",
-            esc(code),
+            escape_markup(code),
             if *code == lang { " selected" } else { "" },
-            esc(code)
+            escape_markup(code)
         ));
     }
     html.push_str("</select></fieldset>");
@@ -205,7 +181,7 @@ pub async fn show(
         html.push_str(&format!(
             "<label><input type=\"checkbox\" id=\"written-consent\" name=\"written_consent\" value=\"{}\"> {}</label>",
             WRITTEN_CONSENT_VERSION,
-            esc(WRITTEN_CONSENT_TEXT)
+            escape_markup(WRITTEN_CONSENT_TEXT)
         ));
     }
     html.push_str("</fieldset>");
@@ -220,7 +196,7 @@ pub async fn show(
             .collect();
         html.push_str(&format!(
             "<p id=\"blocked\">In force: no {}.</p>",
-            esc(&names.join(", ").to_lowercase())
+            escape_markup(&names.join(", ").to_lowercase())
         ));
     }
     html.push_str("</fieldset>");
@@ -304,8 +280,8 @@ pub async fn save(
         }
     }
     let st = state.clone();
-    let who = ip(&req);
-    let record = view_record(&state, &req, &patient, "save");
+    let who = peer(&req);
+    let record = page_record(&state, &req, &patient, "save");
     let done = web::block(move || -> Result<usize, crate::db::DbError> {
         let mut c = st.pool.get()?;
         let n = prefs::apply(
