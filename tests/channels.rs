@@ -5,7 +5,6 @@
 //! Communication.
 
 use std::collections::BTreeMap;
-use std::io::Write as _;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,7 +12,7 @@ use std::time::Duration;
 use actix_web::test as atest;
 use serde_json::Value;
 
-use herald::config::{OutboxSettings, Settings};
+use herald::config::Settings;
 use herald::crypto::{normalize_email, normalize_phone};
 use herald::db::{consents, outbox, patients};
 use herald::domain::consent::Decision;
@@ -252,20 +251,10 @@ fn sms_voice_status_callbacks_carrier_opt_out_and_communications() {
         email: Box::new(ConsoleSender::new(Box::new(std::io::sink()))),
     };
     let clock = support::clock();
-    let messaging = support::messaging();
-    let renderer = support::renderer();
-    let outbox_settings = OutboxSettings::default();
-    let guard = herald::guard::Guard::new();
+    let parts = support::Parts::new();
     let ctx = Ctx {
-        ring: &ring,
-        clock: &clock,
-        messaging: &messaging,
-        renderer: &renderer,
-        ehr: "https://ehr.example.org/fhir",
-        outbox: &outbox_settings,
-        sender: &router,
         status_callback: Some(format!("{PUBLIC}/hooks/sms/twilio/status")),
-        guard: &guard,
+        ..parts.ctx(&ring, &clock, &router)
     };
     let mut c = db.conn();
     let reports = send::run_due(&mut c, &ctx, &router, "w1").unwrap();
@@ -474,19 +463,7 @@ async fn http_part(db: TestDb, ring: herald::crypto::KeyRing, sms_intent: String
     );
 
     let ndjson: String = resources.iter().map(|r| format!("{r}\n")).collect();
-    let mut child = Command::new("node")
-        .arg(super::demo::validator_dir().join("validate.js"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(ndjson.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = super::demo::validate(&ndjson);
     assert!(
         out.status.success(),
         "invalid Communication: {}",
@@ -560,21 +537,8 @@ fn email_goes_through_a_real_smtp_server_with_text_and_html() {
         email: Box::new(smtp),
     };
     let clock = support::clock();
-    let messaging = support::messaging();
-    let renderer = support::renderer();
-    let outbox_settings = OutboxSettings::default();
-    let guard = herald::guard::Guard::new();
-    let ctx = Ctx {
-        ring: &ring,
-        clock: &clock,
-        messaging: &messaging,
-        renderer: &renderer,
-        ehr: "https://ehr.example.org/fhir",
-        outbox: &outbox_settings,
-        sender: &router,
-        status_callback: None,
-        guard: &guard,
-    };
+    let parts = support::Parts::new();
+    let ctx = parts.ctx(&ring, &clock, &router);
     let r = send::run_due(&mut db.conn(), &ctx, &router, "w1").unwrap();
     assert_eq!(
         r[0].outcome,
@@ -641,22 +605,15 @@ fn caps_defer_the_second_message_of_the_day_but_not_a_consent_notice() {
     intent(&db, "p-cap", 1);
     let sender = herald::providers::MemorySender::default();
     let clock = support::clock();
-    let messaging = herald::config::MessagingSettings::default();
-    assert_eq!((messaging.cap_per_day, messaging.cap_per_week), (1, 3));
-    let renderer = support::renderer();
-    let outbox_settings = OutboxSettings::default();
-    let guard = herald::guard::Guard::new();
-    let ctx = Ctx {
-        ring: &ring,
-        clock: &clock,
-        messaging: &messaging,
-        renderer: &renderer,
-        ehr: "https://ehr.example.org/fhir",
-        outbox: &outbox_settings,
-        sender: &sender,
-        status_callback: None,
-        guard: &guard,
+    let parts = support::Parts {
+        messaging: herald::config::MessagingSettings::default(),
+        ..support::Parts::new()
     };
+    assert_eq!(
+        (parts.messaging.cap_per_day, parts.messaging.cap_per_week),
+        (1, 3)
+    );
+    let ctx = parts.ctx(&ring, &clock, &sender);
     let mut c = db.conn();
     let r = send::run_due(&mut c, &ctx, &sender, "w1").unwrap();
     assert_eq!(
@@ -730,19 +687,7 @@ fn profiles_define_every_extension_herald_writes() {
         assert_eq!(v["url"], url.as_str());
         ndjson.push_str(&format!("{v}\n"));
     }
-    let mut child = Command::new("node")
-        .arg(super::demo::validator_dir().join("validate.js"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(ndjson.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = super::demo::validate(&ndjson);
     assert!(
         out.status.success(),
         "{}",

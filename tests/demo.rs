@@ -103,6 +103,25 @@ fn demo_once_sends_and_blocks_with_reasons_and_logs_no_phi() {
     assert_eq!(summary(&stdout), summary(&again));
 }
 
+/// Runs the FHIR R4 validator from npm over NDJSON resources (exit 0: all
+/// valid; stdout has one verdict line per resource).
+pub fn validate(ndjson: &str) -> std::process::Output {
+    use std::io::Write as _;
+    let mut child = Command::new("node")
+        .arg(validator_dir().join("validate.js"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(ndjson.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
 pub fn validator_dir() -> std::path::PathBuf {
     let dir = support::repo_root().join("tests/validator");
     if !dir.join("node_modules").exists() {
@@ -154,21 +173,7 @@ fn demo_audit_events_are_valid_fhir_r4_and_the_chain_verifies() {
         );
     }
     // Every one is valid FHIR R4, per the official schema and FHIR.js.
-    let vdir = validator_dir();
-    let mut child = Command::new("node")
-        .arg(vdir.join("validate.js"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write as _;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(ndjson.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = validate(&ndjson);
     let report = String::from_utf8_lossy(&out.stdout);
     let bad: Vec<&str> = report
         .lines()
@@ -179,19 +184,7 @@ fn demo_audit_events_are_valid_fhir_r4_and_the_chain_verifies() {
     // The validator does reject a broken one (the check can fail).
     let mut broken = events[0].clone();
     broken["action"] = Value::String("X".into());
-    let mut child = Command::new("node")
-        .arg(vdir.join("validate.js"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(format!("{broken}\n").as_bytes())
-        .unwrap();
-    assert_eq!(child.wait().unwrap().code(), Some(1));
+    assert_eq!(validate(&format!("{broken}\n")).status.code(), Some(1));
     // CSV export has a header and a row per event.
     let csv = herald(dir.path())
         .args(["audit", "export", "--format", "csv"])

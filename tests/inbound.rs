@@ -10,11 +10,10 @@ use std::sync::Arc;
 
 use actix_web::test as atest;
 
-use herald::config::{OutboxSettings, Settings};
+use herald::config::Settings;
 use herald::db::{consents, outbox};
 use herald::domain::Channel;
 use herald::providers::MemorySender;
-use herald::service::Ctx;
 use herald::service::send::{self, SendOutcome};
 use herald::web::{AppState, app, hooks};
 
@@ -61,22 +60,9 @@ async fn stop_start_help_replays_forgeries_and_strangers() {
     // One clock for the webhook and the workers; each step moves it on a
     // minute, as real replies are minutes apart.
     let clock = Arc::new(support::clock());
-    let messaging = support::messaging();
-    let renderer = support::renderer();
-    let outbox_settings = OutboxSettings::default();
-    let guard = herald::guard::Guard::new();
+    let parts = support::Parts::new();
     let sender = MemorySender::default();
-    let ctx = Ctx {
-        ring: &ring,
-        clock: clock.as_ref(),
-        messaging: &messaging,
-        renderer: &renderer,
-        ehr: "https://ehr.example.org/fhir",
-        outbox: &outbox_settings,
-        sender: &sender,
-        status_callback: None,
-        guard: &guard,
-    };
+    let ctx = parts.ctx(&ring, clock.as_ref(), &sender);
     super::channels::patient(
         &db,
         &ring,
@@ -343,20 +329,7 @@ async fn stop_start_help_replays_forgeries_and_strangers() {
     let mut all = consents.clone();
     all.push(created);
     let ndjson: String = all.iter().map(|r| format!("{r}\n")).collect();
-    use std::io::Write as _;
-    let mut child = std::process::Command::new("node")
-        .arg(super::demo::validator_dir().join("validate.js"))
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(ndjson.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = super::demo::validate(&ndjson);
     assert!(
         out.status.success(),
         "invalid Consent: {}",
@@ -418,21 +391,8 @@ async fn email_only_request_stops_sms_and_voice_at_once() {
     assert_eq!(res.status().as_u16(), 201);
     clock.advance(chrono::Duration::minutes(1));
     let sender = MemorySender::default();
-    let messaging = support::messaging();
-    let renderer = support::renderer();
-    let outbox_settings = OutboxSettings::default();
-    let guard = herald::guard::Guard::new();
-    let ctx = Ctx {
-        ring: &ring,
-        clock: clock.as_ref(),
-        messaging: &messaging,
-        renderer: &renderer,
-        ehr: "https://ehr.example.org/fhir",
-        outbox: &outbox_settings,
-        sender: &sender,
-        status_callback: None,
-        guard: &guard,
-    };
+    let parts = support::Parts::new();
+    let ctx = parts.ctx(&ring, clock.as_ref(), &sender);
     let mut c = db.conn();
     super::channels::intent_with(&mut c, "p-cc", 1);
     super::channels::intent_with(&mut c, "p-cc", 2);
@@ -490,21 +450,8 @@ async fn two_way_answers_get_replies_in_the_patients_language() {
         &[(Channel::Sms, PHONE)],
     );
     let sender = MemorySender::default();
-    let messaging = support::messaging();
-    let renderer = support::renderer();
-    let outbox_settings = OutboxSettings::default();
-    let guard = herald::guard::Guard::new();
-    let ctx = Ctx {
-        ring: &ring,
-        clock: clock.as_ref(),
-        messaging: &messaging,
-        renderer: &renderer,
-        ehr: "https://ehr.example.org/fhir",
-        outbox: &outbox_settings,
-        sender: &sender,
-        status_callback: None,
-        guard: &guard,
-    };
+    let parts = support::Parts::new();
+    let ctx = parts.ctx(&ring, clock.as_ref(), &sender);
     let mut c = db.conn();
     herald::service::ingest::appointment(
         &mut c,

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{Timelike, Utc};
 use herald::db::outbox;
-use herald::service::{Ctx, ingest};
+use herald::service::ingest;
 use serde_json::json;
 
 use crate::support::{self, TestDb};
@@ -38,22 +38,9 @@ fn seed(db: &TestDb, n: usize) -> herald::crypto::MasterKey {
     let (ring, master) = support::ready(db);
     let (state, tz) = state_awake();
     let clock = herald::clock::SystemClock;
-    let messaging = support::messaging();
-    let renderer = support::renderer();
-    let outbox_settings = herald::config::OutboxSettings::default();
-    let guard = herald::guard::Guard::new();
+    let parts = support::Parts::new();
     let unused = herald::providers::MemorySender::default();
-    let ctx = Ctx {
-        ring: &ring,
-        clock: &clock,
-        messaging: &messaging,
-        renderer: &renderer,
-        ehr: "https://ehr.example.org/fhir",
-        outbox: &outbox_settings,
-        sender: &unused,
-        status_callback: None,
-        guard: &guard,
-    };
+    let ctx = parts.ctx(&ring, &clock, &unused);
     let start = (Utc::now() + chrono::Duration::days(10)).to_rfc3339();
     let mut c = db.conn();
     for i in 0..n {

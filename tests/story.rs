@@ -5,7 +5,7 @@
 use herald::domain::audit::Actor;
 use herald::providers::MemorySender;
 use herald::service::send::SendOutcome;
-use herald::service::{Ctx, ingest, send};
+use herald::service::{ingest, send};
 use serde_json::{Value, json};
 
 use super::support::{self, TestDb};
@@ -57,22 +57,9 @@ fn appointment(version: &str, status: &str, start: &str) -> Value {
 fn story(db: &TestDb) {
     let (ring, master) = support::ready(db);
     let clock = support::clock();
-    let messaging = support::messaging();
-    let renderer = support::renderer();
+    let parts = support::Parts::new();
     let sender = MemorySender::default();
-    let outbox = herald::config::OutboxSettings::default();
-    let guard = herald::guard::Guard::new();
-    let ctx = Ctx {
-        ring: &ring,
-        clock: &clock,
-        messaging: &messaging,
-        renderer: &renderer,
-        ehr: "https://ehr.example.org/fhir",
-        outbox: &outbox,
-        sender: &sender,
-        status_callback: None,
-        guard: &guard,
-    };
+    let ctx = parts.ctx(&ring, &clock, &sender);
     let ny = |_: &str| Some(chrono_tz::America::New_York);
     let mut c = db.conn();
 
@@ -351,22 +338,9 @@ fn a_changed_prescription_moves_its_refill_reminders() {
     for db in support::backends() {
         let (ring, _) = support::ready(&db);
         let clock = support::clock();
-        let messaging = support::messaging();
-        let renderer = support::renderer();
+        let parts = support::Parts::new();
         let sender = MemorySender::default();
-        let outbox_settings = herald::config::OutboxSettings::default();
-        let guard = herald::guard::Guard::new();
-        let ctx = Ctx {
-            ring: &ring,
-            clock: &clock,
-            messaging: &messaging,
-            renderer: &renderer,
-            ehr: "https://ehr.example.org/fhir",
-            outbox: &outbox_settings,
-            sender: &sender,
-            status_callback: None,
-            guard: &guard,
-        };
+        let ctx = parts.ctx(&ring, &clock, &sender);
         let mut c = db.conn();
         ingest::patient(&mut c, &ctx, &patient()).unwrap();
         let med = |version: &str, days: u32| {

@@ -179,3 +179,44 @@ pub fn is_pg(c: &DbConn) -> bool {
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
+
+/// What a pipeline `Ctx` borrows besides the key ring, clock and channel:
+/// messaging settings without caps, the embedded templates, default outbox
+/// settings and the compliance guard.
+pub struct Parts {
+    pub messaging: MessagingSettings,
+    pub renderer: herald::render::Renderer,
+    pub outbox: herald::config::OutboxSettings,
+    pub guard: herald::guard::Guard,
+}
+
+impl Parts {
+    pub fn new() -> Self {
+        Self {
+            messaging: messaging(),
+            renderer: renderer(),
+            outbox: herald::config::OutboxSettings::default(),
+            guard: herald::guard::Guard::new(),
+        }
+    }
+
+    /// A `Ctx` over these parts (no status callback, a test EHR).
+    pub fn ctx<'a>(
+        &'a self,
+        ring: &'a KeyRing,
+        clock: &'a dyn herald::clock::Clock,
+        sender: &'a dyn herald::providers::Sender,
+    ) -> herald::service::Ctx<'a> {
+        herald::service::Ctx {
+            ring,
+            clock,
+            messaging: &self.messaging,
+            renderer: &self.renderer,
+            ehr: "https://ehr.example.org/fhir",
+            outbox: &self.outbox,
+            sender,
+            status_callback: None,
+            guard: &self.guard,
+        }
+    }
+}
