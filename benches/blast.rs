@@ -224,6 +224,7 @@ fn seed_template(path: &Path, master: &MasterKey) -> KeyRing {
                     "Appointment",
                     &format!("a{i}"),
                     Some("1"),
+                    None,
                     "booked",
                     &id,
                     Some(zone.name()),

@@ -215,8 +215,9 @@ pub struct CryptoSettings {
     pub key_file: Option<PathBuf>,
 }
 
-/// Which EHR and how Herald follows it.
-#[derive(Debug, Clone, Default, Deserialize)]
+/// Which EHR and how Herald follows it. A preset (`profiles/ehr/*.toml`,
+/// embedded) fills every key herald.toml and the environment leave unset.
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct EhrSettings {
     /// epic | oracle-health | hapi | medplum.
@@ -227,6 +228,131 @@ pub struct EhrSettings {
     pub client_id: Option<String>,
     /// subscribe | poll.
     pub mode: Option<String>,
+    /// backend-services (SMART client_credentials with a signed assertion) | none.
+    pub auth: String,
+    /// Scopes asked for (SMART v2 system scopes).
+    pub scope: String,
+    /// Token URL; when unset, from `{base}/.well-known/smart-configuration`.
+    pub token_url: Option<String>,
+    /// RS384 | ES384: the key that signs client assertions.
+    pub signing_alg: String,
+    /// r4 (criteria) | backport (topic-based) | none.
+    pub subscription: String,
+    /// full-resource | id-only | empty.
+    pub payload: String,
+    /// R4 criteria for Appointment (all statuses: N3).
+    pub criteria_appointment: String,
+    /// R4 criteria for MedicationRequest.
+    pub criteria_medication: String,
+    /// Backport topic canonical for Appointment.
+    pub topic_appointment: Option<String>,
+    /// Backport topic canonical for MedicationRequest.
+    pub topic_medication: Option<String>,
+    /// Backport heartbeat period asked for, seconds.
+    pub heartbeat_secs: u32,
+    /// last-updated | location-window | patient-roster.
+    pub poll: String,
+    /// When the poller runs (cron, six fields, seconds first).
+    pub poll_schedule: String,
+    /// How far behind the checkpoint each `_lastUpdated` pass starts, seconds.
+    pub poll_overlap_secs: u64,
+    /// The forward window swept by location and roster polling, days.
+    pub poll_window_days: u32,
+    /// Locations swept (Oracle Health), as `Location/{id}`.
+    #[serde(deserialize_with = "string_list")]
+    pub poll_locations: Vec<String>,
+    /// Practitioners swept (Oracle Health), as `Practitioner/{id}`.
+    #[serde(deserialize_with = "string_list")]
+    pub poll_practitioners: Vec<String>,
+    /// Requests per second at most (patient-roster polling).
+    pub poll_rate_per_sec: u32,
+    /// Bulk Data group for a nightly reconcile (`Group/{id}`), where enabled.
+    pub bulk_group: Option<String>,
+    /// `_count` asked for.
+    pub page_size: u32,
+    /// Per-request timeout, milliseconds.
+    pub timeout_ms: u64,
+    /// Retries on 429/5xx and network errors.
+    pub max_retries: u32,
+    /// Resource types the server accepts writes of (Consent, AuditEvent,
+    /// Communication, Appointment).
+    #[serde(deserialize_with = "string_list")]
+    pub writes: Vec<String>,
+    /// Largest notification body accepted, bytes (413 beyond).
+    pub max_notification_bytes: usize,
+}
+
+impl Default for EhrSettings {
+    fn default() -> Self {
+        Self {
+            preset: None,
+            base_url: None,
+            client_id: None,
+            mode: None,
+            auth: "backend-services".into(),
+            scope: "system/Patient.rs system/Appointment.rs system/MedicationRequest.rs \
+                    system/Location.rs"
+                .into(),
+            token_url: None,
+            signing_alg: "RS384".into(),
+            subscription: "none".into(),
+            payload: "full-resource".into(),
+            criteria_appointment: "Appointment".into(),
+            criteria_medication: "MedicationRequest".into(),
+            topic_appointment: None,
+            topic_medication: None,
+            heartbeat_secs: 300,
+            poll: "last-updated".into(),
+            poll_schedule: "0 */5 * * * *".into(),
+            poll_overlap_secs: 300,
+            poll_window_days: 14,
+            poll_locations: Vec::new(),
+            poll_practitioners: Vec::new(),
+            poll_rate_per_sec: 5,
+            bulk_group: None,
+            page_size: 100,
+            timeout_ms: 10_000,
+            max_retries: 4,
+            writes: Vec::new(),
+            max_notification_bytes: 1 << 20,
+        }
+    }
+}
+
+/// The embedded EHR presets (`profiles/ehr/`).
+pub const EHR_PRESETS: [(&str, &str); 4] = [
+    ("epic", include_str!("../profiles/ehr/epic.toml")),
+    ("oracle-health", include_str!("../profiles/ehr/oracle-health.toml")),
+    ("hapi", include_str!("../profiles/ehr/hapi.toml")),
+    ("medplum", include_str!("../profiles/ehr/medplum.toml")),
+];
+
+/// Fills `[ehr]` keys left unset from the named preset's `[ehr]` table.
+fn apply_preset(root: &mut toml::Table) -> Result<(), LoadError> {
+    let Some(name) = root
+        .get("ehr")
+        .and_then(|e| e.get("preset"))
+        .and_then(|p| p.as_str())
+        .map(String::from)
+    else {
+        return Ok(());
+    };
+    // An unknown name is reported by validate(), with the others.
+    let Some((_, text)) = EHR_PRESETS.iter().find(|(n, _)| *n == name) else {
+        return Ok(());
+    };
+    let preset: toml::Table = text
+        .parse()
+        .map_err(|e: toml::de::Error| LoadError::Invalid(format!("preset {name}: {}", e.message())))?;
+    let Some(toml::Value::Table(defaults)) = preset.get("ehr") else {
+        return Ok(());
+    };
+    if let Some(toml::Value::Table(ehr)) = root.get_mut("ehr") {
+        for (k, v) in defaults {
+            ehr.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+    }
+    Ok(())
 }
 
 /// The SMS provider.
@@ -554,6 +680,7 @@ impl Settings {
             set_path(&mut root, &path, env_value(&value))
                 .map_err(|e| LoadError::Invalid(format!("{name}: {e}")))?;
         }
+        apply_preset(&mut root)?;
         toml::Value::Table(root)
             .try_into::<Settings>()
             .map_err(|e| LoadError::Invalid(one_line(&e.to_string())))
@@ -647,6 +774,53 @@ impl Settings {
             && !["subscribe", "poll"].contains(&m.as_str())
         {
             bad("ehr.mode", format!("{m:?} is not one of subscribe, poll"));
+        }
+        let one_of = |key: &str, v: &str, allowed: &[&str], bad: &mut dyn FnMut(&str, String)| {
+            if !allowed.contains(&v) {
+                bad(key, format!("{v:?} is not one of {}", allowed.join(", ")));
+            }
+        };
+        one_of("ehr.auth", &self.ehr.auth, &["backend-services", "none"], &mut bad);
+        one_of("ehr.signing_alg", &self.ehr.signing_alg, &["RS384", "ES384"], &mut bad);
+        one_of(
+            "ehr.subscription",
+            &self.ehr.subscription,
+            &["r4", "backport", "none"],
+            &mut bad,
+        );
+        one_of(
+            "ehr.payload",
+            &self.ehr.payload,
+            &["full-resource", "id-only", "empty"],
+            &mut bad,
+        );
+        one_of(
+            "ehr.poll",
+            &self.ehr.poll,
+            &["last-updated", "location-window", "patient-roster"],
+            &mut bad,
+        );
+        if self.ehr.poll_schedule.parse::<cron::Schedule>().is_err() {
+            bad(
+                "ehr.poll_schedule",
+                format!(
+                    "{:?} is not a cron schedule with six fields, seconds first (e.g. \"0 */5 * * * *\")",
+                    self.ehr.poll_schedule
+                ),
+            );
+        }
+        if self.ehr.poll == "location-window"
+            && self.ehr.poll_locations.is_empty()
+            && self.ehr.poll_practitioners.is_empty()
+            && self.ehr.base_url.is_some()
+        {
+            bad(
+                "ehr.poll_locations",
+                "location-window polling needs ehr.poll_locations or ehr.poll_practitioners (the customer gives the ids)".into(),
+            );
+        }
+        if self.ehr.page_size == 0 || self.ehr.poll_rate_per_sec == 0 {
+            bad("ehr.page_size", "page_size and poll_rate_per_sec must be at least 1".into());
         }
         if let Some(b) = &self.ehr.base_url
             && !b.starts_with("https://")

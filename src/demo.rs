@@ -100,7 +100,7 @@ pub fn run_once(
     )?;
     for id in ehr.patient_ids() {
         if let Some(raw) = ehr.read_patient(id) {
-            match ingest::patient(conn, ctx, raw) {
+            match ingest::patient(conn, ctx, raw, &[]) {
                 Ok(_) => sum.patients += 1,
                 Err(e) => {
                     writeln!(out, "  SKIPPED Patient/{id}: {e}")?;
@@ -117,7 +117,7 @@ pub fn run_once(
     }
     let tz = |id: &str| ehr.location_tz(id);
     for raw in ehr.appointments() {
-        match ingest::appointment(conn, ctx, raw, &tz) {
+        match ingest::appointment(conn, ctx, raw, &tz, &[]) {
             Ok(_) => sum.resources += 1,
             Err(e) => {
                 writeln!(out, "  SKIPPED {e}")?;
@@ -126,7 +126,7 @@ pub fn run_once(
         }
     }
     for raw in ehr.medication_requests() {
-        match ingest::medication(conn, ctx, raw) {
+        match ingest::medication(conn, ctx, raw, &[]) {
             Ok(_) => sum.resources += 1,
             Err(e) => {
                 writeln!(out, "  SKIPPED {e}")?;

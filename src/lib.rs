@@ -27,5 +27,6 @@ pub mod guard;
 pub mod providers;
 pub mod render;
 pub mod service;
+pub mod smart;
 pub mod telemetry;
 pub mod web;

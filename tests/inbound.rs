@@ -464,7 +464,7 @@ async fn two_way_answers_get_replies_in_the_patients_language() {
                 {"actor": {"reference": "Practitioner/pr-1", "display": "Dr. Ada Lovelace"}, "status": "accepted"}
             ]
         }),
-        &|_| Some(chrono_tz::America::New_York),
+        &|_| Some(chrono_tz::America::New_York), &[],
     )
     .unwrap();
     let r = send::run_due(&mut c, &ctx, &sender, "w1").unwrap();

@@ -55,7 +55,7 @@ fn seed(db: &TestDb, n: usize) -> herald::crypto::MasterKey {
                 "telecom": [{"system": "phone", "value": phone, "use": "mobile"}],
                 "address": [{"use": "home", "state": state}],
                 "communication": [{"language": {"coding": [{"system": "urn:ietf:bcp:47", "code": "en-US"}]}, "preferred": true}]
-            }),
+            }), &[],
         )
         .unwrap();
         ingest::consent(
@@ -86,7 +86,7 @@ fn seed(db: &TestDb, n: usize) -> herald::crypto::MasterKey {
                     {"actor": {"reference": "Practitioner/pr-1", "display": "Dr. Chaos Test"}, "status": "accepted"}
                 ]
             }),
-            &|_| Some(tz),
+            &|_| Some(tz), &[],
         )
         .unwrap();
         assert_eq!(

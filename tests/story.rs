@@ -63,13 +63,13 @@ fn story(db: &TestDb) {
     let ny = |_: &str| Some(chrono_tz::America::New_York);
     let mut c = db.conn();
 
-    ingest::patient(&mut c, &ctx, &patient()).unwrap();
+    ingest::patient(&mut c, &ctx, &patient(), &[]).unwrap();
     // No consent yet: the confirmation is suppressed with the reason.
     let planned = ingest::appointment(
         &mut c,
         &ctx,
         &appointment("1", "booked", "2026-12-03T09:30:00-05:00"),
-        &ny,
+        &ny, &[],
     )
     .unwrap();
     assert_eq!(
@@ -113,7 +113,7 @@ fn story(db: &TestDb) {
         &mut c,
         &ctx,
         &appointment("2", "booked", "2026-12-04T10:00:00-05:00"),
-        &ny,
+        &ny, &[],
     )
     .unwrap();
     assert_eq!(
@@ -128,7 +128,7 @@ fn story(db: &TestDb) {
         &mut c,
         &ctx,
         &appointment("2", "booked", "2026-12-04T10:00:00-05:00"),
-        &ny,
+        &ny, &[],
     )
     .unwrap();
     assert_eq!(dup, ingest::Ingested::Duplicate);
@@ -154,7 +154,7 @@ fn story(db: &TestDb) {
     let mut onc = appointment("1", "booked", "2026-12-05T11:00:00-05:00");
     onc["id"] = json!("appt-onc");
     onc["participant"][1]["actor"]["display"] = json!("Dr. Ada Lovelace, Oncology");
-    ingest::appointment(&mut c, &ctx, &onc, &ny).unwrap();
+    ingest::appointment(&mut c, &ctx, &onc, &ny, &[]).unwrap();
     let r = send::run_due(&mut c, &ctx, &sender, "w1").unwrap();
     assert_eq!(r.len(), 1, "{r:?}");
     match &r[0].outcome {
@@ -183,7 +183,7 @@ fn story(db: &TestDb) {
             x["meta"]["versionId"] = json!("2");
             x
         },
-        &ny,
+        &ny, &[],
     )
     .unwrap();
     let _ = send::run_due(&mut c, &ctx, &sender, "w1").unwrap();
@@ -213,7 +213,7 @@ fn story(db: &TestDb) {
         &mut c,
         &ctx,
         &appointment("3", "cancelled", "2026-12-04T10:00:00-05:00"),
-        &ny,
+        &ny, &[],
     )
     .unwrap();
     assert_eq!(
@@ -342,7 +342,7 @@ fn a_changed_prescription_moves_its_refill_reminders() {
         let sender = MemorySender::default();
         let ctx = parts.ctx(&ring, &clock, &sender);
         let mut c = db.conn();
-        ingest::patient(&mut c, &ctx, &patient()).unwrap();
+        ingest::patient(&mut c, &ctx, &patient(), &[]).unwrap();
         let med = |version: &str, days: u32| {
             json!({
                 "resourceType": "MedicationRequest", "id": "mr-story", "meta": {"versionId": version},
@@ -364,7 +364,7 @@ fn a_changed_prescription_moves_its_refill_reminders() {
             keys
         };
         assert_eq!(
-            ingest::medication(&mut c, &ctx, &med("1", 30)).unwrap(),
+            ingest::medication(&mut c, &ctx, &med("1", 30), &[]).unwrap(),
             ingest::Ingested::Planned {
                 enqueued: 2,
                 withdrawn: 0
@@ -375,7 +375,7 @@ fn a_changed_prescription_moves_its_refill_reminders() {
         let before = pending(&mut c);
         assert!(before[0].ends_with("2026-12-20"), "{before:?}");
         assert_eq!(
-            ingest::medication(&mut c, &ctx, &med("2", 60)).unwrap(),
+            ingest::medication(&mut c, &ctx, &med("2", 60), &[]).unwrap(),
             ingest::Ingested::Planned {
                 enqueued: 1,
                 withdrawn: 1

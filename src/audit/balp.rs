@@ -157,16 +157,47 @@ pub fn build(id: &str, r: &AuditRecord) -> (Value, Columns) {
                 coding(RESTFUL, "read", "read"),
             )
         }
-        Activity::EhrSearch {
+        Activity::EhrRest {
+            interaction,
             resource_type,
+            id: rid,
             query,
+            token_jti,
         } => {
-            agents.push(requestor_agent(&r.actor, ("110152", "Destination Role ID")));
-            agents.push(server_agent(r.ehr.as_deref()));
-            entities.push(query_entity(&format!("{resource_type}?{query}")));
+            // A3: read and query — Herald is the Destination, the EHR the
+            // Source; create and update — the reverse.
+            let (ours, theirs) = if interaction.writes() {
+                (("110153", "Source Role ID"), ("110152", "Destination Role ID"))
+            } else {
+                (("110152", "Destination Role ID"), ("110153", "Source Role ID"))
+            };
+            let mut client = requestor_agent(&r.actor, ours);
+            if let Some(obj) = client.as_object_mut() {
+                obj.insert("network".into(), json!({ "address": "herald", "type": "1" }));
+                if let Some(j) = token_jti {
+                    // A6: the token's jti, never the token.
+                    obj.insert(
+                        "policy".into(),
+                        json!([format!("urn:ietf:params:oauth:jti:{j}")]),
+                    );
+                }
+            }
+            agents.push(client);
+            let mut server = server_agent(r.ehr.as_deref());
+            server["type"] = cc(DCM, theirs.0, theirs.1);
+            agents.push(server);
+            if let Some(rid) = rid
+                && resource_type != "Patient"
+            {
+                entities.push(data_entity(&format!("{resource_type}/{rid}"), vec![]));
+            }
+            if let Some(q) = query {
+                entities.push(query_entity(&format!("{resource_type}?{q}")));
+            }
+            let code = interaction.code();
             (
                 coding(AUDIT_TYPE, "rest", "Restful Operation"),
-                coding(RESTFUL, "search-type", "search type"),
+                coding(RESTFUL, code, code),
             )
         }
         Activity::Disclosure {

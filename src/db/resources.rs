@@ -20,6 +20,8 @@ pub struct Tracked {
     pub timezone: Option<String>,
     /// The raw JSON as received.
     pub body: String,
+    /// meta.lastUpdated of that version.
+    pub last_updated: Option<DateTime<Utc>>,
 }
 
 fn aad(rt: &str, id: &str) -> String {
@@ -33,18 +35,31 @@ pub fn get(
     resource_type: &str,
     id: &str,
 ) -> Result<Option<Tracked>, DbError> {
-    type Row = (Option<String>, String, Option<String>, Vec<u8>);
+    type Row = (
+        Option<String>,
+        String,
+        Option<String>,
+        Vec<u8>,
+        Option<chrono::NaiveDateTime>,
+    );
     let row: Option<Row> = t::table
         .find((resource_type, id))
-        .select((t::version_id, t::status, t::timezone, t::body_enc))
+        .select((
+            t::version_id,
+            t::status,
+            t::timezone,
+            t::body_enc,
+            t::last_updated,
+        ))
         .first(conn)
         .optional()?;
-    row.map(|(version_id, status, timezone, enc)| {
+    row.map(|(version_id, status, timezone, enc, last_updated)| {
         Ok(Tracked {
             version_id,
             status,
             timezone,
             body: ring.decrypt_str(&aad(resource_type, id), &enc)?,
+            last_updated: last_updated.map(super::utc),
         })
     })
     .transpose()
@@ -58,6 +73,7 @@ pub fn put(
     resource_type: &str,
     id: &str,
     version_id: Option<&str>,
+    last_updated: Option<DateTime<Utc>>,
     status: &str,
     patient_id: &str,
     timezone: Option<&str>,
@@ -68,6 +84,7 @@ pub fn put(
     let key_id = i32::try_from(ring.active_id()).map_err(|e| DbError::Other(e.into()))?;
     let values = (
         t::version_id.eq(version_id),
+        t::last_updated.eq(last_updated.map(super::ts)),
         t::status.eq(status),
         t::patient_fhir_id.eq(patient_id),
         t::timezone.eq(timezone),

@@ -37,6 +37,7 @@ diesel::table! {
         body_enc -> Binary,
         key_id -> Integer,
         updated_at -> Timestamp,
+        last_updated -> Nullable<Timestamp>,
     }
 }
 
@@ -124,6 +125,69 @@ diesel::table! {
         id -> Integer,
         seq -> BigInt,
         hash -> Text,
+    }
+}
+
+diesel::table! {
+    signing_keys (kid) {
+        kid -> Text,
+        alg -> Text,
+        private_enc -> Binary,
+        key_id -> Integer,
+        public_jwk -> Text,
+        created_at -> Timestamp,
+        sign_from -> Timestamp,
+        retired_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    ehr_subscriptions (id) {
+        id -> Text,
+        resource_type -> Text,
+        style -> Text,
+        ehr -> Text,
+        remote_id -> Nullable<Text>,
+        secret_enc -> Binary,
+        key_id -> Integer,
+        status -> Text,
+        topic -> Nullable<Text>,
+        last_event -> BigInt,
+        last_seen_at -> Nullable<Timestamp>,
+        heartbeat_secs -> Nullable<Integer>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    fhir_notifications (id) {
+        id -> Text,
+        subscription_id -> Text,
+        received_at -> Timestamp,
+        path -> Nullable<Text>,
+        body_enc -> Binary,
+        key_id -> Integer,
+        state -> Text,
+        attempts -> Integer,
+        processed_at -> Nullable<Timestamp>,
+        error -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    poll_state (name) {
+        name -> Text,
+        checkpoint -> Nullable<Text>,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    leases (name) {
+        name -> Text,
+        holder -> Text,
+        until_at -> Timestamp,
     }
 }
 

@@ -79,12 +79,19 @@ pub enum Activity {
         /// Logical id.
         id: String,
     },
-    /// Herald searched the EHR (BALP rest search-type, A2/A4).
-    EhrSearch {
-        /// Resource type searched.
+    /// A FHIR REST call Herald made to the EHR (BALP A2–A6): one record per
+    /// call, and per patient when a search touched several (A5).
+    EhrRest {
+        /// read, vread, search-type, create, update or operation.
+        interaction: RestInteraction,
+        /// Resource type.
         resource_type: String,
-        /// The query string sent.
-        query: String,
+        /// Logical id (read, vread, create, update).
+        id: Option<String>,
+        /// The query string or operation (searches, operations).
+        query: Option<String>,
+        /// The access token's `jti`, when the token is a JWT (A6); never the token.
+        token_jti: Option<String>,
     },
     /// A message was disclosed to the patient (BALP PrivacyDisclosure, A7).
     Disclosure {
@@ -138,6 +145,52 @@ pub enum Activity {
     },
 }
 
+/// The FHIR restful interaction of an EHR call (A2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RestInteraction {
+    /// read
+    Read,
+    /// vread
+    Vread,
+    /// search-type
+    Search,
+    /// create
+    Create,
+    /// update
+    Update,
+    /// operation ($status, $events, $export)
+    Operation,
+}
+
+impl RestInteraction {
+    /// The restful-interaction code.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::Read => "read",
+            Self::Vread => "vread",
+            Self::Search => "search-type",
+            Self::Create => "create",
+            Self::Update => "update",
+            Self::Operation => "operation",
+        }
+    }
+
+    /// The AuditEvent.action (A2).
+    pub fn action(self) -> Action {
+        match self {
+            Self::Read | Self::Vread => Action::Read,
+            Self::Search | Self::Operation => Action::Execute,
+            Self::Create => Action::Create,
+            Self::Update => Action::Update,
+        }
+    }
+
+    /// Whether data flows from Herald to the server (create, update: A3 reversed roles).
+    pub fn writes(self) -> bool {
+        matches!(self, Self::Create | Self::Update)
+    }
+}
+
 /// One audit record. Holds references and codes only, never PHI values.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditRecord {
@@ -164,8 +217,8 @@ impl AuditRecord {
     pub fn action(&self) -> Action {
         match self.activity {
             Activity::EhrRead { .. } | Activity::Disclosure { .. } => Action::Read,
-            Activity::EhrSearch { .. }
-            | Activity::ConsentDecision { .. }
+            Activity::EhrRest { interaction, .. } => interaction.action(),
+            Activity::ConsentDecision { .. }
             | Activity::AuditQuery { .. }
             | Activity::RecordQuery { .. } => Action::Execute,
             Activity::InboundMessage { .. } => Action::Create,

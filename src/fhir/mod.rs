@@ -7,6 +7,7 @@
 // serde_json::Value indexing yields Null for a missing key or index; it never panics.
 #![allow(clippy::indexing_slicing)]
 
+pub mod client;
 pub mod communication;
 pub mod consent;
 pub mod source;

@@ -9,6 +9,7 @@ use crate::crypto::{normalize_email, normalize_phone};
 use crate::db::{self, DbConn, DbError, consents, outbox, patients, resources};
 use crate::domain::audit::{Activity, Actor, AuditRecord, Outcome};
 use crate::domain::consent::Decision;
+use crate::domain::facts::{VersionOrder, order_versions};
 use crate::domain::plan::{Plan, plan_appointment, plan_medication};
 use crate::domain::{Channel, Purpose};
 use crate::fhir::{self, ParseError};
@@ -29,6 +30,8 @@ pub enum IngestError {
 pub enum Ingested {
     /// The same version was seen before; nothing done.
     Duplicate,
+    /// An older version than Herald holds arrived late; nothing done (N12).
+    Stale,
     /// Planned.
     Planned {
         /// Intents enqueued.
@@ -54,12 +57,40 @@ fn read_record(ctx: &Ctx<'_>, resource_type: &str, id: &str, patient: &str) -> A
     }
 }
 
+/// meta.lastUpdated of a resource, when present and parseable.
+pub fn last_updated(raw: &Value) -> Option<chrono::DateTime<chrono::Utc>> {
+    raw["meta"]["lastUpdated"]
+        .as_str()
+        .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
+        .map(|t| t.with_timezone(&chrono::Utc))
+}
+
+fn order(
+    old: Option<&resources::Tracked>,
+    version: Option<&str>,
+    raw: &Value,
+) -> VersionOrder {
+    match old {
+        None => VersionOrder::Newer,
+        Some(o) => order_versions(
+            (version, last_updated(raw)),
+            (o.version_id.as_deref(), o.last_updated),
+        ),
+    }
+}
+
 /// Stores a Patient read from the EHR (encrypted) and audits the read.
-pub fn patient(conn: &mut DbConn, ctx: &Ctx<'_>, raw: &Value) -> Result<String, IngestError> {
+pub fn patient(
+    conn: &mut DbConn,
+    ctx: &Ctx<'_>,
+    raw: &Value,
+    calls: &[AuditRecord],
+) -> Result<String, IngestError> {
     let facts = fhir::patient_facts(raw)?;
     let now = ctx.clock.now();
     db::write_tx(conn, |c| {
         patients::upsert(c, ctx.ring, &facts, now)?;
+        audit::append(c, calls)?;
         audit::append(c, &[read_record(ctx, "Patient", &facts.id, &facts.id)])?;
         Ok::<_, IngestError>(())
     })?;
@@ -101,11 +132,15 @@ fn apply_plan(
 }
 
 /// Plans an Appointment change against what Herald last saw of it.
+///
+/// `calls` are the audit records of the FHIR calls that brought it (BALP
+/// A2–A5); they commit in the same transaction, whatever the outcome.
 pub fn appointment(
     conn: &mut DbConn,
     ctx: &Ctx<'_>,
     raw: &Value,
     location_tz: &dyn Fn(&str) -> Option<Tz>,
+    calls: &[AuditRecord],
 ) -> Result<Ingested, IngestError> {
     let new = fhir::appointment_facts(raw, location_tz)?;
     let now = ctx.clock.now();
@@ -113,11 +148,16 @@ pub fn appointment(
     let body = raw.to_string();
     db::write_tx(conn, |c| {
         let old = resources::get(c, ctx.ring, "Appointment", &new.id)?;
-        if let Some(o) = &old
-            && o.version_id.is_some()
-            && o.version_id == new.version
-        {
-            return Ok(Ingested::Duplicate);
+        match order(old.as_ref(), new.version.as_deref(), raw) {
+            VersionOrder::Newer => {}
+            VersionOrder::Same => {
+                audit::append(c, calls)?;
+                return Ok(Ingested::Duplicate);
+            }
+            VersionOrder::Older => {
+                audit::append(c, calls)?;
+                return Ok(Ingested::Stale);
+            }
         }
         let old_facts = old.as_ref().and_then(|o| {
             let v: Value = serde_json::from_str(&o.body).ok()?;
@@ -138,12 +178,14 @@ pub fn appointment(
             "Appointment",
             &new.id,
             new.version.as_deref(),
+            last_updated(raw),
             new.status.code(),
             &new.patient_id,
             tz.as_deref(),
             &body,
             now,
         )?;
+        audit::append(c, calls)?;
         audit::append(
             c,
             &[read_record(ctx, "Appointment", &new.id, &new.patient_id)],
@@ -156,18 +198,28 @@ pub fn appointment(
 }
 
 /// Plans a MedicationRequest change.
-pub fn medication(conn: &mut DbConn, ctx: &Ctx<'_>, raw: &Value) -> Result<Ingested, IngestError> {
+pub fn medication(
+    conn: &mut DbConn,
+    ctx: &Ctx<'_>,
+    raw: &Value,
+    calls: &[AuditRecord],
+) -> Result<Ingested, IngestError> {
     let new = fhir::medication_facts(raw)?;
     let now = ctx.clock.now();
     let about = format!("MedicationRequest/{}", new.id);
     let body = raw.to_string();
     db::write_tx(conn, |c| {
         let old = resources::get(c, ctx.ring, "MedicationRequest", &new.id)?;
-        if let Some(o) = &old
-            && o.version_id.is_some()
-            && o.version_id == new.version
-        {
-            return Ok(Ingested::Duplicate);
+        match order(old.as_ref(), new.version.as_deref(), raw) {
+            VersionOrder::Newer => {}
+            VersionOrder::Same => {
+                audit::append(c, calls)?;
+                return Ok(Ingested::Duplicate);
+            }
+            VersionOrder::Older => {
+                audit::append(c, calls)?;
+                return Ok(Ingested::Stale);
+            }
         }
         let plan = plan_medication(&new, now, ctx.messaging.refill_lead_days);
         let (enqueued, withdrawn) = apply_plan(c, &plan, &about, &new.patient_id, now)?;
@@ -177,12 +229,14 @@ pub fn medication(conn: &mut DbConn, ctx: &Ctx<'_>, raw: &Value) -> Result<Inges
             "MedicationRequest",
             &new.id,
             new.version.as_deref(),
+            last_updated(raw),
             &new.status,
             &new.patient_id,
             None,
             &body,
             now,
         )?;
+        audit::append(c, calls)?;
         audit::append(
             c,
             &[read_record(

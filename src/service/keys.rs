@@ -94,7 +94,8 @@ pub fn reencrypt_batch(
             + resources::rekey_batch(c, ring, batch)?
             + consents::rekey_batch(c, ring, batch)?
             + outbox::rekey_batch(c, ring, batch)?
-            + crate::db::inbound::rekey_batch(c, ring, batch)?;
+            + crate::db::inbound::rekey_batch(c, ring, batch)?
+            + crate::db::ehr::rekey_batch(c, ring, batch)?;
         Ok::<_, DbError>(n)
     })?)
 }

@@ -112,7 +112,7 @@ fn run(deps: &Deps, owner: &str, stop: &AtomicBool) {
 }
 
 #[allow(clippy::disallowed_methods)]
-fn sleep_unless_stopped(d: std::time::Duration, stop: &AtomicBool) {
+pub(crate) fn sleep_unless_stopped(d: std::time::Duration, stop: &AtomicBool) {
     let step = std::time::Duration::from_millis(50);
     let mut left = d;
     while !left.is_zero() && !stop.load(Ordering::SeqCst) {
