@@ -322,7 +322,10 @@ impl Default for EhrSettings {
 /// The embedded EHR presets (`profiles/ehr/`).
 pub const EHR_PRESETS: [(&str, &str); 4] = [
     ("epic", include_str!("../profiles/ehr/epic.toml")),
-    ("oracle-health", include_str!("../profiles/ehr/oracle-health.toml")),
+    (
+        "oracle-health",
+        include_str!("../profiles/ehr/oracle-health.toml"),
+    ),
     ("hapi", include_str!("../profiles/ehr/hapi.toml")),
     ("medplum", include_str!("../profiles/ehr/medplum.toml")),
 ];
@@ -341,9 +344,9 @@ fn apply_preset(root: &mut toml::Table) -> Result<(), LoadError> {
     let Some((_, text)) = EHR_PRESETS.iter().find(|(n, _)| *n == name) else {
         return Ok(());
     };
-    let preset: toml::Table = text
-        .parse()
-        .map_err(|e: toml::de::Error| LoadError::Invalid(format!("preset {name}: {}", e.message())))?;
+    let preset: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+        LoadError::Invalid(format!("preset {name}: {}", e.message()))
+    })?;
     let Some(toml::Value::Table(defaults)) = preset.get("ehr") else {
         return Ok(());
     };
@@ -780,8 +783,18 @@ impl Settings {
                 bad(key, format!("{v:?} is not one of {}", allowed.join(", ")));
             }
         };
-        one_of("ehr.auth", &self.ehr.auth, &["backend-services", "none"], &mut bad);
-        one_of("ehr.signing_alg", &self.ehr.signing_alg, &["RS384", "ES384"], &mut bad);
+        one_of(
+            "ehr.auth",
+            &self.ehr.auth,
+            &["backend-services", "none"],
+            &mut bad,
+        );
+        one_of(
+            "ehr.signing_alg",
+            &self.ehr.signing_alg,
+            &["RS384", "ES384"],
+            &mut bad,
+        );
         one_of(
             "ehr.subscription",
             &self.ehr.subscription,
@@ -820,7 +833,10 @@ impl Settings {
             );
         }
         if self.ehr.page_size == 0 || self.ehr.poll_rate_per_sec == 0 {
-            bad("ehr.page_size", "page_size and poll_rate_per_sec must be at least 1".into());
+            bad(
+                "ehr.page_size",
+                "page_size and poll_rate_per_sec must be at least 1".into(),
+            );
         }
         if let Some(b) = &self.ehr.base_url
             && !b.starts_with("https://")

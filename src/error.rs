@@ -17,6 +17,12 @@ pub enum AppError {
     /// The caller is not allowed to do this.
     #[error("forbidden")]
     Forbidden,
+    /// The caller did not prove who it is (a webhook without its secret).
+    #[error("unauthorized")]
+    Unauthorized,
+    /// The body is larger than Herald accepts.
+    #[error("payload too large")]
+    TooLarge,
     /// The request conflicts with the current state.
     #[error("conflict")]
     Conflict,
@@ -35,6 +41,8 @@ impl AppError {
             Self::NotFound => "not-found",
             Self::BadRequest(_) => "bad-request",
             Self::Forbidden => "forbidden",
+            Self::Unauthorized => "unauthorized",
+            Self::TooLarge => "too-large",
             Self::Conflict => "conflict",
             Self::Unavailable(_) => "unavailable",
             Self::Internal(_) => "internal",
@@ -47,6 +55,8 @@ impl AppError {
             Self::NotFound => "The requested resource was not found.".into(),
             Self::BadRequest(msg) => msg.clone(),
             Self::Forbidden => "You are not allowed to do this.".into(),
+            Self::Unauthorized => "The request is not authenticated.".into(),
+            Self::TooLarge => "The request body is too large.".into(),
             Self::Conflict => "The request conflicts with the current state.".into(),
             Self::Unavailable(_) => {
                 "The service is temporarily unavailable; try again shortly.".into()
@@ -61,6 +71,8 @@ impl AppError {
             Self::NotFound => 404,
             Self::BadRequest(_) => 400,
             Self::Forbidden => 403,
+            Self::Unauthorized => 401,
+            Self::TooLarge => 413,
             Self::Conflict => 409,
             Self::Unavailable(_) => 503,
             Self::Internal(_) => 500,

@@ -125,6 +125,14 @@ enum Command {
         #[command(subcommand)]
         command: ReplyCommand,
     },
+    /// Create or refresh the Subscriptions on the configured EHR.
+    Subscribe,
+    /// Poll the configured EHR for changes.
+    Poll {
+        /// One pass, then exit (the schedule runs inside `herald serve`).
+        #[arg(long)]
+        once: bool,
+    },
     /// Scan texts on stdin (one per line, or JSON lines {"text","lang","allowed"}) for PHI.
     Guard {
         /// Language of plain-text lines (en-US, es-US); default: every language.
@@ -138,10 +146,22 @@ enum Command {
 
 #[derive(Subcommand)]
 enum KeysCommand {
-    /// Create the master key file (unless HERALD_MASTER_KEY is set) and the first data key.
+    /// Create the master key file (unless HERALD_MASTER_KEY is set), the first
+    /// data key, and Herald's SMART signing keys (RS384 and ES384).
     Init,
-    /// Add a data key and re-encrypt existing rows under it.
-    Rotate,
+    /// Add a data key and re-encrypt existing rows under it; with --smart,
+    /// add a new SMART signing key instead (published now, signing later).
+    Rotate {
+        /// Rotate the SMART Backend Services signing key, not the data key.
+        #[arg(long)]
+        smart: bool,
+        /// Algorithm of the new signing key.
+        #[arg(long, default_value = "RS384", value_parser = ["RS384", "ES384"])]
+        alg: String,
+        /// Hours the new key is published before Herald signs with it.
+        #[arg(long, default_value_t = 24)]
+        publish_ahead_hours: u32,
+    },
 }
 
 #[derive(Subcommand)]
@@ -317,8 +337,37 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 KeysCommand::Init => {
                     let said = keys::init(&mut conn, &settings, &clock)?;
                     writeln!(stdout, "keys: {said}")?;
+                    let ring = keys::open_ring(&mut conn, &settings)?;
+                    let now = herald::clock::Clock::now(&clock);
+                    let made = herald::service::ehr::init_signing_keys(&mut conn, &ring, now)?;
+                    if made.is_empty() {
+                        writeln!(stdout, "keys: SMART signing keys already exist")?;
+                    }
+                    for kid in made {
+                        writeln!(
+                            stdout,
+                            "keys: SMART signing key {kid} published at /.well-known/jwks.json"
+                        )?;
+                    }
                 }
-                KeysCommand::Rotate => {
+                KeysCommand::Rotate {
+                    smart: true,
+                    alg,
+                    publish_ahead_hours,
+                } => {
+                    let ring = keys::open_ring(&mut conn, &settings)?;
+                    let now = herald::clock::Clock::now(&clock);
+                    let ahead = chrono::Duration::hours(i64::from(publish_ahead_hours));
+                    let kid = herald::service::ehr::rotate_signing_key(
+                        &mut conn, &ring, &alg, now, ahead,
+                    )?;
+                    writeln!(
+                        stdout,
+                        "keys: {alg} key {kid} is published now and signs from {}",
+                        (now + ahead).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                    )?;
+                }
+                KeysCommand::Rotate { smart: false, .. } => {
                     let id = keys::rotate(&mut conn, &settings, &clock)?;
                     writeln!(
                         stdout,
@@ -413,9 +462,63 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             refuse_invalid(&settings)?;
             let state = open_state(settings, clock)?;
             let workers = start_workers(&state)?;
+            let follower = start_follower(&state)?;
             let r = serve(state, &mut stdout);
+            if let Some(f) = follower {
+                f.stop();
+            }
             workers.stop();
             r
+        }
+        Command::Subscribe => {
+            refuse_invalid(&settings)?;
+            let state = open_state(settings, clock)?;
+            let f = follower(&state)?;
+            for (rt, remote, created) in f.subscribe()? {
+                let verb = if created { "created" } else { "refreshed" };
+                writeln!(
+                    stdout,
+                    "subscribe: {rt}: {verb} Subscription/{remote} on {}",
+                    f.base()
+                )?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Poll { once } => {
+            refuse_invalid(&settings)?;
+            let state = open_state(settings, clock)?;
+            let f = follower(&state)?;
+            let holder = format!("poll-{}", std::process::id());
+            loop {
+                match f.poll_once(&holder)? {
+                    Some(r) => writeln!(
+                        stdout,
+                        "poll: {} resources seen, {} planned, {} duplicates, {} stale, {} vanished, {} skipped",
+                        r.seen, r.planned, r.duplicates, r.stale, r.vanished, r.skipped
+                    )?,
+                    None => writeln!(stdout, "poll: another instance is polling this EHR now")?,
+                }
+                let n = f.process_notifications(&holder, 1000)?;
+                if n.notifications > 0 {
+                    writeln!(
+                        stdout,
+                        "poll: {} stored notifications processed",
+                        n.notifications
+                    )?;
+                }
+                if once {
+                    return Ok(ExitCode::SUCCESS);
+                }
+                let schedule: cron::Schedule = f.settings.ehr.poll_schedule.parse()?;
+                let now = herald::clock::Clock::now(&clock);
+                if let Some(next) = schedule.after(&now).next() {
+                    let wait = (next - now).to_std().unwrap_or_default();
+                    let rt = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()?;
+                    rt.block_on(tokio::time::sleep(wait));
+                }
+            }
         }
         Command::Inbox { command } => {
             refuse_invalid(&settings)?;
@@ -505,6 +608,25 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+fn follower(state: &web::AppState) -> anyhow::Result<herald::service::ehr::Follower> {
+    Ok(herald::service::ehr::Follower::new(
+        Arc::clone(&state.settings),
+        state.pool.clone(),
+        Arc::clone(&state.ring),
+        state.clock.clone(),
+    )?)
+}
+
+/// Starts following the EHR when one is configured.
+fn start_follower(state: &web::AppState) -> anyhow::Result<Option<herald::service::ehr::Running>> {
+    if state.settings.ehr.base_url.is_none() {
+        return Ok(None);
+    }
+    let f = Arc::new(follower(state)?);
+    let holder = format!("{}-{}", std::process::id(), uuid::Uuid::new_v4().simple());
+    Ok(Some(herald::service::ehr::Running::start(f, holder)?))
 }
 
 /// Starts the outbox workers for a server or worker process.

@@ -69,7 +69,8 @@ fn story(db: &TestDb) {
         &mut c,
         &ctx,
         &appointment("1", "booked", "2026-12-03T09:30:00-05:00"),
-        &ny, &[],
+        &ny,
+        &[],
     )
     .unwrap();
     assert_eq!(
@@ -113,7 +114,8 @@ fn story(db: &TestDb) {
         &mut c,
         &ctx,
         &appointment("2", "booked", "2026-12-04T10:00:00-05:00"),
-        &ny, &[],
+        &ny,
+        &[],
     )
     .unwrap();
     assert_eq!(
@@ -128,7 +130,8 @@ fn story(db: &TestDb) {
         &mut c,
         &ctx,
         &appointment("2", "booked", "2026-12-04T10:00:00-05:00"),
-        &ny, &[],
+        &ny,
+        &[],
     )
     .unwrap();
     assert_eq!(dup, ingest::Ingested::Duplicate);
@@ -183,7 +186,8 @@ fn story(db: &TestDb) {
             x["meta"]["versionId"] = json!("2");
             x
         },
-        &ny, &[],
+        &ny,
+        &[],
     )
     .unwrap();
     let _ = send::run_due(&mut c, &ctx, &sender, "w1").unwrap();
@@ -213,7 +217,8 @@ fn story(db: &TestDb) {
         &mut c,
         &ctx,
         &appointment("3", "cancelled", "2026-12-04T10:00:00-05:00"),
-        &ny, &[],
+        &ny,
+        &[],
     )
     .unwrap();
     assert_eq!(

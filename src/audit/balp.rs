@@ -167,13 +167,22 @@ pub fn build(id: &str, r: &AuditRecord) -> (Value, Columns) {
             // A3: read and query — Herald is the Destination, the EHR the
             // Source; create and update — the reverse.
             let (ours, theirs) = if interaction.writes() {
-                (("110153", "Source Role ID"), ("110152", "Destination Role ID"))
+                (
+                    ("110153", "Source Role ID"),
+                    ("110152", "Destination Role ID"),
+                )
             } else {
-                (("110152", "Destination Role ID"), ("110153", "Source Role ID"))
+                (
+                    ("110152", "Destination Role ID"),
+                    ("110153", "Source Role ID"),
+                )
             };
             let mut client = requestor_agent(&r.actor, ours);
             if let Some(obj) = client.as_object_mut() {
-                obj.insert("network".into(), json!({ "address": "herald", "type": "1" }));
+                obj.insert(
+                    "network".into(),
+                    json!({ "address": "herald", "type": "1" }),
+                );
                 if let Some(j) = token_jti {
                     // A6: the token's jti, never the token.
                     obj.insert(

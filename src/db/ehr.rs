@@ -445,10 +445,7 @@ pub fn try_lease(
     if taken == 1 {
         return Ok(true);
     }
-    let exists: i64 = l::table
-        .filter(l::name.eq(name))
-        .count()
-        .get_result(conn)?;
+    let exists: i64 = l::table.filter(l::name.eq(name)).count().get_result(conn)?;
     if exists > 0 {
         return Ok(false);
     }

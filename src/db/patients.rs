@@ -170,3 +170,20 @@ pub fn set_language(conn: &mut DbConn, fhir_id: &str, lang: &str) -> Result<bool
         .execute(conn)?
         == 1)
 }
+
+/// Whether Herald holds `fhir_id`.
+pub fn exists(conn: &mut DbConn, fhir_id: &str) -> Result<bool, DbError> {
+    let n: i64 = patients::table
+        .filter(patients::fhir_id.eq(fhir_id))
+        .count()
+        .get_result(conn)?;
+    Ok(n > 0)
+}
+
+/// Every patient id Herald serves (the roster the poller walks), in order.
+pub fn ids(conn: &mut DbConn) -> Result<Vec<String>, DbError> {
+    Ok(patients::table
+        .select(patients::fhir_id)
+        .order(patients::fhir_id.asc())
+        .load(conn)?)
+}

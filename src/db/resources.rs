@@ -124,3 +124,69 @@ pub fn rekey_batch(conn: &mut DbConn, ring: &KeyRing, limit: i64) -> Result<usiz
     }
     Ok(rows.len())
 }
+
+/// Tracked resources of a type whose status is one of `statuses`, optionally
+/// for one patient: `(id, what Herald holds)`.
+pub fn list_by_status(
+    conn: &mut DbConn,
+    ring: &KeyRing,
+    resource_type: &str,
+    statuses: &[&str],
+    patient: Option<&str>,
+) -> Result<Vec<(String, Tracked)>, DbError> {
+    type Row = (
+        String,
+        Option<String>,
+        String,
+        Option<String>,
+        Vec<u8>,
+        Option<chrono::NaiveDateTime>,
+    );
+    let mut q = t::table
+        .filter(t::resource_type.eq(resource_type))
+        .filter(t::status.eq_any(statuses))
+        .into_boxed();
+    if let Some(p) = patient {
+        q = q.filter(t::patient_fhir_id.eq(p.to_string()));
+    }
+    let rows: Vec<Row> = q
+        .select((
+            t::fhir_id,
+            t::version_id,
+            t::status,
+            t::timezone,
+            t::body_enc,
+            t::last_updated,
+        ))
+        .order(t::fhir_id.asc())
+        .load(conn)?;
+    rows.into_iter()
+        .map(|(id, version_id, status, timezone, enc, lu)| {
+            let body = ring.decrypt_str(&aad(resource_type, &id), &enc)?;
+            Ok((
+                id,
+                Tracked {
+                    version_id,
+                    status,
+                    timezone,
+                    body,
+                    last_updated: lu.map(super::utc),
+                },
+            ))
+        })
+        .collect()
+}
+
+/// Marks a tracked resource as gone from the EHR (deleted or no longer readable).
+pub fn set_status(
+    conn: &mut DbConn,
+    resource_type: &str,
+    id: &str,
+    status: &str,
+    now: DateTime<Utc>,
+) -> Result<(), DbError> {
+    diesel::update(t::table.find((resource_type, id)))
+        .set((t::status.eq(status), t::updated_at.eq(super::ts(now))))
+        .execute(conn)?;
+    Ok(())
+}

@@ -182,7 +182,10 @@ mod version_tests {
         assert_eq!(order_versions((Some("b"), t(1)), (Some("a"), t(5))), Older);
         // No lastUpdated: numeric versionIds decide.
         assert_eq!(order_versions((Some("9"), None), (Some("10"), None)), Older);
-        assert_eq!(order_versions((Some("11"), None), (Some("10"), None)), Newer);
+        assert_eq!(
+            order_versions((Some("11"), None), (Some("10"), None)),
+            Newer
+        );
         assert_eq!(order_versions((None, t(5)), (None, t(5))), Same);
         assert_eq!(order_versions((None, None), (None, None)), Newer);
         assert_eq!(order_versions((Some("1"), None), (None, None)), Newer);

@@ -87,7 +87,10 @@ pub fn short(e: &reqwest::Error) -> String {
 /// Refuses a resource the fhir-sdk R4(B) model does not accept: a missing
 /// required element, a code outside a required value set (strict on output).
 pub fn strict_check(resource: &Value) -> Result<(), FhirError> {
-    let rt = resource["resourceType"].as_str().unwrap_or("resource").to_string();
+    let rt = resource["resourceType"]
+        .as_str()
+        .unwrap_or("resource")
+        .to_string();
     serde_json::from_value::<fhir_sdk::r4b::resources::Resource>(resource.clone())
         .map(|_| ())
         .map_err(|e| FhirError::Strict(format!("{rt}: {e}")))
@@ -169,7 +172,9 @@ pub struct FhirClient {
 
 impl std::fmt::Debug for FhirClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FhirClient").field("base", &self.cfg.base_url).finish_non_exhaustive()
+        f.debug_struct("FhirClient")
+            .field("base", &self.cfg.base_url)
+            .finish_non_exhaustive()
     }
 }
 
@@ -196,7 +201,10 @@ fn jittered(base: Duration, attempt: u32, max: Duration) -> Duration {
     exp.mul_f64(0.5 + jitter)
 }
 
-fn retry_after(h: &reqwest::header::HeaderMap, now: chrono::DateTime<chrono::Utc>) -> Option<Duration> {
+fn retry_after(
+    h: &reqwest::header::HeaderMap,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Option<Duration> {
     let v = h.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
     if let Ok(secs) = v.trim().parse::<u64>() {
         return Some(Duration::from_secs(secs));
@@ -220,7 +228,11 @@ fn outcome_detail(body: &str) -> String {
         .unwrap_or_default();
     // Diagnostics may echo a request; keep it short and single-line.
     let one: String = text.chars().take(160).filter(|c| !c.is_control()).collect();
-    if one.is_empty() { String::new() } else { format!(": {one}") }
+    if one.is_empty() {
+        String::new()
+    } else {
+        format!(": {one}")
+    }
 }
 
 struct Answer {
@@ -262,7 +274,10 @@ impl FhirClient {
 
     /// The audit records of the calls made since the last take.
     pub fn take_audit(&self) -> Vec<AuditRecord> {
-        self.journal.lock().map(|mut j| std::mem::take(&mut *j)).unwrap_or_default()
+        self.journal
+            .lock()
+            .map(|mut j| std::mem::take(&mut *j))
+            .unwrap_or_default()
     }
 
     fn journal(
@@ -286,7 +301,11 @@ impl FhirClient {
                 token_jti: jti.clone(),
             },
             actor: Actor::System,
-            outcome: if outcome.is_ok() { Outcome::Success } else { Outcome::SeriousFailure },
+            outcome: if outcome.is_ok() {
+                Outcome::Success
+            } else {
+                Outcome::SeriousFailure
+            },
             outcome_desc: outcome.clone().err(),
             patient_id: patient.cloned(),
             request_id: None,
@@ -332,9 +351,7 @@ impl FhirClient {
                 req = req.header(*k, v);
             }
             if let Some(b) = body {
-                req = req
-                    .header("Content-Type", FHIR_JSON_R4)
-                    .body(b.to_string());
+                req = req.header("Content-Type", FHIR_JSON_R4).body(b.to_string());
             }
             let jti = token.as_ref().and_then(|t| t.jti.clone());
             let retryable_after: Option<Duration>;
@@ -343,7 +360,10 @@ impl FhirClient {
                     let status = resp.status().as_u16();
                     let hdrs = resp.headers().clone();
                     let text = resp.text().unwrap_or_default();
-                    if status == 401 && !reauthed && let Some(a) = &self.auth {
+                    if status == 401
+                        && !reauthed
+                        && let Some(a) = &self.auth
+                    {
                         // A token revoked or expired early: one fresh token, once.
                         a.invalidate();
                         reauthed = true;
@@ -353,7 +373,14 @@ impl FhirClient {
                         || status == 503
                         || (idempotent && (500..600).contains(&status));
                     if !retry || attempt >= self.cfg.max_retries {
-                        return Ok((Answer { status, headers: hdrs, body: text }, jti));
+                        return Ok((
+                            Answer {
+                                status,
+                                headers: hdrs,
+                                body: text,
+                            },
+                            jti,
+                        ));
                     }
                     retryable_after = retry_after(&hdrs, self.clock.now());
                 }
@@ -398,7 +425,15 @@ impl FhirClient {
         let (answer, jti) = match res {
             Ok(a) => a,
             Err(e) => {
-                self.journal(RestInteraction::Read, resource_type, Some(id), None, &[], Err(e.to_string()), None);
+                self.journal(
+                    RestInteraction::Read,
+                    resource_type,
+                    Some(id),
+                    None,
+                    &[],
+                    Err(e.to_string()),
+                    None,
+                );
                 return Err(e);
             }
         };
@@ -406,20 +441,55 @@ impl FhirClient {
             200 => {
                 let v = Self::json(&answer)?;
                 if v["resourceType"] != resource_type {
-                    let e = FhirError::Invalid(format!("read {resource_type} returned {}", v["resourceType"]));
-                    self.journal(RestInteraction::Read, resource_type, Some(id), None, &[], Err(e.to_string()), jti);
+                    let e = FhirError::Invalid(format!(
+                        "read {resource_type} returned {}",
+                        v["resourceType"]
+                    ));
+                    self.journal(
+                        RestInteraction::Read,
+                        resource_type,
+                        Some(id),
+                        None,
+                        &[],
+                        Err(e.to_string()),
+                        jti,
+                    );
                     return Err(e);
                 }
-                self.journal(RestInteraction::Read, resource_type, Some(id), None, &patients_of(&v), Ok(()), jti);
+                self.journal(
+                    RestInteraction::Read,
+                    resource_type,
+                    Some(id),
+                    None,
+                    &patients_of(&v),
+                    Ok(()),
+                    jti,
+                );
                 Ok(Some(v))
             }
             404 | 410 => {
-                self.journal(RestInteraction::Read, resource_type, Some(id), None, &[], Err(format!("HTTP {}", answer.status)), jti);
+                self.journal(
+                    RestInteraction::Read,
+                    resource_type,
+                    Some(id),
+                    None,
+                    &[],
+                    Err(format!("HTTP {}", answer.status)),
+                    jti,
+                );
                 Ok(None)
             }
             _ => {
                 let e = Self::fail(&answer, &format!("read {resource_type}"));
-                self.journal(RestInteraction::Read, resource_type, Some(id), None, &[], Err(e.to_string()), jti);
+                self.journal(
+                    RestInteraction::Read,
+                    resource_type,
+                    Some(id),
+                    None,
+                    &[],
+                    Err(e.to_string()),
+                    jti,
+                );
                 Err(e)
             }
         }
@@ -436,24 +506,53 @@ impl FhirClient {
         let mut url = format!("{}?{query}", self.url(resource_type));
         let mut pages = 0;
         loop {
-            let q = url.split_once('?').map(|(_, q)| q.to_string()).unwrap_or_default();
+            let q = url
+                .split_once('?')
+                .map(|(_, q)| q.to_string())
+                .unwrap_or_default();
             let (answer, jti) = match self.exchange(reqwest::Method::GET, &url, None, &[], true) {
                 Ok(a) => a,
                 Err(e) => {
-                    self.journal(RestInteraction::Search, resource_type, None, Some(&q), &[], Err(e.to_string()), None);
+                    self.journal(
+                        RestInteraction::Search,
+                        resource_type,
+                        None,
+                        Some(&q),
+                        &[],
+                        Err(e.to_string()),
+                        None,
+                    );
                     return Err(e.into());
                 }
             };
             if answer.status != 200 {
                 let e = Self::fail(&answer, &format!("search {resource_type}"));
-                self.journal(RestInteraction::Search, resource_type, None, Some(&q), &[], Err(e.to_string()), jti);
+                self.journal(
+                    RestInteraction::Search,
+                    resource_type,
+                    None,
+                    Some(&q),
+                    &[],
+                    Err(e.to_string()),
+                    jti,
+                );
                 return Err(e.into());
             }
             let bundle = match Self::json(&answer) {
                 Ok(b) if b["resourceType"] == "Bundle" => b,
                 Ok(_) | Err(_) => {
-                    let e = FhirError::Invalid(format!("search {resource_type} did not return a Bundle"));
-                    self.journal(RestInteraction::Search, resource_type, None, Some(&q), &[], Err(e.to_string()), jti);
+                    let e = FhirError::Invalid(format!(
+                        "search {resource_type} did not return a Bundle"
+                    ));
+                    self.journal(
+                        RestInteraction::Search,
+                        resource_type,
+                        None,
+                        Some(&q),
+                        &[],
+                        Err(e.to_string()),
+                        jti,
+                    );
                     return Err(e.into());
                 }
             };
@@ -473,9 +572,21 @@ impl FhirClient {
             }
             patients.sort();
             patients.dedup();
-            self.journal(RestInteraction::Search, resource_type, None, Some(&q), &patients, Ok(()), jti);
+            self.journal(
+                RestInteraction::Search,
+                resource_type,
+                None,
+                Some(&q),
+                &patients,
+                Ok(()),
+                jti,
+            );
             if page.skipped > 0 {
-                tracing::warn!(resource_type, skipped = page.skipped, "search page entries without a usable resource were skipped");
+                tracing::warn!(
+                    resource_type,
+                    skipped = page.skipped,
+                    "search page entries without a usable resource were skipped"
+                );
             }
             pages += 1;
             on_page(self, page)?;
@@ -509,26 +620,55 @@ impl FhirClient {
 
     /// POST a new resource; with `if_none_exist` (a search, e.g. an
     /// identifier) the create is conditional, so a retry cannot duplicate it.
-    pub fn create(&self, resource: &Value, if_none_exist: Option<&str>) -> Result<Created, FhirError> {
+    pub fn create(
+        &self,
+        resource: &Value,
+        if_none_exist: Option<&str>,
+    ) -> Result<Created, FhirError> {
         strict_check(resource)?;
-        let rt = resource["resourceType"].as_str().unwrap_or_default().to_string();
+        let rt = resource["resourceType"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         let mut headers = vec![("Prefer", "return=representation".to_string())];
         if let Some(q) = if_none_exist {
             headers.push(("If-None-Exist", q.to_string()));
         }
         let url = self.url(&rt);
         let patients = patients_of(resource);
-        let res = self.exchange(reqwest::Method::POST, &url, Some(resource), &headers, if_none_exist.is_some());
+        let res = self.exchange(
+            reqwest::Method::POST,
+            &url,
+            Some(resource),
+            &headers,
+            if_none_exist.is_some(),
+        );
         let (answer, jti) = match res {
             Ok(a) => a,
             Err(e) => {
-                self.journal(RestInteraction::Create, &rt, None, None, &patients, Err(e.to_string()), None);
+                self.journal(
+                    RestInteraction::Create,
+                    &rt,
+                    None,
+                    None,
+                    &patients,
+                    Err(e.to_string()),
+                    None,
+                );
                 return Err(e);
             }
         };
         if !(200..300).contains(&answer.status) {
             let e = Self::fail(&answer, &format!("create {rt}"));
-            self.journal(RestInteraction::Create, &rt, None, None, &patients, Err(e.to_string()), jti);
+            self.journal(
+                RestInteraction::Create,
+                &rt,
+                None,
+                None,
+                &patients,
+                Err(e.to_string()),
+                jti,
+            );
             return Err(e);
         }
         let body: Option<Value> = serde_json::from_str(&answer.body).ok();
@@ -543,15 +683,37 @@ impl FhirClient {
                 let after = l.split_once(&format!("{rt}/"))?.1;
                 after.split('/').next().map(String::from)
             })
-            .or_else(|| body.as_ref().and_then(|b| b["id"].as_str().map(String::from)));
-        self.journal(RestInteraction::Create, &rt, id.as_deref(), None, &patients, Ok(()), jti);
-        Ok(Created { id, body, existed: answer.status == 200 })
+            .or_else(|| {
+                body.as_ref()
+                    .and_then(|b| b["id"].as_str().map(String::from))
+            });
+        self.journal(
+            RestInteraction::Create,
+            &rt,
+            id.as_deref(),
+            None,
+            &patients,
+            Ok(()),
+            jti,
+        );
+        Ok(Created {
+            id,
+            body,
+            existed: answer.status == 200,
+        })
     }
 
     /// PUT a resource; `if_match` is the versionId Herald read (412 → [`FhirError::Conflict`]).
-    pub fn update(&self, resource: &Value, if_match: Option<&str>) -> Result<Option<Value>, FhirError> {
+    pub fn update(
+        &self,
+        resource: &Value,
+        if_match: Option<&str>,
+    ) -> Result<Option<Value>, FhirError> {
         strict_check(resource)?;
-        let rt = resource["resourceType"].as_str().unwrap_or_default().to_string();
+        let rt = resource["resourceType"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         let id = resource["id"]
             .as_str()
             .ok_or_else(|| FhirError::Strict(format!("{rt} without an id cannot be updated")))?
@@ -562,41 +724,98 @@ impl FhirClient {
         }
         let url = self.url(&format!("{rt}/{id}"));
         let patients = patients_of(resource);
-        let res = self.exchange(reqwest::Method::PUT, &url, Some(resource), &headers, if_match.is_some());
+        let res = self.exchange(
+            reqwest::Method::PUT,
+            &url,
+            Some(resource),
+            &headers,
+            if_match.is_some(),
+        );
         let (answer, jti) = match res {
             Ok(a) => a,
             Err(e) => {
-                self.journal(RestInteraction::Update, &rt, Some(&id), None, &patients, Err(e.to_string()), None);
+                self.journal(
+                    RestInteraction::Update,
+                    &rt,
+                    Some(&id),
+                    None,
+                    &patients,
+                    Err(e.to_string()),
+                    None,
+                );
                 return Err(e);
             }
         };
         if !(200..300).contains(&answer.status) {
             let e = Self::fail(&answer, &format!("update {rt}"));
-            self.journal(RestInteraction::Update, &rt, Some(&id), None, &patients, Err(e.to_string()), jti);
+            self.journal(
+                RestInteraction::Update,
+                &rt,
+                Some(&id),
+                None,
+                &patients,
+                Err(e.to_string()),
+                jti,
+            );
             return Err(e);
         }
-        self.journal(RestInteraction::Update, &rt, Some(&id), None, &patients, Ok(()), jti);
+        self.journal(
+            RestInteraction::Update,
+            &rt,
+            Some(&id),
+            None,
+            &patients,
+            Ok(()),
+            jti,
+        );
         Ok(serde_json::from_str(&answer.body).ok())
     }
 
     /// GET an operation, e.g. `Subscription/{id}/$status` or `$events?…`.
     pub fn operation(&self, resource_type: &str, path: &str) -> Result<Value, FhirError> {
         let url = self.url(path);
-        let q = path.split_once('/').map(|(_, p)| p.to_string()).unwrap_or_default();
+        let q = path
+            .split_once('/')
+            .map(|(_, p)| p.to_string())
+            .unwrap_or_default();
         let res = self.exchange(reqwest::Method::GET, &url, None, &[], true);
         let (answer, jti) = match res {
             Ok(a) => a,
             Err(e) => {
-                self.journal(RestInteraction::Operation, resource_type, None, Some(&q), &[], Err(e.to_string()), None);
+                self.journal(
+                    RestInteraction::Operation,
+                    resource_type,
+                    None,
+                    Some(&q),
+                    &[],
+                    Err(e.to_string()),
+                    None,
+                );
                 return Err(e);
             }
         };
         if answer.status != 200 {
             let e = Self::fail(&answer, &format!("{resource_type} operation"));
-            self.journal(RestInteraction::Operation, resource_type, None, Some(&q), &[], Err(e.to_string()), jti);
+            self.journal(
+                RestInteraction::Operation,
+                resource_type,
+                None,
+                Some(&q),
+                &[],
+                Err(e.to_string()),
+                jti,
+            );
             return Err(e);
         }
-        self.journal(RestInteraction::Operation, resource_type, None, Some(&q), &[], Ok(()), jti);
+        self.journal(
+            RestInteraction::Operation,
+            resource_type,
+            None,
+            Some(&q),
+            &[],
+            Ok(()),
+            jti,
+        );
         Self::json(&answer)
     }
 }
@@ -623,7 +842,8 @@ mod tests {
             {"actor": {"reference": "Patient/p2"}}, {"actor": {"reference": "Practitioner/x"}},
             {"actor": {"reference": "Patient/p1"}}]});
         assert_eq!(patients_of(&a), vec!["p1", "p2"]);
-        let m = json!({"resourceType": "MedicationRequest", "subject": {"reference": "Patient/p3"}});
+        let m =
+            json!({"resourceType": "MedicationRequest", "subject": {"reference": "Patient/p3"}});
         assert_eq!(patients_of(&m), vec!["p3"]);
     }
 

@@ -4,6 +4,66 @@ use chrono_tz::Tz;
 use serde_json::Value;
 
 use super::Ctx;
+use crate::clock::Clock;
+use crate::config::MessagingSettings;
+use crate::crypto::KeyRing;
+
+/// What ingesting needs: keys, time, the messaging settings and the EHR's
+/// name. The full pipeline [`Ctx`] has it; so does [`IngestCtx`], which the
+/// EHR followers (notifications, poller) use without channels or templates.
+pub trait IngestEnv {
+    /// Key ring.
+    fn ring(&self) -> &KeyRing;
+    /// Time.
+    fn clock(&self) -> &dyn Clock;
+    /// Messaging settings.
+    fn messaging(&self) -> &MessagingSettings;
+    /// The EHR base URL (audit).
+    fn ehr(&self) -> &str;
+}
+
+impl IngestEnv for Ctx<'_> {
+    fn ring(&self) -> &KeyRing {
+        self.ring
+    }
+    fn clock(&self) -> &dyn Clock {
+        self.clock
+    }
+    fn messaging(&self) -> &MessagingSettings {
+        self.messaging
+    }
+    fn ehr(&self) -> &str {
+        self.ehr
+    }
+}
+
+/// The ingest context of the EHR followers.
+#[derive(Clone, Copy)]
+pub struct IngestCtx<'a> {
+    /// Key ring.
+    pub ring: &'a KeyRing,
+    /// Time.
+    pub clock: &'a dyn Clock,
+    /// Messaging settings.
+    pub messaging: &'a MessagingSettings,
+    /// The EHR base URL.
+    pub ehr: &'a str,
+}
+
+impl IngestEnv for IngestCtx<'_> {
+    fn ring(&self) -> &KeyRing {
+        self.ring
+    }
+    fn clock(&self) -> &dyn Clock {
+        self.clock
+    }
+    fn messaging(&self) -> &MessagingSettings {
+        self.messaging
+    }
+    fn ehr(&self) -> &str {
+        self.ehr
+    }
+}
 use crate::audit;
 use crate::crypto::{normalize_email, normalize_phone};
 use crate::db::{self, DbConn, DbError, consents, outbox, patients, resources};
@@ -41,9 +101,9 @@ pub enum Ingested {
     },
 }
 
-fn read_record(ctx: &Ctx<'_>, resource_type: &str, id: &str, patient: &str) -> AuditRecord {
+fn read_record(ctx: &impl IngestEnv, resource_type: &str, id: &str, patient: &str) -> AuditRecord {
     AuditRecord {
-        recorded: ctx.clock.now(),
+        recorded: ctx.clock().now(),
         activity: Activity::EhrRead {
             resource_type: resource_type.into(),
             id: id.into(),
@@ -53,7 +113,7 @@ fn read_record(ctx: &Ctx<'_>, resource_type: &str, id: &str, patient: &str) -> A
         outcome_desc: None,
         patient_id: Some(patient.into()),
         request_id: None,
-        ehr: Some(ctx.ehr.into()),
+        ehr: Some(ctx.ehr().into()),
     }
 }
 
@@ -65,11 +125,7 @@ pub fn last_updated(raw: &Value) -> Option<chrono::DateTime<chrono::Utc>> {
         .map(|t| t.with_timezone(&chrono::Utc))
 }
 
-fn order(
-    old: Option<&resources::Tracked>,
-    version: Option<&str>,
-    raw: &Value,
-) -> VersionOrder {
+fn order(old: Option<&resources::Tracked>, version: Option<&str>, raw: &Value) -> VersionOrder {
     match old {
         None => VersionOrder::Newer,
         Some(o) => order_versions(
@@ -82,14 +138,14 @@ fn order(
 /// Stores a Patient read from the EHR (encrypted) and audits the read.
 pub fn patient(
     conn: &mut DbConn,
-    ctx: &Ctx<'_>,
+    ctx: &impl IngestEnv,
     raw: &Value,
     calls: &[AuditRecord],
 ) -> Result<String, IngestError> {
     let facts = fhir::patient_facts(raw)?;
-    let now = ctx.clock.now();
+    let now = ctx.clock().now();
     db::write_tx(conn, |c| {
-        patients::upsert(c, ctx.ring, &facts, now)?;
+        patients::upsert(c, ctx.ring(), &facts, now)?;
         audit::append(c, calls)?;
         audit::append(c, &[read_record(ctx, "Patient", &facts.id, &facts.id)])?;
         Ok::<_, IngestError>(())
@@ -137,17 +193,17 @@ fn apply_plan(
 /// A2–A5); they commit in the same transaction, whatever the outcome.
 pub fn appointment(
     conn: &mut DbConn,
-    ctx: &Ctx<'_>,
+    ctx: &impl IngestEnv,
     raw: &Value,
     location_tz: &dyn Fn(&str) -> Option<Tz>,
     calls: &[AuditRecord],
 ) -> Result<Ingested, IngestError> {
     let new = fhir::appointment_facts(raw, location_tz)?;
-    let now = ctx.clock.now();
+    let now = ctx.clock().now();
     let about = format!("Appointment/{}", new.id);
     let body = raw.to_string();
     db::write_tx(conn, |c| {
-        let old = resources::get(c, ctx.ring, "Appointment", &new.id)?;
+        let old = resources::get(c, ctx.ring(), "Appointment", &new.id)?;
         match order(old.as_ref(), new.version.as_deref(), raw) {
             VersionOrder::Newer => {}
             VersionOrder::Same => {
@@ -168,13 +224,13 @@ pub fn appointment(
             &new,
             old_facts.as_ref(),
             now,
-            &ctx.messaging.reminder_offsets_hours,
+            &ctx.messaging().reminder_offsets_hours,
         );
         let (enqueued, withdrawn) = apply_plan(c, &plan, &about, &new.patient_id, now)?;
         let tz = new.tz.map(|t| t.name().to_string());
         resources::put(
             c,
-            ctx.ring,
+            ctx.ring(),
             "Appointment",
             &new.id,
             new.version.as_deref(),
@@ -200,16 +256,16 @@ pub fn appointment(
 /// Plans a MedicationRequest change.
 pub fn medication(
     conn: &mut DbConn,
-    ctx: &Ctx<'_>,
+    ctx: &impl IngestEnv,
     raw: &Value,
     calls: &[AuditRecord],
 ) -> Result<Ingested, IngestError> {
     let new = fhir::medication_facts(raw)?;
-    let now = ctx.clock.now();
+    let now = ctx.clock().now();
     let about = format!("MedicationRequest/{}", new.id);
     let body = raw.to_string();
     db::write_tx(conn, |c| {
-        let old = resources::get(c, ctx.ring, "MedicationRequest", &new.id)?;
+        let old = resources::get(c, ctx.ring(), "MedicationRequest", &new.id)?;
         match order(old.as_ref(), new.version.as_deref(), raw) {
             VersionOrder::Newer => {}
             VersionOrder::Same => {
@@ -221,11 +277,11 @@ pub fn medication(
                 return Ok(Ingested::Stale);
             }
         }
-        let plan = plan_medication(&new, now, ctx.messaging.refill_lead_days);
+        let plan = plan_medication(&new, now, ctx.messaging().refill_lead_days);
         let (enqueued, withdrawn) = apply_plan(c, &plan, &about, &new.patient_id, now)?;
         resources::put(
             c,
-            ctx.ring,
+            ctx.ring(),
             "MedicationRequest",
             &new.id,
             new.version.as_deref(),
@@ -257,18 +313,18 @@ pub fn medication(
 /// audits it. Returns false if it was already there.
 pub fn consent(
     conn: &mut DbConn,
-    ctx: &Ctx<'_>,
+    ctx: &impl IngestEnv,
     raw: &Value,
     source: &str,
 ) -> Result<bool, IngestError> {
     record_consent(
         conn,
-        ctx.ring,
-        ctx.clock,
+        ctx.ring(),
+        ctx.clock(),
         raw,
         source,
         Actor::System,
-        Some(ctx.ehr),
+        Some(ctx.ehr()),
     )
 }
 
@@ -372,5 +428,25 @@ pub fn record_consent(
             )?;
         }
         Ok(any)
+    })
+}
+
+/// A followed resource is gone from the EHR (deleted, or no longer
+/// readable): withdraw what is pending about it and send nothing, because
+/// Herald cannot tell a cancellation from a record entered in error.
+pub fn vanished(
+    conn: &mut DbConn,
+    ctx: &impl IngestEnv,
+    resource_type: &str,
+    id: &str,
+    calls: &[AuditRecord],
+) -> Result<usize, IngestError> {
+    let now = ctx.clock().now();
+    let about = format!("{resource_type}/{id}");
+    db::write_tx(conn, |c| {
+        let withdrawn = outbox::withdraw_pending(c, &about, now)?;
+        resources::set_status(c, resource_type, id, "vanished", now)?;
+        audit::append(c, calls)?;
+        Ok::<_, IngestError>(withdrawn)
     })
 }

@@ -17,7 +17,8 @@ use crate::db::ehr::SigningKey;
 
 /// Where the current signing key comes from (the database, in production):
 /// `(alg, now)` → the newest key of `alg` that may sign at `now`.
-pub type KeySource = dyn Fn(&str, DateTime<Utc>) -> anyhow::Result<Option<SigningKey>> + Send + Sync;
+pub type KeySource =
+    dyn Fn(&str, DateTime<Utc>) -> anyhow::Result<Option<SigningKey>> + Send + Sync;
 
 /// Seconds of difference between Herald's clock and the server's `Date`
 /// beyond which a refusal is blamed on the clock.
@@ -33,19 +34,27 @@ pub enum TokenError {
     #[error("no {0} signing key: run `herald keys init` (or `herald keys rotate --smart`)")]
     NoKey(String),
     /// The server could not verify the assertion's signature.
-    #[error("the EHR refused Herald's signature ({0}): is Herald's JWKS URL registered for this client, reachable from the EHR, and does it publish the signing key?")]
+    #[error(
+        "the EHR refused Herald's signature ({0}): is Herald's JWKS URL registered for this client, reachable from the EHR, and does it publish the signing key?"
+    )]
     BadKey(String),
     /// The assertion's times were refused.
-    #[error("the EHR refused the assertion's time ({0}): Herald's clock and the EHR's disagree; check NTP")]
+    #[error(
+        "the EHR refused the assertion's time ({0}): Herald's clock and the EHR's disagree; check NTP"
+    )]
     ClockSkew(String),
     /// The assertion's jti was seen before.
     #[error("the EHR refused a replayed assertion ({0}): every assertion needs a new jti")]
     Replayed(String),
     /// The client id is not registered.
-    #[error("the EHR does not know this client ({0}): check ehr.client_id and the app's registration")]
+    #[error(
+        "the EHR does not know this client ({0}): check ehr.client_id and the app's registration"
+    )]
     UnknownClient(String),
     /// Scopes refused.
-    #[error("the EHR refused the scopes asked for ({0}): check ehr.scope against what the app is registered for")]
+    #[error(
+        "the EHR refused the scopes asked for ({0}): check ehr.scope against what the app is registered for"
+    )]
     Scope(String),
     /// Any other refusal.
     #[error("the EHR refused a token ({0})")]
@@ -68,10 +77,25 @@ pub fn classify(error: &str, description: &str, skew_secs: Option<i64>) -> Token
     if error == "invalid_scope" {
         return TokenError::Scope(summary);
     }
-    if d.contains("jti") && ["replay", "already", "used", "unique", "seen"].iter().any(|w| d.contains(w)) {
+    if d.contains("jti")
+        && ["replay", "already", "used", "unique", "seen"]
+            .iter()
+            .any(|w| d.contains(w))
+    {
         return TokenError::Replayed(summary);
     }
-    let time_words = ["expired", "exp ", "\"exp\"", "exp claim", "iat", "nbf", "not yet valid", "clock", "in the future", "timestamp"];
+    let time_words = [
+        "expired",
+        "exp ",
+        "\"exp\"",
+        "exp claim",
+        "iat",
+        "nbf",
+        "not yet valid",
+        "clock",
+        "in the future",
+        "timestamp",
+    ];
     if skewed || time_words.iter().any(|w| d.contains(w)) {
         let summary = match skew_secs {
             Some(s) if skewed => format!("{summary}; server clock differs by {s} s"),
@@ -79,14 +103,25 @@ pub fn classify(error: &str, description: &str, skew_secs: Option<i64>) -> Token
         };
         return TokenError::ClockSkew(summary);
     }
-    if ["not found", "unknown client", "no such client", "client is invalid", "invalid client_id", "unregistered", "client not"]
-        .iter()
-        .any(|w| d.contains(w))
+    if [
+        "not found",
+        "unknown client",
+        "no such client",
+        "client is invalid",
+        "invalid client_id",
+        "unregistered",
+        "client not",
+    ]
+    .iter()
+    .any(|w| d.contains(w))
         || error == "unauthorized_client"
     {
         return TokenError::UnknownClient(summary);
     }
-    if ["signature", "key", "jwks", "kid", "verify", "verification"].iter().any(|w| d.contains(w)) {
+    if ["signature", "key", "jwks", "kid", "verify", "verification"]
+        .iter()
+        .any(|w| d.contains(w))
+    {
         return TokenError::BadKey(summary);
     }
     TokenError::Refused(summary)
@@ -143,7 +178,9 @@ pub struct BackendAuth {
 
 impl std::fmt::Debug for BackendAuth {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BackendAuth").field("cfg", &self.cfg).finish_non_exhaustive()
+        f.debug_struct("BackendAuth")
+            .field("cfg", &self.cfg)
+            .finish_non_exhaustive()
     }
 }
 
@@ -153,14 +190,20 @@ pub fn discover(
     http: &reqwest::blocking::Client,
     base: &str,
 ) -> Result<SmartConfiguration, TokenError> {
-    let url = format!("{}/.well-known/smart-configuration", base.trim_end_matches('/'));
+    let url = format!(
+        "{}/.well-known/smart-configuration",
+        base.trim_end_matches('/')
+    );
     let resp = http
         .get(&url)
         .header("Accept", "application/json")
         .send()
         .map_err(|e| TokenError::Discovery(format!("{url}: {}", crate::fhir::client::short(&e))))?;
     if !resp.status().is_success() {
-        return Err(TokenError::Discovery(format!("{url} answered {}", resp.status())));
+        return Err(TokenError::Discovery(format!(
+            "{url} answered {}",
+            resp.status()
+        )));
     }
     let text = resp
         .text()
@@ -198,7 +241,10 @@ impl BackendAuth {
         }
         let conf = discover(&self.http, &self.cfg.base_url)?;
         if !conf.grant_types_supported.is_empty()
-            && !conf.grant_types_supported.iter().any(|g| g == "client_credentials")
+            && !conf
+                .grant_types_supported
+                .iter()
+                .any(|g| g == "client_credentials")
         {
             return Err(TokenError::Discovery(
                 "the server does not offer client_credentials (SMART Backend Services)".into(),
@@ -322,7 +368,10 @@ impl BackendAuth {
                     .unwrap_or(Duration::seconds(300));
                 let margin = (life / 10).max(Duration::seconds(30)).min(life / 2);
                 let scope = resp.scopes().map(|v| {
-                    v.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(" ")
+                    v.iter()
+                        .map(|s| s.to_string())
+                        .collect::<Vec<_>>()
+                        .join(" ")
                 });
                 let jti = jwt::unverified_claims(&access_token)
                     .and_then(|c| c["jti"].as_str().map(String::from));
@@ -370,7 +419,11 @@ mod tests {
             TokenError::ClockSkew(_)
         ));
         assert!(matches!(
-            classify("invalid_client", "client assertion tokens must only be used once (jti already used)", None),
+            classify(
+                "invalid_client",
+                "client assertion tokens must only be used once (jti already used)",
+                None
+            ),
             TokenError::Replayed(_)
         ));
         assert!(matches!(
@@ -378,7 +431,11 @@ mod tests {
             TokenError::UnknownClient(_)
         ));
         assert!(matches!(
-            classify("invalid_client", "invalid signature or no matching key in jwks", None),
+            classify(
+                "invalid_client",
+                "invalid signature or no matching key in jwks",
+                None
+            ),
             TokenError::BadKey(_)
         ));
         assert!(matches!(

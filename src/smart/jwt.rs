@@ -180,7 +180,9 @@ mod tests {
     fn verify(jwt: &str, jwk: &Value) -> bool {
         let (input, sig) = jwt.rsplit_once('.').unwrap();
         let sig = B64URL.decode(sig).unwrap();
-        let num = |k: &str| BigNum::from_slice(&B64URL.decode(jwk[k].as_str().unwrap()).unwrap()).unwrap();
+        let num = |k: &str| {
+            BigNum::from_slice(&B64URL.decode(jwk[k].as_str().unwrap()).unwrap()).unwrap()
+        };
         let (key, sig) = if jwk["kty"] == "RSA" {
             let rsa = Rsa::from_public_components(num("n"), num("e")).unwrap();
             (PKey::from_rsa(rsa).unwrap(), sig)
@@ -190,7 +192,10 @@ mod tests {
             assert_eq!(sig.len(), 96, "JWS ES384 signatures are raw r||s");
             let r = BigNum::from_slice(&sig[..48]).unwrap();
             let s = BigNum::from_slice(&sig[48..]).unwrap();
-            let der = EcdsaSig::from_private_components(r, s).unwrap().to_der().unwrap();
+            let der = EcdsaSig::from_private_components(r, s)
+                .unwrap()
+                .to_der()
+                .unwrap();
             (PKey::from_ec_key(k).unwrap(), der)
         };
         let mut v = Verifier::new(MessageDigest::sha384(), &key).unwrap();
@@ -201,7 +206,9 @@ mod tests {
     #[test]
     fn assertions_verify_against_the_published_jwk_with_both_algorithms() {
         // S17: RS384 and ES384; claims iss = sub = client_id, aud, exp ≤ 5 min, jti, kid.
-        let now = DateTime::parse_from_rfc3339("2026-12-01T10:00:00Z").unwrap().with_timezone(&Utc);
+        let now = DateTime::parse_from_rfc3339("2026-12-01T10:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
         for alg in ["RS384", "ES384"] {
             let key = generate(alg).unwrap();
             let a = Assertion {
@@ -214,17 +221,19 @@ mod tests {
             let jwt = sign_assertion(&key.private_pem, alg, &key.kid, &a).unwrap();
             assert!(verify(&jwt, &key.public_jwk), "{alg} signature verifies");
             let other = generate(alg).unwrap();
-            assert!(!verify(&jwt, &other.public_jwk), "{alg}: another key does not");
+            assert!(
+                !verify(&jwt, &other.public_jwk),
+                "{alg}: another key does not"
+            );
             let claims = unverified_claims(&jwt).unwrap();
             assert_eq!(claims["iss"], "herald");
             assert_eq!(claims["sub"], "herald");
             assert_eq!(claims["aud"], "https://ehr.example/token");
             let exp = claims["exp"].as_i64().unwrap();
             assert!(exp > now.timestamp() && exp - now.timestamp() <= 300);
-            let header: Value = serde_json::from_slice(
-                &B64URL.decode(jwt.split('.').next().unwrap()).unwrap(),
-            )
-            .unwrap();
+            let header: Value =
+                serde_json::from_slice(&B64URL.decode(jwt.split('.').next().unwrap()).unwrap())
+                    .unwrap();
             assert_eq!(header["alg"], alg);
             assert_eq!(header["typ"], "JWT");
             assert_eq!(header["kid"], key.kid.as_str());

@@ -45,7 +45,11 @@ impl SmartConfiguration {
                 && !v.starts_with("http://")
                 && !v.starts_with("https://")
             {
-                *v = format!("{}/{}", base.trim_end_matches('/'), v.trim_start_matches('/'));
+                *v = format!(
+                    "{}/{}",
+                    base.trim_end_matches('/'),
+                    v.trim_start_matches('/')
+                );
             }
         };
         fix(&mut self.token_endpoint);

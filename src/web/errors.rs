@@ -26,7 +26,7 @@ impl ApiError {
     /// An error for a request (takes the route kind and request id from it).
     pub fn new(req: &HttpRequest, err: AppError) -> Self {
         Self {
-            fhir: req.path().starts_with("/fhir"),
+            fhir: req.path().starts_with("/fhir") || req.path().starts_with("/hooks/fhir"),
             request_id: req.extensions().get::<RequestId>().map(|r| r.0.clone()),
             err,
         }
@@ -35,7 +35,7 @@ impl ApiError {
     /// An error for a path when the request itself is not at hand.
     pub fn for_path(path: &str, err: AppError) -> Self {
         Self {
-            fhir: path.starts_with("/fhir"),
+            fhir: path.starts_with("/fhir") || path.starts_with("/hooks/fhir"),
             request_id: None,
             err,
         }
@@ -63,6 +63,8 @@ impl ResponseError for ApiError {
                 AppError::NotFound => "not-found",
                 AppError::BadRequest(_) => "invalid",
                 AppError::Forbidden => "forbidden",
+                AppError::Unauthorized => "login",
+                AppError::TooLarge => "too-costly",
                 AppError::Conflict => "conflict",
                 AppError::Unavailable(_) => "transient",
                 AppError::Internal(_) => "exception",

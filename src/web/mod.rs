@@ -8,6 +8,7 @@ mod audit_api;
 mod communication_api;
 mod consent_api;
 mod errors;
+mod fhir_hooks;
 mod health;
 pub mod hooks;
 mod preferences;
@@ -111,6 +112,19 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
             .route(
                 "/hooks/sms/{provider}/inbound",
                 web::post().to(hooks::inbound),
+            )
+            .route("/.well-known/jwks.json", web::get().to(fhir_hooks::jwks))
+            .route(
+                "/hooks/fhir/{subscription}",
+                web::post().to(fhir_hooks::notify),
+            )
+            .route(
+                "/hooks/fhir/{subscription}/{type}",
+                web::post().to(fhir_hooks::notify),
+            )
+            .route(
+                "/hooks/fhir/{subscription}/{type}/{id}",
+                web::put().to(fhir_hooks::notify),
             )
             .route("/p/{token}", web::get().to(preferences::show))
             .route("/p/{token}", web::post().to(preferences::save))

@@ -40,7 +40,10 @@ export class HarnessRepository extends FhirRepository {
     this.baseUrl = '';
   }
 
-  /** fn(resource, interaction) runs before validation; it may change the resource or throw. */
+  /**
+   * fn(resource, interaction, previous) runs before validation on every write that is not
+   * marked silent; it may change the resource or throw an OperationOutcomeError.
+   */
   addBeforeWrite(fn) {
     this.#beforeWrite.push(fn);
   }
@@ -92,7 +95,7 @@ export class HarnessRepository extends FhirRepository {
     }
     const input = deepClone(resource);
     stripServerMeta(input);
-    this.#prepare(input, previous ? 'update' : 'create', options);
+    this.#prepare(input, previous ? 'update' : 'create', options, previous);
     // MemoryRepository checks If-Match against the stored versionId (412 on mismatch)
     const updated = await this.#inner.updateResource(input, { ifMatch: options?.ifMatch });
     this.#deleted.delete(key);
@@ -229,10 +232,10 @@ export class HarnessRepository extends FhirRepository {
 
   // ---- internals ----------------------------------------------------------------
 
-  #prepare(resource, interaction, options) {
+  #prepare(resource, interaction, options, previous) {
     if (!options?.silent) {
       for (const fn of this.#beforeWrite) {
-        fn(resource, interaction);
+        fn(resource, interaction, previous);
       }
     }
     try {

@@ -1,0 +1,1541 @@
+//! Following the EHR: Herald's signing keys, `herald subscribe`, receiving
+//! and processing notifications (R4 rest-hook and Backport topic-based), and
+//! the poller per preset. Every resource, however it arrives (notification,
+//! poll, replay), goes through `ingest`, where a version is processed once
+//! and an older one never rolls state back (N12).
+// serde_json::Value indexing yields Null for a missing key or index; it never panics.
+#![allow(clippy::indexing_slicing)]
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use serde_json::{Value, json};
+
+use super::ingest::{self, IngestCtx, Ingested};
+use crate::audit;
+use crate::clock::Clock;
+use crate::config::Settings;
+use crate::crypto::KeyRing;
+use crate::db::{self, DbConn, DbError, Pool, ehr as store, patients, resources};
+use crate::domain::audit::{Activity, Actor, AuditRecord, Outcome};
+use crate::fhir::client::{ClientConfig, FhirClient, FhirError, patients_of};
+use crate::smart::backend::{BackendAuth, BackendConfig};
+use crate::smart::jwt;
+
+const BACKPORT_PROFILE: &str =
+    "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/backport-subscription";
+const BP: &str = "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition";
+const MEDPLUM_SECRET: &str = "https://www.medplum.com/fhir/StructureDefinition/subscription-secret";
+/// Processing attempts before a notification is parked as failed.
+const MAX_ATTEMPTS: i32 = 5;
+/// Statuses of an Appointment Herald still has plans for.
+const LIVE_APPOINTMENT: [&str; 5] = ["proposed", "pending", "booked", "arrived", "checked-in"];
+
+/// Why following the EHR failed.
+#[derive(Debug, thiserror::Error)]
+pub enum FollowError {
+    /// Configuration is missing something.
+    #[error("{0}")]
+    Config(String),
+    /// A FHIR call failed.
+    #[error(transparent)]
+    Fhir(#[from] FhirError),
+    /// Storage failed.
+    #[error(transparent)]
+    Db(#[from] DbError),
+    /// Ingest failed.
+    #[error(transparent)]
+    Ingest(#[from] ingest::IngestError),
+    /// Keys.
+    #[error("{0}")]
+    Keys(String),
+}
+
+// ------------------------------------------------------------------ keys
+
+/// Creates one RS384 and one ES384 key pair unless published keys exist.
+/// Returns the kids made.
+pub fn init_signing_keys(
+    conn: &mut DbConn,
+    ring: &KeyRing,
+    now: DateTime<Utc>,
+) -> Result<Vec<String>, FollowError> {
+    let have = store::published_keys(conn, ring)?;
+    let mut made = Vec::new();
+    for alg in ["RS384", "ES384"] {
+        if have.iter().any(|k| k.alg == alg) {
+            continue;
+        }
+        made.push(add_signing_key(conn, ring, alg, now, now)?);
+    }
+    Ok(made)
+}
+
+fn add_signing_key(
+    conn: &mut DbConn,
+    ring: &KeyRing,
+    alg: &str,
+    now: DateTime<Utc>,
+    sign_from: DateTime<Utc>,
+) -> Result<String, FollowError> {
+    let k = jwt::generate(alg).map_err(|e| FollowError::Keys(e.to_string()))?;
+    store::insert_signing_key(
+        conn,
+        ring,
+        &store::SigningKey {
+            kid: k.kid.clone(),
+            alg: k.alg,
+            private_pem: k.private_pem,
+            public_jwk: k.public_jwk.to_string(),
+            created_at: now,
+            sign_from,
+        },
+    )?;
+    Ok(k.kid)
+}
+
+/// Rotation (S18): the new key is published now and signs only from
+/// `now + publish_ahead`, so every EHR that caches Herald's JWKS has seen it
+/// first. Keys of that algorithm older than the previous one are retired.
+pub fn rotate_signing_key(
+    conn: &mut DbConn,
+    ring: &KeyRing,
+    alg: &str,
+    now: DateTime<Utc>,
+    publish_ahead: chrono::Duration,
+) -> Result<String, FollowError> {
+    let have = store::published_keys(conn, ring)?;
+    // Keep the newest existing key (it signs until the new one may);
+    // retire those before it.
+    if let Some(newest) = have
+        .iter()
+        .filter(|k| k.alg == alg)
+        .map(|k| k.created_at)
+        .max()
+    {
+        store::retire_signing_keys(conn, alg, newest, now)?;
+    }
+    add_signing_key(conn, ring, alg, now, now + publish_ahead)
+}
+
+/// The public JWK Set (`/.well-known/jwks.json`).
+pub fn jwks(conn: &mut DbConn) -> Result<Value, DbError> {
+    let keys: Vec<Value> = store::public_jwks(conn)?
+        .iter()
+        .filter_map(|k| serde_json::from_str(k).ok())
+        .collect();
+    Ok(json!({ "keys": keys }))
+}
+
+// ------------------------------------------------------------------ follower
+
+/// Everything needed to talk to the configured EHR.
+pub struct Follower {
+    /// Settings.
+    pub settings: Arc<Settings>,
+    /// Database.
+    pub pool: Pool,
+    /// Key ring.
+    pub ring: Arc<KeyRing>,
+    /// Time.
+    pub clock: Arc<dyn Clock>,
+    /// Token source (None when the EHR needs no auth).
+    pub auth: Option<Arc<BackendAuth>>,
+    http: reqwest::blocking::Client,
+    base: String,
+    sleep: Arc<dyn Fn(Duration) + Send + Sync>,
+}
+
+#[allow(clippy::disallowed_methods)]
+fn real_sleep(d: Duration) {
+    std::thread::sleep(d);
+}
+
+/// What a poll or a batch of notifications did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Report {
+    /// Resources looked at.
+    pub seen: usize,
+    /// Versions planned (new or changed).
+    pub planned: usize,
+    /// Same version again.
+    pub duplicates: usize,
+    /// Older version arriving late.
+    pub stale: usize,
+    /// Unusable resources skipped (logged).
+    pub skipped: usize,
+    /// Followed resources gone from the EHR.
+    pub vanished: usize,
+    /// Notifications processed.
+    pub notifications: usize,
+    /// Backport events recovered after a gap.
+    pub recovered: usize,
+}
+
+impl Report {
+    fn add(&mut self, o: &Report) {
+        self.seen += o.seen;
+        self.planned += o.planned;
+        self.duplicates += o.duplicates;
+        self.stale += o.stale;
+        self.skipped += o.skipped;
+        self.vanished += o.vanished;
+        self.notifications += o.notifications;
+        self.recovered += o.recovered;
+    }
+}
+
+impl Follower {
+    /// A follower for `settings.ehr`.
+    pub fn new(
+        settings: Arc<Settings>,
+        pool: Pool,
+        ring: Arc<KeyRing>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, FollowError> {
+        let e = &settings.ehr;
+        let base = e
+            .base_url
+            .clone()
+            .ok_or_else(|| {
+                FollowError::Config("ehr.base_url is not set (HERALD_EHR__BASE_URL)".into())
+            })?
+            .trim_end_matches('/')
+            .to_string();
+        let http = reqwest::blocking::Client::builder()
+            .timeout(Duration::from_millis(e.timeout_ms))
+            .connect_timeout(Duration::from_millis(e.timeout_ms.min(5_000)))
+            .min_tls_version(reqwest::tls::Version::TLS_1_2)
+            .user_agent(concat!("Herald/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|err| FollowError::Config(format!("HTTP client: {err}")))?;
+        let auth = match e.auth.as_str() {
+            "none" => None,
+            _ => {
+                let client_id = e.client_id.clone().ok_or_else(|| {
+                    FollowError::Config(
+                        "ehr.client_id is not set (HERALD_EHR__CLIENT_ID): Backend Services needs the registered client id".into(),
+                    )
+                })?;
+                let jku = settings
+                    .server
+                    .public_url
+                    .as_ref()
+                    .map(|u| format!("{}/.well-known/jwks.json", u.trim_end_matches('/')));
+                let (kpool, kring) = (pool.clone(), Arc::clone(&ring));
+                let keys = Box::new(move |alg: &str, now: DateTime<Utc>| {
+                    let mut c = kpool.get()?;
+                    let keys = store::published_keys(&mut c, &kring)?;
+                    Ok(keys
+                        .into_iter()
+                        .filter(|k| k.alg == alg && k.sign_from <= now)
+                        .max_by_key(|k| k.sign_from))
+                });
+                Some(Arc::new(BackendAuth::new(
+                    BackendConfig {
+                        base_url: base.clone(),
+                        client_id,
+                        scope: e.scope.clone(),
+                        alg: e.signing_alg.clone(),
+                        token_url: e.token_url.clone(),
+                        jku,
+                    },
+                    http.clone(),
+                    keys,
+                    Arc::clone(&clock),
+                )))
+            }
+        };
+        Ok(Self {
+            settings,
+            pool,
+            ring,
+            clock,
+            auth,
+            http,
+            base,
+            sleep: Arc::new(real_sleep),
+        })
+    }
+
+    /// Replaces how the follower waits (retries, rate limits) — tests.
+    pub fn with_sleep(mut self, f: Arc<dyn Fn(Duration) + Send + Sync>) -> Self {
+        self.sleep = f;
+        self
+    }
+
+    /// The EHR base URL.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// A FHIR client (one per thread: its audit journal is its caller's).
+    pub fn client(&self) -> FhirClient {
+        let sleep = Arc::clone(&self.sleep);
+        FhirClient::new(
+            ClientConfig {
+                base_url: self.base.clone(),
+                max_retries: self.settings.ehr.max_retries,
+                retry_base: Duration::from_millis(250),
+                retry_max: Duration::from_secs(30),
+            },
+            self.http.clone(),
+            self.auth.clone(),
+            Arc::clone(&self.clock),
+        )
+        .with_sleep(Box::new(move |d| sleep(d)))
+    }
+
+    fn ictx(&self) -> IngestCtx<'_> {
+        IngestCtx {
+            ring: &self.ring,
+            clock: self.clock.as_ref(),
+            messaging: &self.settings.messaging,
+            ehr: &self.base,
+        }
+    }
+
+    fn conn(&self) -> Result<db::PooledConn, FollowError> {
+        self.pool
+            .get()
+            .map_err(|e| FollowError::Db(DbError::Other(e.into())))
+    }
+
+    fn append_leftover(
+        &self,
+        conn: &mut DbConn,
+        calls: Vec<AuditRecord>,
+    ) -> Result<(), FollowError> {
+        if calls.is_empty() {
+            return Ok(());
+        }
+        db::write_tx(conn, |c| {
+            audit::append(c, &calls)
+                .map(|_| ())
+                .map_err(FollowError::Db)
+        })
+    }
+
+    // -------------------------------------------------------------- ingest
+
+    /// Makes sure Herald holds every patient a resource names (reading the
+    /// Patient from the EHR when not).
+    fn ensure_patients(
+        &self,
+        conn: &mut DbConn,
+        client: &FhirClient,
+        r: &Value,
+    ) -> Result<(), FollowError> {
+        for p in patients_of(r) {
+            if patients::exists(conn, &p)? {
+                continue;
+            }
+            match client.read("Patient", &p)? {
+                Some(pat) => {
+                    let calls = client.take_audit();
+                    if let Err(e) = ingest::patient(conn, &self.ictx(), &pat, &calls) {
+                        tracing::warn!(error = %e, "a Patient from the EHR was skipped");
+                        self.append_leftover(conn, calls)?;
+                    }
+                }
+                None => self.append_leftover(conn, client.take_audit())?,
+            }
+        }
+        Ok(())
+    }
+
+    /// The time zone of each Location an Appointment names (read once per pass).
+    fn location_zones(
+        &self,
+        conn: &mut DbConn,
+        client: &FhirClient,
+        r: &Value,
+        cache: &mut HashMap<String, Option<Tz>>,
+    ) -> Result<(), FollowError> {
+        for p in r["participant"].as_array().into_iter().flatten() {
+            if let Some(id) = crate::fhir::reference_id(&p["actor"], "Location")
+                && !cache.contains_key(&id)
+            {
+                let tz = match client.read("Location", &id) {
+                    Ok(Some(loc)) => crate::fhir::location_timezone(&loc),
+                    Ok(None) => None,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "a Location could not be read; the practice zone applies");
+                        None
+                    }
+                };
+                self.append_leftover(conn, client.take_audit())?;
+                cache.insert(id, tz);
+            }
+        }
+        Ok(())
+    }
+
+    /// Ingests one resource from the EHR, with `calls` (the audit records of
+    /// the FHIR calls that brought it) in the same transaction.
+    fn absorb(
+        &self,
+        conn: &mut DbConn,
+        client: &FhirClient,
+        r: &Value,
+        calls: Vec<AuditRecord>,
+        zones: &mut HashMap<String, Option<Tz>>,
+        report: &mut Report,
+    ) -> Result<(), FollowError> {
+        let rt = r["resourceType"].as_str().unwrap_or_default();
+        if !["Appointment", "MedicationRequest", "Patient"].contains(&rt) {
+            return self.append_leftover(conn, calls);
+        }
+        report.seen += 1;
+        if rt != "Patient" {
+            self.ensure_patients(conn, client, r)?;
+        }
+        if rt == "Appointment" {
+            self.location_zones(conn, client, r, zones)?;
+        }
+        let ctx = self.ictx();
+        let result = match rt {
+            "Appointment" => {
+                let z = zones.clone();
+                let tz = move |loc: &str| {
+                    let id = loc.rsplit('/').next().unwrap_or(loc);
+                    z.get(id).copied().flatten()
+                };
+                ingest::appointment(conn, &ctx, r, &tz, &calls)
+            }
+            "MedicationRequest" => ingest::medication(conn, &ctx, r, &calls),
+            _ => ingest::patient(conn, &ctx, r, &calls).map(|_| Ingested::Planned {
+                enqueued: 0,
+                withdrawn: 0,
+            }),
+        };
+        match result {
+            Ok(Ingested::Duplicate) => report.duplicates += 1,
+            Ok(Ingested::Stale) => report.stale += 1,
+            Ok(Ingested::Planned { .. }) => report.planned += 1,
+            Err(ingest::IngestError::Parse(e)) => {
+                // Lenient on input: one unusable resource is logged and skipped.
+                tracing::warn!(resource_type = rt, error = %e, "an unusable resource from the EHR was skipped");
+                report.skipped += 1;
+                self.append_leftover(conn, calls)?;
+            }
+            Err(e) => return Err(e.into()),
+        }
+        Ok(())
+    }
+
+    // -------------------------------------------------------------- subscribe
+
+    /// Creates, or refreshes, one Subscription per followed resource type
+    /// (`herald subscribe`). Returns `(resource type, EHR id, created?)`.
+    pub fn subscribe(&self) -> Result<Vec<(String, String, bool)>, FollowError> {
+        let e = &self.settings.ehr;
+        if e.subscription == "none" {
+            return Err(FollowError::Config(format!(
+                "the {} preset has no Subscriptions for Appointment or MedicationRequest; Herald polls it (herald poll --once, or the schedule in ehr.poll_schedule)",
+                e.preset.as_deref().unwrap_or("configured")
+            )));
+        }
+        let public = self.settings.server.public_url.clone().ok_or_else(|| {
+            FollowError::Config(
+                "server.public_url is not set (HERALD_SERVER__PUBLIC_URL): the EHR needs an https URL to notify".into(),
+            )
+        })?;
+        let client = self.client();
+        let mut conn = self.conn()?;
+        let existing = store::subscriptions(&mut conn, &self.ring, &self.base)?;
+        let mut out = Vec::new();
+        let now = self.clock.now();
+        for (rt, criteria, topic) in [
+            ("Appointment", &e.criteria_appointment, &e.topic_appointment),
+            (
+                "MedicationRequest",
+                &e.criteria_medication,
+                &e.topic_medication,
+            ),
+        ] {
+            let style = e.subscription.as_str();
+            let topic = if style == "backport" {
+                Some(topic.clone().ok_or_else(|| {
+                    FollowError::Config(format!(
+                        "backport subscriptions need ehr.topic_{} (the topic's canonical URL)",
+                        if rt == "Appointment" {
+                            "appointment"
+                        } else {
+                            "medication"
+                        }
+                    ))
+                })?)
+            } else {
+                None
+            };
+            let mine = existing
+                .iter()
+                .find(|s| s.resource_type == rt && s.style == style);
+            let (sub, created) = match mine {
+                Some(s) => (s.clone(), false),
+                None => {
+                    let mut secret = [0u8; 32];
+                    openssl::rand::rand_bytes(&mut secret)
+                        .map_err(|err| FollowError::Keys(err.to_string()))?;
+                    use base64::Engine as _;
+                    let s = store::EhrSubscription {
+                        id: uuid::Uuid::new_v4().simple().to_string(),
+                        resource_type: rt.into(),
+                        style: style.into(),
+                        ehr: self.base.clone(),
+                        remote_id: None,
+                        secret: base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret),
+                        status: "requested".into(),
+                        topic: topic.clone(),
+                        last_event: 0,
+                        last_seen_at: None,
+                        heartbeat_secs: (style == "backport")
+                            .then(|| i32::try_from(e.heartbeat_secs).unwrap_or(i32::MAX)),
+                    };
+                    // Stored before the EHR hears of it, so an immediate
+                    // handshake finds it.
+                    db::write_tx(&mut conn, |c| {
+                        store::insert_subscription(c, &self.ring, &s, now)
+                    })?;
+                    (s, true)
+                }
+            };
+            let endpoint = format!("{}/hooks/fhir/{}", public.trim_end_matches('/'), sub.id);
+            let mut resource =
+                subscription_resource(&sub, criteria, &endpoint, &e.payload, e.heartbeat_secs);
+            let remote = match &sub.remote_id {
+                Some(rid) if client.read("Subscription", rid)?.is_some() => {
+                    resource["id"] = json!(rid);
+                    client.update(&resource, None)?;
+                    rid.clone()
+                }
+                _ => client.create(&resource, None)?.id.ok_or_else(|| {
+                    FhirError::Invalid("the created Subscription has no id".into())
+                })?,
+            };
+            let calls = client.take_audit();
+            db::write_tx(&mut conn, |c| {
+                store::set_subscription_remote(c, &sub.id, Some(&remote), "requested", now)?;
+                audit::append(c, &calls)?;
+                Ok::<_, FollowError>(())
+            })?;
+            out.push((rt.to_string(), remote, created || sub.remote_id.is_none()));
+        }
+        Ok(out)
+    }
+
+    // -------------------------------------------------------------- notifications
+
+    /// Processes stored notifications (oldest first) under the instance-wide
+    /// lease, so several Herald instances do not process the same EHR at once.
+    pub fn process_notifications(&self, holder: &str, limit: i64) -> Result<Report, FollowError> {
+        let mut conn = self.conn()?;
+        let lease = format!("notifications|{}", self.base);
+        let now = self.clock.now();
+        if !store::try_lease(
+            &mut conn,
+            &lease,
+            holder,
+            now + chrono::Duration::minutes(5),
+            now,
+        )? {
+            return Ok(Report::default());
+        }
+        let client = self.client();
+        let mut report = Report::default();
+        let notes = store::pending_notifications(&mut conn, &self.ring, limit)?;
+        for n in notes {
+            let Some(sub) = store::subscription(&mut conn, &self.ring, &n.subscription_id)? else {
+                store::finish_notification(
+                    &mut conn,
+                    &n.id,
+                    "failed",
+                    Some("unknown subscription"),
+                    now,
+                )?;
+                continue;
+            };
+            let mut one = Report::default();
+            match self.handle(&mut conn, &client, &sub, &n, &mut one) {
+                Ok(()) => {
+                    store::finish_notification(&mut conn, &n.id, "done", None, self.clock.now())?;
+                    one.notifications += 1;
+                    report.add(&one);
+                }
+                Err(err) => {
+                    let state = if n.attempts + 1 >= MAX_ATTEMPTS {
+                        "failed"
+                    } else {
+                        "pending"
+                    };
+                    tracing::warn!(notification = %n.id, error = %err, state, "a notification could not be processed");
+                    store::finish_notification(
+                        &mut conn,
+                        &n.id,
+                        state,
+                        Some(&err.to_string()),
+                        self.clock.now(),
+                    )?;
+                    self.append_leftover(&mut conn, client.take_audit())?;
+                }
+            }
+        }
+        self.append_leftover(&mut conn, client.take_audit())?;
+        store::release_lease(&mut conn, &lease, holder)?;
+        Ok(report)
+    }
+
+    fn handle(
+        &self,
+        conn: &mut DbConn,
+        client: &FhirClient,
+        sub: &store::EhrSubscription,
+        n: &store::Notification,
+        report: &mut Report,
+    ) -> Result<(), FollowError> {
+        let mut zones = HashMap::new();
+        let body = n.body.trim();
+        if body.is_empty() {
+            // N2: an empty notification — fetch what changed.
+            if let Some((rt, id)) = n.path.as_deref().and_then(|p| p.split_once('/')) {
+                return self.fetch_and_absorb(conn, client, rt, id, &mut zones, report);
+            }
+            let r = self.resync(conn, client, &sub.resource_type)?;
+            report.add(&r);
+            return Ok(());
+        }
+        let v: Value = serde_json::from_str(body)
+            .map_err(|e| FollowError::Config(format!("stored notification is not JSON: {e}")))?;
+        match v["resourceType"].as_str() {
+            Some("Bundle") if is_backport(&v) => {
+                self.handle_backport(conn, client, sub, &v, report)
+            }
+            Some("Bundle") => {
+                for entry in v["entry"].as_array().into_iter().flatten() {
+                    if entry["resource"].is_object() {
+                        self.absorb(
+                            conn,
+                            client,
+                            &entry["resource"],
+                            Vec::new(),
+                            &mut zones,
+                            report,
+                        )?;
+                    }
+                }
+                Ok(())
+            }
+            Some(_) => self.absorb(conn, client, &v, Vec::new(), &mut zones, report),
+            None => Err(FollowError::Config(
+                "stored notification has no resourceType".into(),
+            )),
+        }
+    }
+
+    fn fetch_and_absorb(
+        &self,
+        conn: &mut DbConn,
+        client: &FhirClient,
+        rt: &str,
+        id: &str,
+        zones: &mut HashMap<String, Option<Tz>>,
+        report: &mut Report,
+    ) -> Result<(), FollowError> {
+        match client.read(rt, id)? {
+            Some(r) => {
+                let calls = client.take_audit();
+                self.absorb(conn, client, &r, calls, zones, report)
+            }
+            None => {
+                let calls = client.take_audit();
+                if resources::get(conn, &self.ring, rt, id)?.is_some() {
+                    ingest::vanished(conn, &self.ictx(), rt, id, &calls)?;
+                    report.vanished += 1;
+                } else {
+                    self.append_leftover(conn, calls)?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn handle_backport(
+        &self,
+        conn: &mut DbConn,
+        client: &FhirClient,
+        sub: &store::EhrSubscription,
+        bundle: &Value,
+        report: &mut Report,
+    ) -> Result<(), FollowError> {
+        let status = BackportStatus::read(bundle);
+        if matches!(
+            status.kind.as_str(),
+            "handshake" | "heartbeat" | "query-status"
+        ) {
+            if status.kind == "handshake" {
+                store::set_subscription_remote(
+                    conn,
+                    &sub.id,
+                    sub.remote_id.as_deref(),
+                    "active",
+                    self.clock.now(),
+                )?;
+            }
+            // A heartbeat says how many events there have been: catch up on a gap.
+            if let Some(total) = status.events_since_start
+                && total > current_event(conn, &self.ring, &sub.id)?
+            {
+                self.recover(conn, client, sub, total, report)?;
+            }
+            return Ok(());
+        }
+        let mut zones = HashMap::new();
+        let mut events = status.events.clone();
+        events.sort_by_key(|e| e.0);
+        if events.is_empty()
+            && let Some(total) = status.events_since_start
+        {
+            // empty payload: only the count — fetch what is missing.
+            if total > current_event(conn, &self.ring, &sub.id)? {
+                self.recover(conn, client, sub, total, report)?;
+            }
+            return Ok(());
+        }
+        for (number, focus) in events {
+            let last = current_event(conn, &self.ring, &sub.id)?;
+            if number <= last {
+                continue; // N12: a duplicate or replayed event.
+            }
+            if number > last + 1 {
+                // N10: a gap — recover the missing events first.
+                self.recover(conn, client, sub, number - 1, report)?;
+            }
+            if let Some(focus) = focus {
+                let resource = bundle["entry"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .find(|e| {
+                        e["resource"].is_object()
+                            && same_ref(e["fullUrl"].as_str().unwrap_or(""), &focus)
+                    })
+                    .map(|e| e["resource"].clone());
+                match resource {
+                    Some(r) => self.absorb(conn, client, &r, Vec::new(), &mut zones, report)?,
+                    None => {
+                        if let Some((rt, id)) = split_ref(&focus) {
+                            self.fetch_and_absorb(conn, client, &rt, &id, &mut zones, report)?;
+                        }
+                    }
+                }
+            }
+            store::advance_event(conn, &sub.id, number)?;
+        }
+        Ok(())
+    }
+
+    /// Recovers events after the last one processed up to `until` through
+    /// `$events` (N10), or by a resync query when the server lacks it.
+    fn recover(
+        &self,
+        conn: &mut DbConn,
+        client: &FhirClient,
+        sub: &store::EhrSubscription,
+        until: i64,
+        report: &mut Report,
+    ) -> Result<(), FollowError> {
+        let since = current_event(conn, &self.ring, &sub.id)? + 1;
+        if since > until {
+            return Ok(());
+        }
+        let via_events = sub.remote_id.as_ref().map(|rid| {
+            client.operation(
+                "Subscription",
+                &format!(
+                    "Subscription/{rid}/$events?eventsSinceNumber={since}&eventsUntilNumber={until}&content=full-resource"
+                ),
+            )
+        });
+        match via_events {
+            Some(Ok(b)) if b["resourceType"] == "Bundle" => {
+                self.append_leftover(conn, client.take_audit())?;
+                let st = BackportStatus::read(&b);
+                let mut zones = HashMap::new();
+                let mut evs = st.events;
+                evs.sort_by_key(|e| e.0);
+                for (number, focus) in evs {
+                    if number < since || number > until {
+                        continue;
+                    }
+                    if let Some(focus) = focus {
+                        let resource = b["entry"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .find(|e| {
+                                e["resource"].is_object()
+                                    && same_ref(e["fullUrl"].as_str().unwrap_or(""), &focus)
+                            })
+                            .map(|e| e["resource"].clone());
+                        match resource {
+                            Some(r) => {
+                                self.absorb(conn, client, &r, Vec::new(), &mut zones, report)?
+                            }
+                            None => {
+                                if let Some((rt, id)) = split_ref(&focus) {
+                                    self.fetch_and_absorb(
+                                        conn, client, &rt, &id, &mut zones, report,
+                                    )?;
+                                }
+                            }
+                        }
+                    }
+                    report.recovered += 1;
+                    store::advance_event(conn, &sub.id, number)?;
+                }
+                if current_event(conn, &self.ring, &sub.id)? < until {
+                    // The server no longer holds some events: resync.
+                    let r = self.resync(conn, client, &sub.resource_type)?;
+                    report.add(&r);
+                    store::advance_event(conn, &sub.id, until)?;
+                }
+                Ok(())
+            }
+            _ => {
+                tracing::info!(subscription = %sub.id, "no $events: recovering by a resync query");
+                self.append_leftover(conn, client.take_audit())?;
+                let r = self.resync(conn, client, &sub.resource_type)?;
+                report.add(&r);
+                store::advance_event(conn, &sub.id, until)?;
+                Ok(())
+            }
+        }
+    }
+
+    /// N11: for each backport subscription whose heartbeat is overdue, ask
+    /// `$status`, catch up on missed events, and re-activate one in error.
+    pub fn check_liveness(&self) -> Result<Report, FollowError> {
+        let mut conn = self.conn()?;
+        let client = self.client();
+        let now = self.clock.now();
+        let mut report = Report::default();
+        for sub in store::subscriptions(&mut conn, &self.ring, &self.base)? {
+            let (Some(hb), Some(rid)) = (sub.heartbeat_secs, sub.remote_id.clone()) else {
+                continue;
+            };
+            let overdue = sub
+                .last_seen_at
+                .is_none_or(|t| now - t > chrono::Duration::seconds(i64::from(hb) * 2));
+            if !overdue {
+                continue;
+            }
+            let status =
+                match client.operation("Subscription", &format!("Subscription/{rid}/$status")) {
+                    Ok(b) => b,
+                    Err(e) => {
+                        tracing::warn!(subscription = %sub.id, error = %e, "$status failed");
+                        continue;
+                    }
+                };
+            self.append_leftover(&mut conn, client.take_audit())?;
+            let st = BackportStatus::read(&status);
+            if matches!(st.status.as_deref(), Some("error" | "off")) {
+                if let Some(mut remote) = client.read("Subscription", &rid)? {
+                    remote["status"] = json!("requested");
+                    client.update(&remote, None)?;
+                }
+                self.append_leftover(&mut conn, client.take_audit())?;
+            }
+            store::touch_subscription(&mut conn, &sub.id, now)?;
+            if let Some(total) = st.events_since_start
+                && total > sub.last_event
+            {
+                self.recover(&mut conn, &client, &sub, total, &mut report)?;
+            }
+        }
+        self.append_leftover(&mut conn, client.take_audit())?;
+        Ok(report)
+    }
+
+    // -------------------------------------------------------------- polling
+
+    /// One polling pass over every followed type, under the instance-wide
+    /// lease (`herald poll --once`; the schedule runs the same).
+    pub fn poll_once(&self, holder: &str) -> Result<Option<Report>, FollowError> {
+        let mut conn = self.conn()?;
+        let lease = format!("poll|{}", self.base);
+        let now = self.clock.now();
+        if !store::try_lease(
+            &mut conn,
+            &lease,
+            holder,
+            now + chrono::Duration::minutes(30),
+            now,
+        )? {
+            return Ok(None);
+        }
+        let client = self.client();
+        let mut report = Report::default();
+        let result = (|| {
+            for rt in ["Appointment", "MedicationRequest"] {
+                let r = self.resync(&mut conn, &client, rt)?;
+                report.add(&r);
+            }
+            Ok::<_, FollowError>(())
+        })();
+        self.append_leftover(&mut conn, client.take_audit())?;
+        store::release_lease(&mut conn, &lease, holder)?;
+        result.map(|()| Some(report))
+    }
+
+    /// Brings Herald up to date on one resource type, the preset's way.
+    fn resync(
+        &self,
+        conn: &mut DbConn,
+        client: &FhirClient,
+        rt: &str,
+    ) -> Result<Report, FollowError> {
+        let e = &self.settings.ehr;
+        match (e.poll.as_str(), rt) {
+            ("last-updated", _) => self.poll_last_updated(conn, client, rt),
+            ("location-window", "Appointment") => {
+                let mut report = Report::default();
+                let mut sweeps: Vec<(&str, &String)> =
+                    e.poll_locations.iter().map(|l| ("location", l)).collect();
+                sweeps.extend(e.poll_practitioners.iter().map(|p| ("practitioner", p)));
+                for (param, value) in sweeps {
+                    let r = self.poll_window(conn, client, param, value)?;
+                    report.add(&r);
+                }
+                Ok(report)
+            }
+            _ => self.poll_roster(conn, client, rt),
+        }
+    }
+
+    fn poll_last_updated(
+        &self,
+        conn: &mut DbConn,
+        client: &FhirClient,
+        rt: &str,
+    ) -> Result<Report, FollowError> {
+        let e = &self.settings.ehr;
+        let name = format!("{}|{rt}|_lastUpdated", self.base);
+        let checkpoint = store::checkpoint(conn, &name)?
+            .and_then(|c| DateTime::parse_from_rfc3339(&c).ok())
+            .map(|c| c.with_timezone(&Utc));
+        let mut q = format!("_count={}&_sort=_lastUpdated", e.page_size);
+        if let Some(cp) = checkpoint {
+            // The overlap window catches writes that committed late with an
+            // earlier lastUpdated; re-reading them is a duplicate, no more.
+            let since =
+                cp - chrono::Duration::seconds(i64::try_from(e.poll_overlap_secs).unwrap_or(300));
+            q.push_str(&format!(
+                "&_lastUpdated=gt{}",
+                since.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+            ));
+        }
+        let mut newest = checkpoint;
+        let mut report = Report::default();
+        let mut zones = HashMap::new();
+        client.search(rt, &q, |c, page| {
+            let mut calls = c.take_audit();
+            report.skipped += page.skipped;
+            for r in &page.resources {
+                if r["resourceType"] != rt {
+                    continue;
+                }
+                if let Some(lu) = ingest::last_updated(r) {
+                    newest = Some(newest.map_or(lu, |n: DateTime<Utc>| n.max(lu)));
+                }
+                self.absorb(
+                    conn,
+                    c,
+                    r,
+                    std::mem::take(&mut calls),
+                    &mut zones,
+                    &mut report,
+                )?;
+            }
+            self.append_leftover(conn, calls)
+        })?;
+        if let Some(n) = newest {
+            store::set_checkpoint(
+                conn,
+                &name,
+                &n.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                self.clock.now(),
+            )?;
+        }
+        Ok(report)
+    }
+
+    fn window(&self) -> (String, String) {
+        let now = self.clock.now();
+        let end = now + chrono::Duration::days(i64::from(self.settings.ehr.poll_window_days));
+        let f = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        (f(now - chrono::Duration::hours(12)), f(end))
+    }
+
+    /// Oracle Health (V12): one location or practitioner over a forward
+    /// window; what Herald holds there but the sweep no longer returns is
+    /// read by id (moved, cancelled, or gone).
+    fn poll_window(
+        &self,
+        conn: &mut DbConn,
+        client: &FhirClient,
+        param: &str,
+        value: &str,
+    ) -> Result<Report, FollowError> {
+        let (from, to) = self.window();
+        let q = format!(
+            "{param}={value}&date=ge{from}&date=lt{to}&_count={}",
+            self.settings.ehr.page_size
+        );
+        let mut report = Report::default();
+        let mut seen = BTreeSet::new();
+        let mut zones = HashMap::new();
+        client.search("Appointment", &q, |c, page| {
+            let mut calls = c.take_audit();
+            report.skipped += page.skipped;
+            for r in &page.resources {
+                if r["resourceType"] != "Appointment" {
+                    continue;
+                }
+                if let Some(id) = r["id"].as_str() {
+                    seen.insert(id.to_string());
+                }
+                self.absorb(
+                    conn,
+                    c,
+                    r,
+                    std::mem::take(&mut calls),
+                    &mut zones,
+                    &mut report,
+                )?;
+            }
+            self.append_leftover(conn, calls)
+        })?;
+        let (from_t, to_t) = (parse_t(&from), parse_t(&to));
+        let held =
+            resources::list_by_status(conn, &self.ring, "Appointment", &LIVE_APPOINTMENT, None)?;
+        for (id, t) in held {
+            if seen.contains(&id) {
+                continue;
+            }
+            let Ok(body) = serde_json::from_str::<Value>(&t.body) else {
+                continue;
+            };
+            let here = body["participant"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|p| {
+                    p["actor"]["reference"]
+                        .as_str()
+                        .is_some_and(|r| r == value || r.ends_with(&format!("/{value}")))
+                });
+            let start = body["start"]
+                .as_str()
+                .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+                .map(|s| s.with_timezone(&Utc));
+            let in_window = match (start, from_t, to_t) {
+                (Some(s), Some(f), Some(t)) => s >= f && s < t,
+                _ => false,
+            };
+            if here && in_window {
+                self.fetch_and_absorb(conn, client, "Appointment", &id, &mut zones, &mut report)?;
+            }
+        }
+        Ok(report)
+    }
+
+    /// Epic (V15) and per-patient types elsewhere: walk the roster of
+    /// patients Herald serves, rate-limited, over the forward window.
+    fn poll_roster(
+        &self,
+        conn: &mut DbConn,
+        client: &FhirClient,
+        rt: &str,
+    ) -> Result<Report, FollowError> {
+        let e = &self.settings.ehr;
+        let pause = Duration::from_millis(1000 / u64::from(e.poll_rate_per_sec.max(1)));
+        let (from, to) = self.window();
+        let mut report = Report::default();
+        let mut zones = HashMap::new();
+        for patient in patients::ids(conn)? {
+            let q = match rt {
+                "Appointment" => format!(
+                    "patient={patient}&date=ge{from}&date=lt{to}&_count={}",
+                    e.page_size
+                ),
+                _ => format!("patient={patient}&_count={}", e.page_size),
+            };
+            let mut seen = BTreeSet::new();
+            client.search(rt, &q, |c, page| {
+                let mut calls = c.take_audit();
+                report.skipped += page.skipped;
+                for r in &page.resources {
+                    if r["resourceType"] != rt {
+                        continue;
+                    }
+                    if let Some(id) = r["id"].as_str() {
+                        seen.insert(id.to_string());
+                    }
+                    self.absorb(
+                        conn,
+                        c,
+                        r,
+                        std::mem::take(&mut calls),
+                        &mut zones,
+                        &mut report,
+                    )?;
+                }
+                self.append_leftover(conn, calls)
+            })?;
+            if rt == "Appointment" {
+                let (from_t, to_t) = (parse_t(&from), parse_t(&to));
+                for (id, t) in resources::list_by_status(
+                    conn,
+                    &self.ring,
+                    rt,
+                    &LIVE_APPOINTMENT,
+                    Some(&patient),
+                )? {
+                    if seen.contains(&id) {
+                        continue;
+                    }
+                    let start = serde_json::from_str::<Value>(&t.body)
+                        .ok()
+                        .and_then(|b| {
+                            b["start"]
+                                .as_str()
+                                .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+                        })
+                        .map(|s| s.with_timezone(&Utc));
+                    if let (Some(s), Some(f), Some(t)) = (start, from_t, to_t)
+                        && s >= f
+                        && s < t
+                    {
+                        self.fetch_and_absorb(conn, client, rt, &id, &mut zones, &mut report)?;
+                    }
+                }
+            }
+            (self.sleep)(pause);
+        }
+        Ok(report)
+    }
+}
+
+fn parse_t(s: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+fn current_event(conn: &mut DbConn, ring: &KeyRing, id: &str) -> Result<i64, FollowError> {
+    Ok(store::subscription(conn, ring, id)?.map_or(0, |s| s.last_event))
+}
+
+/// `Appointment/1` from an absolute or relative reference.
+fn split_ref(r: &str) -> Option<(String, String)> {
+    let r = r.split("/_history/").next().unwrap_or(r);
+    let mut parts = r.rsplit('/');
+    let id = parts.next()?;
+    let rt = parts.next()?;
+    (!id.is_empty() && rt.chars().next().is_some_and(|c| c.is_ascii_uppercase()))
+        .then(|| (rt.to_string(), id.to_string()))
+}
+
+fn same_ref(full_url: &str, focus: &str) -> bool {
+    match (split_ref(full_url), split_ref(focus)) {
+        (Some(a), Some(b)) => a == b,
+        _ => false,
+    }
+}
+
+/// Builds the Subscription Herald asks for.
+pub fn subscription_resource(
+    sub: &store::EhrSubscription,
+    criteria: &str,
+    endpoint: &str,
+    payload: &str,
+    heartbeat_secs: u32,
+) -> Value {
+    let header = vec![format!("Authorization: Bearer {}", sub.secret)];
+    let mut r = json!({
+        "resourceType": "Subscription",
+        "status": "requested",
+        "reason": "Herald patient messaging: appointment and medication changes",
+        "criteria": criteria,
+        "channel": {
+            "type": "rest-hook",
+            "endpoint": endpoint,
+            "header": header,
+        },
+        // Medplum signs each notification with this secret (X-Signature).
+        "extension": [{ "url": MEDPLUM_SECRET, "valueString": sub.secret }],
+    });
+    if payload != "empty" || sub.style == "backport" {
+        r["channel"]["payload"] = json!("application/fhir+json");
+    }
+    if sub.style == "backport" {
+        r["meta"] = json!({ "profile": [BACKPORT_PROFILE] });
+        r["criteria"] = json!(sub.topic.clone().unwrap_or_default());
+        r["channel"]["_payload"] = json!({ "extension": [{
+            "url": format!("{BP}/backport-payload-content"), "valueCode": payload }] });
+        r["channel"]["extension"] = json!([
+            { "url": format!("{BP}/backport-heartbeat-period"), "valueUnsignedInt": heartbeat_secs },
+            { "url": format!("{BP}/backport-timeout"), "valueUnsignedInt": 30 },
+        ]);
+    }
+    r
+}
+
+fn is_backport(bundle: &Value) -> bool {
+    bundle["type"] == "history"
+        && matches!(
+            bundle["entry"][0]["resource"]["resourceType"].as_str(),
+            Some("Parameters" | "SubscriptionStatus")
+        )
+}
+
+fn number(v: &Value) -> Option<i64> {
+    for k in [
+        "valueString",
+        "valueInteger",
+        "valueUnsignedInt",
+        "valueInteger64",
+        "valuePositiveInt",
+        "valueDecimal",
+    ] {
+        match &v[k] {
+            Value::String(s) => return s.trim().parse().ok(),
+            Value::Number(n) => return n.as_i64(),
+            _ => {}
+        }
+    }
+    None
+}
+
+/// The status entry of a Backport notification (N6, N7): R4 Parameters or
+/// R4B SubscriptionStatus.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BackportStatus {
+    /// handshake | heartbeat | event-notification | query-status | query-event.
+    pub kind: String,
+    /// The Subscription's status, when given.
+    pub status: Option<String>,
+    /// events-since-subscription-start.
+    pub events_since_start: Option<i64>,
+    /// (event number, focus reference).
+    pub events: Vec<(i64, Option<String>)>,
+}
+
+impl BackportStatus {
+    /// Reads the status from a notification or `$status`/`$events` Bundle.
+    pub fn read(bundle: &Value) -> Self {
+        let mut out = Self::default();
+        let entries = bundle["entry"].as_array().cloned().unwrap_or_default();
+        let Some(st) = entries.iter().map(|e| &e["resource"]).find(|r| {
+            matches!(
+                r["resourceType"].as_str(),
+                Some("Parameters" | "SubscriptionStatus")
+            )
+        }) else {
+            return out;
+        };
+        if st["resourceType"] == "SubscriptionStatus" {
+            out.kind = st["type"].as_str().unwrap_or_default().into();
+            out.status = st["status"].as_str().map(String::from);
+            out.events_since_start = number(
+                &json!({"valueString": st["eventsSinceSubscriptionStart"].to_string().trim_matches('"')}),
+            );
+            for ev in st["notificationEvent"].as_array().into_iter().flatten() {
+                if let Some(n) =
+                    number(&json!({"valueString": ev["eventNumber"].to_string().trim_matches('"')}))
+                {
+                    out.events
+                        .push((n, ev["focus"]["reference"].as_str().map(String::from)));
+                }
+            }
+            return out;
+        }
+        let mut by_name: BTreeMap<&str, Vec<&Value>> = BTreeMap::new();
+        for p in st["parameter"].as_array().into_iter().flatten() {
+            if let Some(n) = p["name"].as_str() {
+                by_name.entry(n).or_default().push(p);
+            }
+        }
+        let first = |n: &str| by_name.get(n).and_then(|v| v.first().copied());
+        out.kind = first("type")
+            .and_then(|p| p["valueCode"].as_str())
+            .unwrap_or_default()
+            .into();
+        out.status = first("status")
+            .and_then(|p| p["valueCode"].as_str())
+            .map(String::from);
+        out.events_since_start = first("events-since-subscription-start").and_then(number);
+        for ev in by_name.get("notification-event").into_iter().flatten() {
+            let mut num = None;
+            let mut focus = None;
+            for part in ev["part"].as_array().into_iter().flatten() {
+                match part["name"].as_str() {
+                    Some("event-number") => num = number(part),
+                    Some("focus") => {
+                        focus = part["valueReference"]["reference"]
+                            .as_str()
+                            .map(String::from)
+                    }
+                    _ => {}
+                }
+            }
+            if let Some(n) = num {
+                out.events.push((n, focus));
+            }
+        }
+        out
+    }
+}
+
+// ------------------------------------------------------------------ receiving
+
+/// Why a notification was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ReceiveError {
+    /// No such subscription (404 would tell a prober which ids exist: 401).
+    #[error("unknown subscription")]
+    Unknown,
+    /// The secret or signature is missing or wrong.
+    #[error("the notification does not carry the subscription's secret")]
+    Unauthenticated,
+    /// The body is not FHIR JSON.
+    #[error("{0}")]
+    Malformed(String),
+    /// Storage.
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+fn constant_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && openssl::memcmp::eq(a, b)
+}
+
+/// Authenticates a notification (N4: the channel.header secret, or
+/// Medplum's X-Signature HMAC-SHA256 of the body), checks it is FHIR JSON,
+/// and stores it before Herald answers. Refusals are audited.
+#[allow(clippy::too_many_arguments)]
+pub fn receive(
+    conn: &mut DbConn,
+    ring: &KeyRing,
+    now: DateTime<Utc>,
+    sub_id: &str,
+    authorization: Option<&str>,
+    signature: Option<&str>,
+    body: &[u8],
+    path: Option<&str>,
+    peer: &str,
+) -> Result<String, ReceiveError> {
+    let refuse = |conn: &mut DbConn, why: &str| -> Result<(), DbError> {
+        let rec = AuditRecord {
+            recorded: now,
+            activity: Activity::InboundMessage {
+                message_ref: format!(
+                    "fhir-notification:{}",
+                    sub_id.chars().take(64).collect::<String>()
+                ),
+                reading: why.into(),
+            },
+            actor: Actor::Anonymous(peer.into()),
+            outcome: Outcome::MinorFailure,
+            outcome_desc: Some(why.into()),
+            patient_id: None,
+            request_id: None,
+            ehr: None,
+        };
+        db::write_tx(conn, |c| audit::append(c, &[rec]).map(|_| ()))
+    };
+    let Some(sub) = store::subscription(conn, ring, sub_id)? else {
+        refuse(conn, "refused: unknown subscription")?;
+        return Err(ReceiveError::Unknown);
+    };
+    let bearer_ok = authorization
+        .and_then(|a| a.strip_prefix("Bearer "))
+        .is_some_and(|t| constant_eq(t.trim().as_bytes(), sub.secret.as_bytes()));
+    let signature_ok = signature.is_some_and(|s| {
+        openssl::pkey::PKey::hmac(sub.secret.as_bytes())
+            .and_then(|k| {
+                let mut signer =
+                    openssl::sign::Signer::new(openssl::hash::MessageDigest::sha256(), &k)?;
+                signer.update(body)?;
+                signer.sign_to_vec()
+            })
+            .map(|mac| {
+                let hex: String = mac.iter().map(|b| format!("{b:02x}")).collect();
+                constant_eq(hex.as_bytes(), s.trim().to_ascii_lowercase().as_bytes())
+            })
+            .unwrap_or(false)
+    });
+    if !bearer_ok && !signature_ok {
+        refuse(conn, "refused: bad or missing secret")?;
+        return Err(ReceiveError::Unauthenticated);
+    }
+    let text = std::str::from_utf8(body)
+        .map_err(|_| ReceiveError::Malformed("The body is not UTF-8.".into()))?;
+    if !text.trim().is_empty() {
+        let v: Value = serde_json::from_str(text).map_err(|e| {
+            ReceiveError::Malformed(format!(
+                "The body is not JSON (line {}, column {}).",
+                e.line(),
+                e.column()
+            ))
+        })?;
+        if !v["resourceType"].is_string() {
+            return Err(ReceiveError::Malformed(
+                "The body is not a FHIR resource (no resourceType).".into(),
+            ));
+        }
+    }
+    let path = path.filter(|p| split_ref(p).is_some()).map(String::from);
+    let id = uuid::Uuid::new_v4().to_string();
+    db::write_tx(conn, |c| {
+        store::insert_notification(
+            c,
+            ring,
+            &store::Notification {
+                id: id.clone(),
+                subscription_id: sub.id.clone(),
+                path: path.clone(),
+                body: text.to_string(),
+                attempts: 0,
+            },
+            now,
+        )?;
+        store::touch_subscription(c, &sub.id, now)
+    })?;
+    Ok(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backport_status_reads_r4_parameters_and_r4b_subscription_status() {
+        // N6/N7, shaped after the Backport IG's R4 notification examples.
+        let b = json!({"resourceType": "Bundle", "type": "history", "entry": [
+            {"fullUrl": "urn:uuid:1", "resource": {"resourceType": "Parameters", "parameter": [
+                {"name": "subscription", "valueReference": {"reference": "Subscription/s1"}},
+                {"name": "topic", "valueCanonical": "http://example.org/topic"},
+                {"name": "status", "valueCode": "active"},
+                {"name": "type", "valueCode": "event-notification"},
+                {"name": "events-since-subscription-start", "valueString": "3"},
+                {"name": "notification-event", "part": [
+                    {"name": "event-number", "valueString": "3"},
+                    {"name": "focus", "valueReference": {"reference": "http://ehr/fhir/Appointment/a1"}}]}]},
+             "request": {"method": "GET", "url": "Subscription/s1/$status"}},
+            {"fullUrl": "http://ehr/fhir/Appointment/a1", "request": {"method": "PUT", "url": "Appointment/a1"}}]});
+        assert!(is_backport(&b));
+        let s = BackportStatus::read(&b);
+        assert_eq!(s.kind, "event-notification");
+        assert_eq!(s.events_since_start, Some(3));
+        assert_eq!(
+            s.events,
+            vec![(3, Some("http://ehr/fhir/Appointment/a1".into()))]
+        );
+        let r4b = json!({"resourceType": "Bundle", "type": "history", "entry": [{"resource": {
+            "resourceType": "SubscriptionStatus", "type": "heartbeat", "status": "active",
+            "eventsSinceSubscriptionStart": "7"}}]});
+        let s = BackportStatus::read(&r4b);
+        assert_eq!(
+            (s.kind.as_str(), s.events_since_start),
+            ("heartbeat", Some(7))
+        );
+    }
+
+    #[test]
+    fn references_compare_by_type_and_id() {
+        assert!(same_ref("http://ehr/fhir/Appointment/a1", "Appointment/a1"));
+        assert!(same_ref("Appointment/a1/_history/2", "Appointment/a1"));
+        assert!(!same_ref("urn:uuid:1", "Appointment/a1"));
+        assert_eq!(
+            split_ref("Appointment/a1"),
+            Some(("Appointment".into(), "a1".into()))
+        );
+    }
+}
+
+// ------------------------------------------------------------------ running
+
+/// The follower's thread inside `herald serve`: processes notifications as
+/// they are stored, checks backport liveness, and polls on the cron
+/// schedule (also in subscribe mode: R4 criteria never notify a delete, N3,
+/// and a receiver outage is recovered this way).
+pub struct Running {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    handle: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Running {
+    /// Starts the thread.
+    pub fn start(follower: Arc<Follower>, holder: String) -> std::io::Result<Self> {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let stop = Arc::new(AtomicBool::new(false));
+        let s2 = Arc::clone(&stop);
+        let schedule: Option<cron::Schedule> = follower.settings.ehr.poll_schedule.parse().ok();
+        let handle = std::thread::Builder::new()
+            .name("herald-ehr".into())
+            .spawn(move || {
+                let mut next_poll = schedule
+                    .as_ref()
+                    .and_then(|s| s.after(&follower.clock.now()).next());
+                let mut next_liveness = follower.clock.now();
+                while !s2.load(Ordering::SeqCst) {
+                    if let Err(e) = follower.process_notifications(&holder, 100) {
+                        tracing::warn!(error = %e, "notification processing failed");
+                    }
+                    let now = follower.clock.now();
+                    if now >= next_liveness {
+                        if let Err(e) = follower.check_liveness() {
+                            tracing::warn!(error = %e, "subscription liveness check failed");
+                        }
+                        next_liveness = now + chrono::Duration::seconds(30);
+                    }
+                    if let Some(at) = next_poll
+                        && now >= at
+                    {
+                        match follower.poll_once(&holder) {
+                            Ok(Some(r)) => tracing::info!(
+                                seen = r.seen,
+                                planned = r.planned,
+                                vanished = r.vanished,
+                                "poll pass"
+                            ),
+                            Ok(None) => tracing::debug!("another instance is polling"),
+                            Err(e) => tracing::warn!(error = %e, "poll pass failed"),
+                        }
+                        next_poll = schedule
+                            .as_ref()
+                            .and_then(|s| s.after(&follower.clock.now()).next());
+                    }
+                    super::worker::sleep_unless_stopped(Duration::from_millis(500), &s2);
+                }
+            })?;
+        Ok(Self {
+            stop,
+            handle: Some(handle),
+        })
+    }
+
+    /// Stops after the current step.
+    pub fn stop(mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
