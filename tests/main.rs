@@ -15,6 +15,7 @@ mod audit_chain;
 mod channels;
 mod cli;
 mod demo;
+mod fhir_follow;
 mod guard;
 mod http;
 mod inbound;

@@ -103,18 +103,18 @@ pub fn public_jwks(conn: &mut DbConn) -> Result<Vec<String>, DbError> {
         .load(conn)?)
 }
 
-/// Retires keys of `alg` made before `before` (they leave the JWKS).
-pub fn retire_signing_keys(
+/// Retires every key of `alg` except those in `keep` (they leave the JWKS).
+pub fn retire_signing_keys_except(
     conn: &mut DbConn,
     alg: &str,
-    before: DateTime<Utc>,
+    keep: &[String],
     now: DateTime<Utc>,
 ) -> Result<usize, DbError> {
     Ok(diesel::update(
         k::table
             .filter(k::alg.eq(alg))
             .filter(k::retired_at.is_null())
-            .filter(k::created_at.lt(ts(before))),
+            .filter(k::kid.ne_all(keep)),
     )
     .set(k::retired_at.eq(ts(now)))
     .execute(conn)?)

@@ -107,17 +107,24 @@ pub fn rotate_signing_key(
     now: DateTime<Utc>,
     publish_ahead: chrono::Duration,
 ) -> Result<String, FollowError> {
-    let have = store::published_keys(conn, ring)?;
-    // Keep the newest existing key (it signs until the new one may);
-    // retire those before it.
-    if let Some(newest) = have
-        .iter()
+    let have: Vec<_> = store::published_keys(conn, ring)?
+        .into_iter()
         .filter(|k| k.alg == alg)
-        .map(|k| k.created_at)
-        .max()
+        .collect();
+    // Keep the key that signs now and the newest one (which may not sign
+    // yet); retire the rest.
+    let mut keep = Vec::new();
+    if let Some(k) = have
+        .iter()
+        .filter(|k| k.sign_from <= now)
+        .max_by_key(|k| (k.sign_from, k.created_at))
     {
-        store::retire_signing_keys(conn, alg, newest, now)?;
+        keep.push(k.kid.clone());
     }
+    if let Some(k) = have.iter().max_by_key(|k| (k.created_at, k.sign_from)) {
+        keep.push(k.kid.clone());
+    }
+    store::retire_signing_keys_except(conn, alg, &keep, now)?;
     add_signing_key(conn, ring, alg, now, now + publish_ahead)
 }
 
