@@ -19,6 +19,7 @@ mod fhir_follow;
 mod guard;
 mod http;
 mod inbound;
+mod interop;
 mod migrations;
 mod outbox_chaos;
 mod prefpage;

@@ -77,11 +77,13 @@ pub fn classify(error: &str, description: &str, skew_secs: Option<i64>) -> Token
     if error == "invalid_scope" {
         return TokenError::Scope(summary);
     }
-    if d.contains("jti")
-        && ["replay", "already", "used", "unique", "seen"]
-            .iter()
-            .any(|w| d.contains(w))
-    {
+    let replay = d.contains("replay")
+        || d.contains("used once")
+        || (d.contains("jti")
+            && ["already", "used", "unique", "seen"]
+                .iter()
+                .any(|w| d.contains(w)));
+    if replay {
         return TokenError::Replayed(summary);
     }
     let time_words = [
@@ -422,6 +424,15 @@ mod tests {
             classify(
                 "invalid_client",
                 "client assertion tokens must only be used once (jti already used)",
+                None
+            ),
+            TokenError::Replayed(_)
+        ));
+        // oidc-provider's wording.
+        assert!(matches!(
+            classify(
+                "invalid_client",
+                "client authentication failed: client assertion tokens must only be used once",
                 None
             ),
             TokenError::Replayed(_)

@@ -1,0 +1,734 @@
+//! Interop (issue 3 acceptance): Herald against a real FHIR engine
+//! (@medplum/fhir-router over its in-memory repository: validation, search,
+//! versioning) and a real OAuth2 server (oidc-provider), both from npm and
+//! started here (`tests/interop/server.mjs`). The harness adds only what no
+//! package does in memory: rest-hook and Backport notification delivery.
+
+use std::io::{BufRead as _, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use herald::clock::{Clock, FixedClock, SystemClock};
+use herald::config::Settings;
+use herald::service::ehr::Follower;
+use herald::smart::backend::{BackendAuth, BackendConfig, TokenError};
+use herald::web::AppState;
+
+use super::support::{self, TestDb};
+
+pub struct Harness {
+    child: Child,
+    pub fhir: String,
+    pub admin: String,
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn interop_dir() -> std::path::PathBuf {
+    let dir = support::repo_root().join("tests/interop");
+    if !dir.join("node_modules").exists() {
+        let st = Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund", "--prefix"])
+            .arg(&dir)
+            .status()
+            .expect("npm");
+        assert!(st.success(), "npm ci in tests/interop failed");
+    }
+    dir
+}
+
+pub fn harness() -> Harness {
+    let dir = interop_dir();
+    let mut child = Command::new("node")
+        .arg(dir.join("server.mjs"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("node");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let v: Value =
+        serde_json::from_str(line.trim()).unwrap_or_else(|e| panic!("harness said {line:?}: {e}"));
+    Harness {
+        child,
+        fhir: v["fhir"].as_str().unwrap().into(),
+        admin: v["admin"].as_str().unwrap().into(),
+    }
+}
+
+fn http() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap()
+}
+
+fn admin(h: &Harness, method: &str, path: &str, body: Value) -> Value {
+    let url = format!("{}/{}", h.admin, path.trim_start_matches('/'));
+    let req = match method {
+        "GET" => http().get(&url),
+        _ => http().post(&url).json(&body),
+    };
+    let res = req.send().unwrap();
+    let status = res.status();
+    let text = res.text().unwrap();
+    assert!(status.is_success(), "admin {path}: {status} {text}");
+    serde_json::from_str(&text).unwrap_or(Value::Null)
+}
+
+/// Herald's HTTP server (hooks, JWKS) on `listener`, in its own thread.
+fn serve(state: AppState, listener: std::net::TcpListener) -> actix_web::dev::ServerHandle {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        actix_rt::System::new().block_on(async move {
+            let server = herald::web::server(state, listener).unwrap();
+            tx.send(server.handle()).unwrap();
+            let _ = server.await;
+        });
+    });
+    rx.recv().unwrap()
+}
+
+fn stop(handle: actix_web::dev::ServerHandle) {
+    actix_rt::System::new().block_on(handle.stop(false));
+}
+
+const SCOPE: &str = "system/Patient.rs system/Location.rs system/Appointment.cruds system/MedicationRequest.cruds system/Subscription.cruds";
+
+pub struct Herald {
+    pub db: TestDb,
+    pub state: AppState,
+    pub base: String,
+    pub addr: std::net::SocketAddr,
+}
+
+pub fn herald_for(
+    h: &Harness,
+    client_id: &str,
+    tweak: impl FnOnce(&mut Settings),
+) -> (Herald, actix_web::dev::ServerHandle) {
+    let db = support::sqlite();
+    let (ring, _) = support::ready(&db);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let base = format!("http://{addr}");
+    let mut s = Settings::default();
+    s.server.public_url = Some(base.clone());
+    s.ehr.base_url = Some(h.fhir.clone());
+    s.ehr.client_id = Some(client_id.into());
+    s.ehr.auth = "backend-services".into();
+    s.ehr.scope = SCOPE.into();
+    s.ehr.subscription = "r4".into();
+    s.ehr.payload = "full-resource".into();
+    s.ehr.poll = "last-updated".into();
+    s.ehr.page_size = 5;
+    s.ehr.timeout_ms = 10_000;
+    tweak(&mut s);
+    herald::service::ehr::init_signing_keys(&mut db.conn(), &ring, SystemClock.now()).unwrap();
+    let state = AppState {
+        settings: Arc::new(s),
+        pool: db.pool.clone(),
+        ring: Arc::new(ring),
+        clock: Arc::new(SystemClock),
+    };
+    let handle = serve(state.clone(), listener);
+    admin(
+        h,
+        "POST",
+        "clients",
+        json!({"client_id": client_id, "jwks_uri": format!("{base}/.well-known/jwks.json"), "scope": SCOPE}),
+    );
+    (
+        Herald {
+            db,
+            state,
+            base,
+            addr,
+        },
+        handle,
+    )
+}
+
+fn follower(hd: &Herald) -> Follower {
+    Follower::new(
+        Arc::clone(&hd.state.settings),
+        hd.state.pool.clone(),
+        Arc::clone(&hd.state.ring),
+        hd.state.clock.clone(),
+    )
+    .unwrap()
+}
+
+fn auth(
+    hd: &Herald,
+    h: &Harness,
+    client_id: &str,
+    alg: &str,
+    clock: Arc<dyn Clock>,
+) -> BackendAuth {
+    auth_with(hd, h, client_id, alg, clock, "system/Appointment.rs")
+}
+
+fn auth_with(
+    hd: &Herald,
+    h: &Harness,
+    client_id: &str,
+    alg: &str,
+    clock: Arc<dyn Clock>,
+    scope: &str,
+) -> BackendAuth {
+    let (pool, ring) = (hd.state.pool.clone(), Arc::clone(&hd.state.ring));
+    BackendAuth::new(
+        BackendConfig {
+            base_url: h.fhir.clone(),
+            client_id: client_id.into(),
+            scope: scope.into(),
+            alg: alg.into(),
+            token_url: None,
+            jku: Some(format!("{}/.well-known/jwks.json", hd.base)),
+        },
+        http(),
+        Box::new(move |alg: &str, now| {
+            let mut c = pool.get()?;
+            let keys = herald::db::ehr::published_keys(&mut c, &ring)?;
+            // Any published key of the algorithm: the slow-clock case below
+            // must reach the server, whatever the key's sign_from.
+            let _ = now;
+            Ok(keys
+                .into_iter()
+                .filter(|k| k.alg == alg)
+                .max_by_key(|k| k.sign_from))
+        }),
+        clock,
+    )
+}
+
+#[test]
+fn backend_services_tokens_with_rs384_and_es384_and_clear_refusals() {
+    // S16–S19 against oidc-provider, which fetches Herald's JWKS URL.
+    let h = harness();
+    let (hd, handle) = herald_for(&h, "herald-bs", |_| {});
+    for alg in ["RS384", "ES384"] {
+        let a = auth(&hd, &h, "herald-bs", alg, Arc::new(SystemClock));
+        let t = a.token().unwrap_or_else(|e| panic!("{alg}: {e}"));
+        assert!(!t.access_token.is_empty());
+        assert!(
+            t.scope
+                .as_deref()
+                .unwrap_or("")
+                .contains("system/Appointment.rs"),
+            "{alg}: {:?}",
+            t.scope
+        );
+        // Cached until shortly before expiry.
+        assert_eq!(a.token().unwrap().access_token, t.access_token);
+        // A replayed assertion is refused and the error says so.
+        let assertion = a.assertion(SystemClock.now()).unwrap();
+        a.exchange(&assertion).unwrap();
+        let e = a.exchange(&assertion).unwrap_err();
+        assert!(matches!(e, TokenError::Replayed(_)), "{alg} replay: {e}");
+    }
+    // An expired assertion (Herald's clock 10 minutes slow): the error names the clock.
+    let slow = Arc::new(FixedClock::new(
+        SystemClock.now() - chrono::Duration::minutes(10),
+    ));
+    let e = auth(&hd, &h, "herald-bs", "RS384", slow)
+        .token()
+        .unwrap_err();
+    assert!(matches!(e, TokenError::ClockSkew(_)), "expired: {e}");
+    assert!(e.to_string().contains("clock"), "{e}");
+    // An unknown client.
+    let e = auth(&hd, &h, "nobody-registered", "RS384", Arc::new(SystemClock))
+        .token()
+        .unwrap_err();
+    assert!(
+        matches!(e, TokenError::UnknownClient(_)),
+        "unknown client: {e}"
+    );
+    stop(handle);
+}
+
+fn future(days: i64) -> String {
+    let t = SystemClock.now() + chrono::Duration::days(days);
+    format!("{}T15:00:00Z", t.format("%Y-%m-%d"))
+}
+
+fn appointment(id: Option<&str>, patient: &str, start: &str, status: &str) -> Value {
+    let mut a = json!({
+        "resourceType": "Appointment", "status": status, "start": start,
+        "end": start.replace("T15:00", "T15:30"),
+        "participant": [{"actor": {"reference": format!("Patient/{patient}")}, "status": "accepted"}]
+    });
+    if let Some(id) = id {
+        a["id"] = json!(id);
+    }
+    a
+}
+
+fn intents(hd: &Herald, about: &str) -> Vec<(String, String)> {
+    let mut c = hd.db.conn();
+    let mut v: Vec<(String, String)> = herald::db::outbox::list(&mut c)
+        .unwrap()
+        .into_iter()
+        .filter(|i| i.about == about)
+        .map(|i| (i.kind, i.state))
+        .collect();
+    v.sort();
+    v
+}
+
+/// Processes notifications until `done` holds (deliveries are asynchronous).
+fn until(f: &Follower, what: &str, mut done: impl FnMut() -> bool) {
+    let t0 = Instant::now();
+    loop {
+        f.process_notifications("test", 100).unwrap();
+        if done() {
+            return;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn subscriptions_polling_and_replays_plan_each_change_exactly_once() {
+    let h = harness();
+    let (hd, handle) = herald_for(&h, "herald-subs", |_| {});
+    let f = follower(&hd);
+    let made = f.subscribe().unwrap();
+    assert_eq!(made.len(), 2, "{made:?}");
+    assert!(made.iter().all(|(_, _, created)| *created));
+    // Refreshing keeps the same Subscriptions.
+    let again = f.subscribe().unwrap();
+    assert_eq!(
+        made.iter().map(|m| &m.1).collect::<Vec<_>>(),
+        again.iter().map(|m| &m.1).collect::<Vec<_>>()
+    );
+
+    // The EHR's own users write the chart: a separate client with write scopes.
+    admin(
+        &h,
+        "POST",
+        "clients",
+        json!({"client_id": "ehr-seeder", "jwks_uri": format!("{}/.well-known/jwks.json", hd.base), "scope": "system/*.cruds"}),
+    );
+    let seeder = auth_with(
+        &hd,
+        &h,
+        "ehr-seeder",
+        "ES384",
+        Arc::new(SystemClock),
+        "system/*.cruds",
+    );
+    let ehr = herald::fhir::client::FhirClient::new(
+        herald::fhir::client::ClientConfig {
+            base_url: h.fhir.clone(),
+            max_retries: 1,
+            retry_base: Duration::from_millis(100),
+            retry_max: Duration::from_secs(1),
+        },
+        http(),
+        Some(Arc::new(seeder)),
+        Arc::new(SystemClock),
+    );
+    let patient = ehr
+        .create(&json!({"resourceType": "Patient", "name": [{"given": ["Iris"], "family": "Test"}],
+            "telecom": [{"system": "sms", "value": "+12125550123"}],
+            "extension": [{"url": "http://vendor.example/fhir/StructureDefinition/vip", "valueBoolean": false}],
+            "communication": [{"language": {"coding": [{"system": "urn:ietf:bcp:47", "code": "en-US"}]}, "preferred": true}],
+            "address": [{"state": "NY"}]}), None)
+        .unwrap()
+        .id
+        .unwrap();
+    // Booked → confirmation and reminders, once.
+    let created = ehr
+        .create(&appointment(None, &patient, &future(5), "booked"), None)
+        .unwrap();
+    let a1 = created.id.clone().unwrap();
+    let about = format!("Appointment/{a1}");
+    until(&f, "the booking's plan", || {
+        intents(&hd, &about)
+            .iter()
+            .any(|(k, _)| k == "appointment-confirmation")
+    });
+    let booked = intents(&hd, &about);
+    assert_eq!(
+        booked
+            .iter()
+            .filter(|(k, _)| k == "appointment-confirmation")
+            .count(),
+        1
+    );
+    // Rescheduled → one notice; the old reminders withdrawn.
+    let mut moved = created.body.clone().unwrap();
+    moved["start"] = json!(future(6));
+    moved["end"] = json!(future(6).replace("T15:00", "T15:30"));
+    ehr.update(&moved, moved["meta"]["versionId"].as_str())
+        .unwrap();
+    until(&f, "the reschedule", || {
+        intents(&hd, &about)
+            .iter()
+            .any(|(k, _)| k == "appointment-rescheduled")
+    });
+    // Cancelled → one notice; every pending reminder withdrawn.
+    let current = ehr.read("Appointment", &a1).unwrap().unwrap();
+    let mut cancelled = current.clone();
+    cancelled["status"] = json!("cancelled");
+    ehr.update(&cancelled, current["meta"]["versionId"].as_str())
+        .unwrap();
+    until(&f, "the cancellation", || {
+        intents(&hd, &about)
+            .iter()
+            .any(|(k, _)| k == "appointment-cancelled")
+    });
+    let after = intents(&hd, &about);
+    for kind in [
+        "appointment-confirmation",
+        "appointment-rescheduled",
+        "appointment-cancelled",
+    ] {
+        assert_eq!(
+            after.iter().filter(|(k, _)| k == kind).count(),
+            1,
+            "{kind} once: {after:?}"
+        );
+    }
+    assert!(
+        after
+            .iter()
+            .filter(|(k, _)| k.starts_with("reminder-"))
+            .all(|(_, s)| s != "pending"),
+        "no reminder left pending for a cancelled appointment: {after:?}"
+    );
+    // A stale write is refused by the engine (If-Match), not lost silently.
+    let stale = ehr.update(&cancelled, current["meta"]["versionId"].as_str());
+    assert!(
+        matches!(stale, Err(herald::fhir::client::FhirError::Conflict)),
+        "{stale:?}"
+    );
+
+    // A MedicationRequest → refill reminders.
+    let med = ehr
+        .create(&json!({"resourceType": "MedicationRequest", "status": "active", "intent": "order",
+            "subject": {"reference": format!("Patient/{patient}")},
+            "medicationCodeableConcept": {"text": "synthetic-med"},
+            "authoredOn": SystemClock.now().format("%Y-%m-%d").to_string(),
+            "dispenseRequest": {"numberOfRepeatsAllowed": 2,
+                "expectedSupplyDuration": {"value": 30, "unit": "days", "system": "http://unitsofmeasure.org", "code": "d"}}}), None)
+        .unwrap()
+        .id
+        .unwrap();
+    let med_about = format!("MedicationRequest/{med}");
+    until(&f, "the refill plan", || {
+        intents(&hd, &med_about)
+            .iter()
+            .any(|(k, _)| k == "medication-refill-reminder")
+    });
+
+    // Replayed and duplicated notifications change nothing.
+    let snapshot: Vec<_> = herald::db::outbox::list(&mut hd.db.conn())
+        .unwrap()
+        .into_iter()
+        .map(|i| (i.id, i.state))
+        .collect();
+    let deliveries = admin(&h, "GET", "deliveries", Value::Null);
+    let ok: Vec<i64> = deliveries
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| {
+            d["status"]
+                .as_u64()
+                .is_some_and(|s| (200..300).contains(&s))
+        })
+        .map(|d| d["seq"].as_i64().unwrap())
+        .collect();
+    assert!(ok.len() >= 4, "deliveries: {deliveries}");
+    for seq in &ok {
+        admin(&h, "POST", "redeliver", json!({"seq": seq}));
+        admin(&h, "POST", "redeliver", json!({"seq": seq}));
+    }
+    let mut r = f.process_notifications("test", 1000).unwrap();
+    r.duplicates += 0;
+    assert_eq!(r.planned, 0, "replays re-planned something: {r:?}");
+    assert!(r.duplicates + r.stale >= ok.len(), "{r:?}");
+    let now: Vec<_> = herald::db::outbox::list(&mut hd.db.conn())
+        .unwrap()
+        .into_iter()
+        .map(|i| (i.id, i.state))
+        .collect();
+    assert_eq!(snapshot, now, "replays changed the outbox");
+
+    // Herald's receiver is down for a while: the poller recovers every missed change.
+    stop(handle);
+    let a2 = ehr
+        .create(&appointment(None, &patient, &future(8), "booked"), None)
+        .unwrap();
+    let a2_id = a2.id.clone().unwrap();
+    let mut a2_moved = a2.body.clone().unwrap();
+    a2_moved["start"] = json!(future(9));
+    a2_moved["end"] = json!(future(9).replace("T15:00", "T15:30"));
+    ehr.update(&a2_moved, a2_moved["meta"]["versionId"].as_str())
+        .unwrap();
+    let a3 = ehr
+        .create(&appointment(None, &patient, &future(10), "booked"), None)
+        .unwrap()
+        .id
+        .unwrap();
+    admin(&h, "GET", "idle", Value::Null); // the harness has given up those deliveries
+    assert!(
+        admin(&h, "GET", "stats", Value::Null)["failures"]
+            .as_u64()
+            .unwrap()
+            >= 3,
+        "the outage lost notifications"
+    );
+    let listener = std::net::TcpListener::bind(hd.addr).unwrap();
+    let handle = serve(hd.state.clone(), listener);
+    let r = f.poll_once("test").unwrap().unwrap();
+    assert!(r.planned >= 2, "{r:?}");
+    for id in [&a2_id, &a3] {
+        let got = intents(&hd, &format!("Appointment/{id}"));
+        assert_eq!(
+            got.iter()
+                .filter(|(k, _)| k == "appointment-confirmation")
+                .count(),
+            1,
+            "{id}: {got:?}"
+        );
+    }
+    // A second pass finds nothing new.
+    let r = f.poll_once("test").unwrap().unwrap();
+    assert_eq!(r.planned, 0, "{r:?}");
+
+    // Every FHIR call Herald made has its AuditEvent, and every AuditEvent is valid R4.
+    let events = super::fhir_follow::events_of(&mut hd.db.conn());
+    let rest: Vec<&Value> = events
+        .iter()
+        .filter(|e| {
+            e["subtype"][0]["system"] == "http://hl7.org/fhir/restful-interaction"
+                && e["agent"][1]["network"]["address"].as_str() == Some(h.fhir.as_str())
+        })
+        .collect();
+    for code in ["create", "update", "read", "search-type"] {
+        assert!(
+            rest.iter().any(|e| e["subtype"][0]["code"] == code),
+            "no {code} AuditEvent"
+        );
+    }
+    let ndjson: String = events.iter().map(|e| format!("{e}\n")).collect();
+    let out = super::demo::validate(&ndjson);
+    assert!(
+        out.status.success(),
+        "AuditEvents valid R4: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    stop(handle);
+}
+
+fn seeder(hd: &Herald, h: &Harness) -> herald::fhir::client::FhirClient {
+    admin(
+        h,
+        "POST",
+        "clients",
+        json!({"client_id": "ehr-seeder", "jwks_uri": format!("{}/.well-known/jwks.json", hd.base), "scope": "system/*.cruds"}),
+    );
+    let a = auth_with(
+        hd,
+        h,
+        "ehr-seeder",
+        "RS384",
+        Arc::new(SystemClock),
+        "system/*.cruds",
+    );
+    herald::fhir::client::FhirClient::new(
+        herald::fhir::client::ClientConfig {
+            base_url: h.fhir.clone(),
+            max_retries: 1,
+            retry_base: Duration::from_millis(100),
+            retry_max: Duration::from_secs(1),
+        },
+        http(),
+        Some(Arc::new(a)),
+        Arc::new(SystemClock),
+    )
+}
+
+#[test]
+fn backport_topic_subscriptions_detect_gaps_and_recover_through_events() {
+    // N5–N11: id-only payloads (fetched), handshake, event numbers, a gap
+    // recovered through $events, and a heartbeat that reveals missed events.
+    let h = harness();
+    let (hd, handle) = herald_for(&h, "herald-bp", |s| {
+        s.ehr.subscription = "backport".into();
+        s.ehr.payload = "id-only".into();
+        s.ehr.topic_appointment = Some("http://herald.test/SubscriptionTopic/appointment".into());
+        s.ehr.topic_medication =
+            Some("http://herald.test/SubscriptionTopic/medication-request".into());
+        s.ehr.heartbeat_secs = 60;
+    });
+    let f = follower(&hd);
+    f.subscribe().unwrap();
+    let subs = herald::db::ehr::subscriptions(&mut hd.db.conn(), &hd.state.ring, &h.fhir).unwrap();
+    until(&f, "the handshakes", || {
+        herald::db::ehr::subscriptions(&mut hd.db.conn(), &hd.state.ring, &h.fhir)
+            .unwrap()
+            .iter()
+            .all(|s| s.status == "active")
+    });
+    assert_eq!(subs.len(), 2);
+    let appt_sub = subs
+        .iter()
+        .find(|s| s.resource_type == "Appointment")
+        .unwrap()
+        .id
+        .clone();
+    let last = || {
+        herald::db::ehr::subscription(&mut hd.db.conn(), &hd.state.ring, &appt_sub)
+            .unwrap()
+            .unwrap()
+            .last_event
+    };
+
+    let ehr = seeder(&hd, &h);
+    let patient = ehr
+        .create(&json!({"resourceType": "Patient", "telecom": [{"system": "sms", "value": "+12125550177"}],
+            "address": [{"state": "NY"}]}), None)
+        .unwrap()
+        .id
+        .unwrap();
+    let b1 = ehr
+        .create(&appointment(None, &patient, &future(5), "booked"), None)
+        .unwrap();
+    let b1_id = b1.id.clone().unwrap();
+    until(&f, "event 1", || last() == 1);
+    assert_eq!(
+        intents(&hd, &format!("Appointment/{b1_id}"))
+            .iter()
+            .filter(|(k, _)| k == "appointment-confirmation")
+            .count(),
+        1
+    );
+
+    // Herald misses events 2 and 3; event 4 reveals the gap.
+    admin(&h, "POST", "pause", Value::Null);
+    let b2 = ehr
+        .create(&appointment(None, &patient, &future(7), "booked"), None)
+        .unwrap()
+        .id
+        .unwrap();
+    let mut moved = b1.body.clone().unwrap();
+    moved["start"] = json!(future(6));
+    moved["end"] = json!(future(6).replace("T15:00", "T15:30"));
+    ehr.update(&moved, moved["meta"]["versionId"].as_str())
+        .unwrap();
+    admin(&h, "GET", "idle", Value::Null);
+    admin(&h, "POST", "resume", Value::Null);
+    let b3 = ehr
+        .create(&appointment(None, &patient, &future(8), "booked"), None)
+        .unwrap()
+        .id
+        .unwrap();
+    until(&f, "event 4 and the recovery", || last() == 4);
+    for id in [&b2, &b3] {
+        let got = intents(&hd, &format!("Appointment/{id}"));
+        assert_eq!(
+            got.iter()
+                .filter(|(k, _)| k == "appointment-confirmation")
+                .count(),
+            1,
+            "{id}: {got:?}"
+        );
+    }
+    assert_eq!(
+        intents(&hd, &format!("Appointment/{b1_id}"))
+            .iter()
+            .filter(|(k, _)| k == "appointment-rescheduled")
+            .count(),
+        1,
+        "the missed reschedule was recovered once"
+    );
+
+    // Missed event 5, then a heartbeat says there have been 5.
+    admin(&h, "POST", "pause", Value::Null);
+    let b4 = ehr
+        .create(&appointment(None, &patient, &future(9), "booked"), None)
+        .unwrap()
+        .id
+        .unwrap();
+    admin(&h, "GET", "idle", Value::Null);
+    admin(&h, "POST", "resume", Value::Null);
+    admin(&h, "POST", "heartbeat-now", Value::Null);
+    until(&f, "the heartbeat's catch-up", || last() == 5);
+    assert_eq!(
+        intents(&hd, &format!("Appointment/{b4}"))
+            .iter()
+            .filter(|(k, _)| k == "appointment-confirmation")
+            .count(),
+        1
+    );
+    // The gap and the heartbeat were recovered through $events (audited as operations).
+    use base64::Engine as _;
+    let ops: Vec<String> = super::fhir_follow::events_of(&mut hd.db.conn())
+        .iter()
+        .filter(|e| e["subtype"][0]["code"] == "operation")
+        .filter_map(|e| {
+            e["entity"]
+                .as_array()?
+                .iter()
+                .find_map(|x| x["query"].as_str().map(String::from))
+        })
+        .map(|q| {
+            String::from_utf8(base64::engine::general_purpose::STANDARD.decode(q).unwrap()).unwrap()
+        })
+        .collect();
+    assert!(
+        ops.iter()
+            .filter(|q| q.contains("$events?eventsSinceNumber=2&eventsUntilNumber=3"))
+            .count()
+            == 1,
+        "{ops:?}"
+    );
+    assert!(
+        ops.iter()
+            .any(|q| q.contains("$events?eventsSinceNumber=5&eventsUntilNumber=5")),
+        "{ops:?}"
+    );
+    // Replaying every delivery changes nothing.
+    let before: Vec<_> = herald::db::outbox::list(&mut hd.db.conn())
+        .unwrap()
+        .into_iter()
+        .map(|i| (i.id, i.state))
+        .collect();
+    for d in admin(&h, "GET", "deliveries", Value::Null)
+        .as_array()
+        .unwrap()
+    {
+        if d["status"].as_u64() == Some(200) {
+            admin(&h, "POST", "redeliver", json!({"seq": d["seq"]}));
+        }
+    }
+    f.process_notifications("test", 1000).unwrap();
+    let after: Vec<_> = herald::db::outbox::list(&mut hd.db.conn())
+        .unwrap()
+        .into_iter()
+        .map(|i| (i.id, i.state))
+        .collect();
+    assert_eq!(before, after);
+    assert_eq!(last(), 5);
+    stop(handle);
+}
