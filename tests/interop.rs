@@ -541,21 +541,28 @@ fn subscriptions_polling_and_replays_plan_each_change_exactly_once() {
 }
 
 fn seeder(hd: &Herald, h: &Harness) -> herald::fhir::client::FhirClient {
+    seeder_with_auth(hd, h).0
+}
+
+fn seeder_with_auth(
+    hd: &Herald,
+    h: &Harness,
+) -> (herald::fhir::client::FhirClient, Arc<BackendAuth>) {
     admin(
         h,
         "POST",
         "clients",
         json!({"client_id": "ehr-seeder", "jwks_uri": format!("{}/.well-known/jwks.json", hd.base), "scope": "system/*.cruds"}),
     );
-    let a = auth_with(
+    let a = Arc::new(auth_with(
         hd,
         h,
         "ehr-seeder",
         "RS384",
         Arc::new(SystemClock),
         "system/*.cruds",
-    );
-    herald::fhir::client::FhirClient::new(
+    ));
+    let c = herald::fhir::client::FhirClient::new(
         herald::fhir::client::ClientConfig {
             base_url: h.fhir.clone(),
             max_retries: 1,
@@ -563,9 +570,10 @@ fn seeder(hd: &Herald, h: &Harness) -> herald::fhir::client::FhirClient {
             retry_max: Duration::from_secs(1),
         },
         http(),
-        Some(Arc::new(a)),
+        Some(Arc::clone(&a)),
         Arc::new(SystemClock),
-    )
+    );
+    (c, a)
 }
 
 #[test]
@@ -730,5 +738,162 @@ fn backport_topic_subscriptions_detect_gaps_and_recover_through_events() {
         .collect();
     assert_eq!(before, after);
     assert_eq!(last(), 5);
+    stop(handle);
+}
+
+fn at(patient: &str, location: &str, start: &str, status: &str) -> Value {
+    let mut a = appointment(None, patient, start, status);
+    a["participant"].as_array_mut().unwrap().push(
+        json!({"actor": {"reference": format!("Location/{location}")}, "status": "accepted"}),
+    );
+    a
+}
+
+fn pending(hd: &Herald, id: &str) -> usize {
+    intents(hd, &format!("Appointment/{id}"))
+        .iter()
+        .filter(|(_, s)| s == "pending")
+        .count()
+}
+
+#[test]
+fn oracle_location_sweeps_and_epic_roster_polling_find_new_moved_cancelled_and_vanished() {
+    // V12 (Oracle Health: one location over a date window, no _lastUpdated)
+    // and V15 (Epic: patient-scoped searches over Herald's roster).
+    let h = harness();
+    let (hd, handle) = herald_for(&h, "herald-poll", |s| s.ehr.subscription = "none".into());
+    let (ehr, seed_auth) = seeder_with_auth(&hd, &h);
+    let loc = |name: &str, tz: &str| {
+        ehr.create(&json!({"resourceType": "Location", "name": name,
+            "extension": [{"url": "http://hl7.org/fhir/StructureDefinition/timezone", "valueCode": tz}]}), None)
+            .unwrap().id.unwrap()
+    };
+    let (l1, l2) = (
+        loc("Clinic A", "America/Chicago"),
+        loc("Clinic B", "America/Denver"),
+    );
+    let p = ehr.create(&json!({"resourceType": "Patient", "telecom": [{"system": "sms", "value": "+13125550111"}]}), None).unwrap().id.unwrap();
+    let mk = |l: &str, days: i64| {
+        ehr.create(&at(&p, l, &future(days), "booked"), None)
+            .unwrap()
+    };
+    let (w1, w2, w3, w4, w5) = (mk(&l1, 3), mk(&l1, 4), mk(&l2, 3), mk(&l1, 30), mk(&l1, 5));
+    let id = |c: &herald::fhir::client::Created| c.id.clone().unwrap();
+    ehr.create(&json!({"resourceType": "MedicationRequest", "status": "active", "intent": "order",
+        "subject": {"reference": format!("Patient/{p}")}, "medicationCodeableConcept": {"text": "synthetic"},
+        "authoredOn": SystemClock.now().format("%Y-%m-%d").to_string(),
+        "dispenseRequest": {"numberOfRepeatsAllowed": 1, "expectedSupplyDuration": {"value": 30, "unit": "days", "system": "http://unitsofmeasure.org", "code": "d"}}}), None).unwrap();
+
+    let mut s = (*hd.state.settings).clone();
+    s.ehr.poll = "location-window".into();
+    s.ehr.poll_locations = vec![format!("Location/{l1}")];
+    s.ehr.poll_window_days = 14;
+    let f = Follower::new(
+        Arc::new(s),
+        hd.state.pool.clone(),
+        Arc::clone(&hd.state.ring),
+        hd.state.clock.clone(),
+    )
+    .unwrap();
+    let r = f.poll_once("o").unwrap().unwrap();
+    assert!(
+        pending(&hd, &id(&w1)) > 0 && pending(&hd, &id(&w2)) > 0 && pending(&hd, &id(&w5)) > 0,
+        "{r:?}"
+    );
+    assert_eq!(
+        intents(&hd, &format!("Appointment/{}", id(&w3))).len(),
+        0,
+        "another location is not swept"
+    );
+    assert_eq!(
+        intents(&hd, &format!("Appointment/{}", id(&w4))).len(),
+        0,
+        "outside the window"
+    );
+    assert!(
+        herald::db::outbox::list(&mut hd.db.conn())
+            .unwrap()
+            .iter()
+            .any(|i| i.kind == "medication-refill-reminder"),
+        "MedicationRequest by the roster of patients the sweep brought in: {r:?} {:?}",
+        herald::db::outbox::list(&mut hd.db.conn())
+            .unwrap()
+            .iter()
+            .map(|i| i.kind.clone())
+            .collect::<Vec<_>>()
+    );
+
+    // Moved to another location, cancelled, and deleted.
+    let mut moved = w1.body.clone().unwrap();
+    moved["participant"][1]["actor"]["reference"] = json!(format!("Location/{l2}"));
+    moved["start"] = json!(future(6));
+    moved["end"] = json!(future(6).replace("T15:00", "T15:30"));
+    ehr.update(&moved, moved["meta"]["versionId"].as_str())
+        .unwrap();
+    let mut cancelled = w2.body.clone().unwrap();
+    cancelled["status"] = json!("cancelled");
+    ehr.update(&cancelled, cancelled["meta"]["versionId"].as_str())
+        .unwrap();
+    let token = seed_auth.token().unwrap().access_token;
+    let del = http()
+        .delete(format!("{}/Appointment/{}", h.fhir, id(&w5)))
+        .bearer_auth(token)
+        .send()
+        .unwrap();
+    assert!(del.status().is_success(), "{}", del.status());
+    let r = f.poll_once("o").unwrap().unwrap();
+    assert_eq!(r.vanished, 1, "{r:?}");
+    assert_eq!(
+        pending(&hd, &id(&w5)),
+        0,
+        "a deleted appointment's reminders are withdrawn"
+    );
+    let w1_kinds = intents(&hd, &format!("Appointment/{}", id(&w1)));
+    assert_eq!(
+        w1_kinds
+            .iter()
+            .filter(|(k, _)| k == "appointment-rescheduled")
+            .count(),
+        1,
+        "{w1_kinds:?}"
+    );
+    let w2_kinds = intents(&hd, &format!("Appointment/{}", id(&w2)));
+    assert_eq!(
+        w2_kinds
+            .iter()
+            .filter(|(k, _)| k == "appointment-cancelled")
+            .count(),
+        1,
+        "{w2_kinds:?}"
+    );
+    let r = f.poll_once("o").unwrap().unwrap();
+    assert_eq!(
+        (r.planned, r.vanished),
+        (0, 0),
+        "a second sweep changes nothing: {r:?}"
+    );
+
+    // Epic: the roster of patients Herald serves, patient by patient.
+    let q = ehr.create(&json!({"resourceType": "Patient", "telecom": [{"system": "sms", "value": "+13125550122"}]}), None).unwrap().id.unwrap();
+    let e1 = ehr
+        .create(&appointment(None, &q, &future(2), "booked"), None)
+        .unwrap()
+        .id
+        .unwrap();
+    let mut s = (*hd.state.settings).clone();
+    s.ehr.poll = "patient-roster".into();
+    s.ehr.poll_rate_per_sec = 50;
+    let epic = Follower::new(
+        Arc::new(s),
+        hd.state.pool.clone(),
+        Arc::clone(&hd.state.ring),
+        hd.state.clock.clone(),
+    )
+    .unwrap();
+    epic.poll_once("e").unwrap().unwrap();
+    assert_eq!(pending(&hd, &e1), 0, "not on the roster yet");
+    assert!(epic.enroll(&q).unwrap());
+    epic.poll_once("e").unwrap().unwrap();
+    assert!(pending(&hd, &e1) > 0, "on the roster: found");
     stop(handle);
 }

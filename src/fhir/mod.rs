@@ -114,14 +114,14 @@ pub fn location_timezone(loc: &Value) -> Option<Tz> {
 pub fn patient_facts(v: &Value) -> Result<PatientFacts, ParseError> {
     let id = expect_type(v, "Patient")?;
     let names = v["name"].as_array().cloned().unwrap_or_default();
+    // A Patient without a name is valid FHIR (and messages never need it):
+    // lenient on input, the name is then empty.
+    let none = Value::Null;
     let name = names
         .iter()
         .find(|n| n["use"] == "official")
         .or_else(|| names.first())
-        .ok_or(ParseError::Missing {
-            resource: format!("Patient/{id}"),
-            element: "name",
-        })?;
+        .unwrap_or(&none);
     let given: Vec<&str> = name["given"]
         .as_array()
         .map(|g| g.iter().filter_map(Value::as_str).collect())

@@ -434,6 +434,25 @@ impl Follower {
         Ok(())
     }
 
+    /// Reads a Patient from the EHR and stores it, so the roster poller
+    /// (Epic) follows them. Returns false when the EHR does not have it.
+    pub fn enroll(&self, patient_id: &str) -> Result<bool, FollowError> {
+        let mut conn = self.conn()?;
+        let client = self.client();
+        let found = client.read("Patient", patient_id)?;
+        let calls = client.take_audit();
+        match found {
+            Some(p) => {
+                ingest::patient(&mut conn, &self.ictx(), &p, &calls)?;
+                Ok(true)
+            }
+            None => {
+                self.append_leftover(&mut conn, calls)?;
+                Ok(false)
+            }
+        }
+    }
+
     // -------------------------------------------------------------- subscribe
 
     /// Creates, or refreshes, one Subscription per followed resource type
@@ -1077,10 +1096,10 @@ impl Follower {
         for patient in patients::ids(conn)? {
             let q = match rt {
                 "Appointment" => format!(
-                    "patient={patient}&date=ge{from}&date=lt{to}&_count={}",
+                    "patient=Patient/{patient}&date=ge{from}&date=lt{to}&_count={}",
                     e.page_size
                 ),
-                _ => format!("patient={patient}&_count={}", e.page_size),
+                _ => format!("patient=Patient/{patient}&_count={}", e.page_size),
             };
             let mut seen = BTreeSet::new();
             client.search(rt, &q, |c, page| {
