@@ -268,6 +268,10 @@ pub struct EhrSettings {
     pub poll_rate_per_sec: u32,
     /// Bulk Data group for a nightly reconcile (`Group/{id}`), where enabled.
     pub bulk_group: Option<String>,
+    /// When the Bulk Data reconcile runs (cron, six fields).
+    pub bulk_schedule: String,
+    /// Longest wait for an export to finish, seconds.
+    pub bulk_max_wait_secs: u64,
     /// `_count` asked for.
     pub page_size: u32,
     /// Per-request timeout, milliseconds.
@@ -310,6 +314,8 @@ impl Default for EhrSettings {
             poll_practitioners: Vec::new(),
             poll_rate_per_sec: 5,
             bulk_group: None,
+            bulk_schedule: "0 0 3 * * *".into(),
+            bulk_max_wait_secs: 3600,
             page_size: 100,
             timeout_ms: 10_000,
             max_retries: 4,
@@ -830,6 +836,23 @@ impl Settings {
             bad(
                 "ehr.poll_locations",
                 "location-window polling needs ehr.poll_locations or ehr.poll_practitioners (the customer gives the ids)".into(),
+            );
+        }
+        if self.ehr.bulk_schedule.parse::<cron::Schedule>().is_err() {
+            bad(
+                "ehr.bulk_schedule",
+                format!(
+                    "{:?} is not a cron schedule with six fields, seconds first",
+                    self.ehr.bulk_schedule
+                ),
+            );
+        }
+        if let Some(g) = &self.ehr.bulk_group
+            && !g.starts_with("Group/")
+        {
+            bad(
+                "ehr.bulk_group",
+                format!("{g:?} must look like Group/{{id}}"),
             );
         }
         if self.ehr.page_size == 0 || self.ehr.poll_rate_per_sec == 0 {

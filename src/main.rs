@@ -132,6 +132,9 @@ enum Command {
         /// One pass, then exit (the schedule runs inside `herald serve`).
         #[arg(long)]
         once: bool,
+        /// Run the Bulk Data reconcile (ehr.bulk_group) instead of a poll pass.
+        #[arg(long)]
+        bulk: bool,
     },
     /// Scan texts on stdin (one per line, or JSON lines {"text","lang","allowed"}) for PHI.
     Guard {
@@ -484,11 +487,27 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Poll { once } => {
+        Command::Poll { once, bulk } => {
             refuse_invalid(&settings)?;
             let state = open_state(settings, clock)?;
             let f = follower(&state)?;
             let holder = format!("poll-{}", std::process::id());
+            if bulk {
+                if f.settings.ehr.bulk_group.is_none() {
+                    anyhow::bail!(
+                        "ehr.bulk_group is not set (e.g. HERALD_EHR__BULK_GROUP=Group/123): the customer names the group"
+                    );
+                }
+                match f.bulk_reconcile(&holder)? {
+                    Some(r) => writeln!(
+                        stdout,
+                        "bulk: {} resources seen, {} planned, {} duplicates, {} stale, {} skipped",
+                        r.seen, r.planned, r.duplicates, r.stale, r.skipped
+                    )?,
+                    None => writeln!(stdout, "bulk: another instance is reconciling this EHR now")?,
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
             loop {
                 match f.poll_once(&holder)? {
                     Some(r) => writeln!(

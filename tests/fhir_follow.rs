@@ -552,3 +552,164 @@ fn signing_keys_are_published_before_they_sign() {
     let jwks = herald::service::ehr::jwks(&mut c).unwrap();
     assert_eq!(jwks["keys"].as_array().unwrap().len(), 3);
 }
+
+#[derive(Default)]
+struct BulkSeen {
+    kickoffs: Vec<(String, String)>,
+    status_calls: usize,
+    deleted: bool,
+}
+
+async fn bulk_kickoff(req: HttpRequest, seen: web::Data<Mutex<BulkSeen>>) -> HttpResponse {
+    let base = format!("http://{}", req.connection_info().host());
+    let prefer = req
+        .headers()
+        .get("prefer")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default();
+    seen.lock()
+        .unwrap()
+        .kickoffs
+        .push((req.query_string().to_string(), prefer));
+    HttpResponse::Accepted()
+        .insert_header(("Content-Location", format!("{base}/bulkstatus/job1")))
+        .finish()
+}
+
+async fn bulk_status(req: HttpRequest, seen: web::Data<Mutex<BulkSeen>>) -> HttpResponse {
+    let base = format!("http://{}", req.connection_info().host());
+    let mut s = seen.lock().unwrap();
+    if req.method() == actix_web::http::Method::DELETE {
+        s.deleted = true;
+        return HttpResponse::Accepted().finish();
+    }
+    s.status_calls += 1;
+    if s.status_calls % 2 == 1 {
+        return HttpResponse::Accepted()
+            .insert_header(("X-Progress", "50%"))
+            .insert_header(("Retry-After", "3"))
+            .finish();
+    }
+    HttpResponse::Ok().json(json!({
+        "transactionTime": "2026-12-01T16:30:00.000Z",
+        "request": format!("{base}/fhir/Group/g1/$export"),
+        "requiresAccessToken": true,
+        "output": [
+            {"type": "Appointment", "url": format!("{base}/files/appointments.ndjson")},
+            {"type": "Patient", "url": format!("{base}/files/patients.ndjson")}
+        ],
+        "error": []
+    }))
+}
+
+async fn bulk_file(path: web::Path<String>) -> HttpResponse {
+    let body = match path.as_str() {
+        "patients.ndjson" => format!("{}\n", patient()),
+        _ => format!(
+            "{}\nnot json at all\n{}\n",
+            appt(
+                "bk1",
+                "1",
+                "2026-12-01T15:00:00Z",
+                "2026-12-06T15:00:00Z",
+                "booked"
+            ),
+            appt(
+                "bk2",
+                "1",
+                "2026-12-01T15:00:00Z",
+                "2026-12-07T15:00:00Z",
+                "booked"
+            )
+        ),
+    };
+    HttpResponse::Ok()
+        .content_type("application/fhir+ndjson")
+        .body(body)
+}
+
+#[test]
+fn bulk_data_reconcile_waits_downloads_ingests_and_deletes_the_export() {
+    // Bulk Data Access 2.0 kick-off / status / manifest / NDJSON / DELETE (V13, V14).
+    let seen = Arc::new(Mutex::new(BulkSeen::default()));
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}/fhir", listener.local_addr().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    let s2 = Arc::clone(&seen);
+    std::thread::spawn(move || {
+        actix_rt::System::new().block_on(async move {
+            let data = web::Data::from(s2);
+            let server = actix_web::HttpServer::new(move || {
+                actix_web::App::new()
+                    .app_data(data.clone())
+                    .route("/fhir/Group/g1/$export", web::get().to(bulk_kickoff))
+                    .route("/bulkstatus/job1", web::get().to(bulk_status))
+                    .route("/bulkstatus/job1", web::delete().to(bulk_status))
+                    .route("/files/{name}", web::get().to(bulk_file))
+                    .route(
+                        "/fhir/{type}/{id}",
+                        web::get().to(|| async { HttpResponse::NotFound().finish() }),
+                    )
+            })
+            .workers(1)
+            .listen(listener)
+            .unwrap()
+            .run();
+            tx.send(server.handle()).unwrap();
+            server.await.unwrap();
+        });
+    });
+    let handle = rx.recv().unwrap();
+    let db = support::sqlite();
+    let (ring, _) = support::ready(&db);
+    let mut s = settings(&base);
+    s.ehr.bulk_group = Some("Group/g1".into());
+    let waits = Arc::new(Mutex::new(Vec::new()));
+    let w2 = Arc::clone(&waits);
+    let f = Follower::new(
+        Arc::new(s),
+        db.pool.clone(),
+        Arc::new(ring),
+        Arc::new(support::clock()),
+    )
+    .unwrap()
+    .with_sleep(Arc::new(move |d| w2.lock().unwrap().push(d)));
+    let r = f.bulk_reconcile("b").unwrap().unwrap();
+    assert_eq!(
+        (r.seen, r.planned, r.skipped),
+        (3, 2, 1),
+        "patient + 2 appointments; the bad line skipped: {r:?}"
+    );
+    {
+        let s = seen.lock().unwrap();
+        assert_eq!(s.kickoffs[0].1, "respond-async");
+        assert!(
+            s.kickoffs[0]
+                .0
+                .contains("_type=Patient,Appointment,MedicationRequest")
+        );
+        assert!(
+            !s.kickoffs[0].0.contains("_since"),
+            "the first export is full"
+        );
+        assert!(s.deleted, "the finished export is deleted (V13)");
+    }
+    assert!(
+        waits
+            .lock()
+            .unwrap()
+            .contains(&std::time::Duration::from_secs(3)),
+        "Retry-After of the status"
+    );
+    // The next export asks only for what changed since the last transactionTime.
+    let r = f.bulk_reconcile("b").unwrap().unwrap();
+    assert_eq!((r.planned, r.duplicates), (0, 3), "{r:?}");
+    let s = seen.lock().unwrap();
+    assert!(
+        s.kickoffs[1].0.contains("_since=2026-12-01T16:30:00.000Z"),
+        "{:?}",
+        s.kickoffs
+    );
+    drop(s);
+    actix_rt::System::new().block_on(handle.stop(false));
+}

@@ -340,10 +340,13 @@ impl FhirClient {
                 Some(a) => Some(a.token()?),
                 None => None,
             };
-            let mut req = self
-                .http
-                .request(method.clone(), url)
-                .header("Accept", FHIR_JSON_R4);
+            let mut req = self.http.request(method.clone(), url);
+            if !headers
+                .iter()
+                .any(|(k, _)| k.eq_ignore_ascii_case("accept"))
+            {
+                req = req.header("Accept", FHIR_JSON_R4);
+            }
             if let Some(t) = &token {
                 req = req.bearer_auth(&t.access_token);
             }
@@ -817,6 +820,140 @@ impl FhirClient {
             jti,
         );
         Self::json(&answer)
+    }
+}
+
+/// Where a Bulk Data export stands (FHIR Bulk Data Access 2.0).
+#[derive(Debug, Clone)]
+pub enum BulkStatus {
+    /// Still running: ask again after this long.
+    Running(Duration),
+    /// Done: the manifest (`transactionTime`, `requiresAccessToken`, `output[]`).
+    Done(Value),
+}
+
+impl FhirClient {
+    /// Kicks off `Group/{id}/$export` (`query` holds `_type`, `_since`):
+    /// `Prefer: respond-async`; returns the status URL from Content-Location.
+    pub fn bulk_kickoff(&self, group: &str, query: &str) -> Result<String, FhirError> {
+        let path = format!("{group}/$export?{query}");
+        let url = self.url(&path);
+        let res = self.exchange(
+            reqwest::Method::GET,
+            &url,
+            None,
+            &[("Prefer", "respond-async".into())],
+            true,
+        );
+        let (answer, jti) = match res {
+            Ok(a) => a,
+            Err(e) => {
+                self.journal(
+                    RestInteraction::Operation,
+                    "Group",
+                    None,
+                    Some(&path),
+                    &[],
+                    Err(e.to_string()),
+                    None,
+                );
+                return Err(e);
+            }
+        };
+        if answer.status != 202 {
+            let e = Self::fail(&answer, "Group $export");
+            self.journal(
+                RestInteraction::Operation,
+                "Group",
+                None,
+                Some(&path),
+                &[],
+                Err(e.to_string()),
+                jti,
+            );
+            return Err(e);
+        }
+        self.journal(
+            RestInteraction::Operation,
+            "Group",
+            None,
+            Some(&path),
+            &[],
+            Ok(()),
+            jti,
+        );
+        let loc = answer
+            .headers
+            .get(reqwest::header::CONTENT_LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| {
+                FhirError::Invalid("$export answered 202 without Content-Location".into())
+            })?;
+        if origin_of(loc) != self.origin {
+            return Err(FhirError::Origin(origin_of(loc)));
+        }
+        Ok(loc.to_string())
+    }
+
+    /// Asks an export's status URL.
+    pub fn bulk_status(&self, status_url: &str) -> Result<BulkStatus, FhirError> {
+        let (answer, _) = self.exchange(reqwest::Method::GET, status_url, None, &[], true)?;
+        match answer.status {
+            202 => Ok(BulkStatus::Running(
+                retry_after(&answer.headers, self.clock.now()).unwrap_or(Duration::from_secs(2)),
+            )),
+            200 => Ok(BulkStatus::Done(Self::json(&answer)?)),
+            _ => Err(Self::fail(&answer, "$export status")),
+        }
+    }
+
+    /// Downloads one output file (NDJSON), with the token when the manifest
+    /// says `requiresAccessToken` (never to another origin).
+    pub fn bulk_download(&self, url: &str) -> Result<String, FhirError> {
+        if origin_of(url) != self.origin {
+            return Err(FhirError::Origin(origin_of(url)));
+        }
+        let (answer, jti) = self.exchange(
+            reqwest::Method::GET,
+            url,
+            None,
+            &[("Accept", "application/fhir+ndjson".into())],
+            true,
+        )?;
+        let what = url.rsplit('/').next().unwrap_or("file").to_string();
+        if answer.status != 200 {
+            let e = Self::fail(&answer, "$export download");
+            self.journal(
+                RestInteraction::Read,
+                "Binary",
+                Some(&what),
+                None,
+                &[],
+                Err(e.to_string()),
+                jti,
+            );
+            return Err(e);
+        }
+        self.journal(
+            RestInteraction::Read,
+            "Binary",
+            Some(&what),
+            None,
+            &[],
+            Ok(()),
+            jti,
+        );
+        Ok(answer.body)
+    }
+
+    /// Tells the server the export's files may go (Oracle Health: delete when done, V13).
+    pub fn bulk_delete(&self, status_url: &str) -> Result<(), FhirError> {
+        let (answer, _) = self.exchange(reqwest::Method::DELETE, status_url, None, &[], true)?;
+        if (200..300).contains(&answer.status) || answer.status == 404 {
+            Ok(())
+        } else {
+            Err(Self::fail(&answer, "$export delete"))
+        }
     }
 }
 

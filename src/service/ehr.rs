@@ -414,10 +414,8 @@ impl Follower {
                 ingest::appointment(conn, &ctx, r, &tz, &calls)
             }
             "MedicationRequest" => ingest::medication(conn, &ctx, r, &calls),
-            _ => ingest::patient(conn, &ctx, r, &calls).map(|_| Ingested::Planned {
-                enqueued: 0,
-                withdrawn: 0,
-            }),
+            // A Patient refreshes contact facts; it plans nothing.
+            _ => ingest::patient(conn, &ctx, r, &calls).map(|_| Ingested::Duplicate),
         };
         match result {
             Ok(Ingested::Duplicate) => report.duplicates += 1,
@@ -916,6 +914,109 @@ impl Follower {
         self.append_leftover(&mut conn, client.take_audit())?;
         store::release_lease(&mut conn, &lease, holder)?;
         result.map(|()| Some(report))
+    }
+
+    /// Bulk Data reconcile (V13, V14): `Group/{id}/$export` with `_since` the
+    /// last export's `transactionTime`, waiting as the server asks, then
+    /// every NDJSON line through the same ingest (one bad line skipped);
+    /// the export is deleted when done. None when another instance holds it
+    /// or no group is configured.
+    pub fn bulk_reconcile(&self, holder: &str) -> Result<Option<Report>, FollowError> {
+        let e = &self.settings.ehr;
+        let Some(group) = e.bulk_group.clone() else {
+            return Ok(None);
+        };
+        let mut conn = self.conn()?;
+        let lease = format!("bulk|{}", self.base);
+        let now = self.clock.now();
+        let hold = chrono::Duration::seconds(i64::try_from(e.bulk_max_wait_secs).unwrap_or(3600))
+            + chrono::Duration::minutes(30);
+        if !store::try_lease(&mut conn, &lease, holder, now + hold, now)? {
+            return Ok(None);
+        }
+        let client = self.client();
+        let result = self.bulk_pass(&mut conn, &client, &group);
+        self.append_leftover(&mut conn, client.take_audit())?;
+        store::release_lease(&mut conn, &lease, holder)?;
+        result.map(Some)
+    }
+
+    fn bulk_pass(
+        &self,
+        conn: &mut DbConn,
+        client: &FhirClient,
+        group: &str,
+    ) -> Result<Report, FollowError> {
+        let e = &self.settings.ehr;
+        let name = format!("{}|bulk|{group}", self.base);
+        let mut q = "_type=Patient,Appointment,MedicationRequest".to_string();
+        if let Some(since) = store::checkpoint(conn, &name)? {
+            q.push_str(&format!("&_since={since}"));
+        }
+        let status_url = client.bulk_kickoff(group, &q)?;
+        let deadline = self.clock.now()
+            + chrono::Duration::seconds(i64::try_from(e.bulk_max_wait_secs).unwrap_or(3600));
+        let manifest = loop {
+            match client.bulk_status(&status_url)? {
+                crate::fhir::client::BulkStatus::Done(m) => break m,
+                crate::fhir::client::BulkStatus::Running(wait) => {
+                    if self.clock.now() > deadline {
+                        let _ = client.bulk_delete(&status_url);
+                        return Err(FollowError::Config(format!(
+                            "the Bulk Data export did not finish within ehr.bulk_max_wait_secs ({} s); it was cancelled",
+                            e.bulk_max_wait_secs
+                        )));
+                    }
+                    (self.sleep)(wait.min(Duration::from_secs(60)));
+                }
+            }
+        };
+        let mut report = Report::default();
+        let mut zones = HashMap::new();
+        // Patients first, so every appointment finds its patient held.
+        let mut outputs: Vec<&Value> = manifest["output"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .collect();
+        outputs.sort_by_key(|o| match o["type"].as_str() {
+            Some("Patient") => 0,
+            Some("Appointment") => 1,
+            _ => 2,
+        });
+        for out in outputs {
+            let Some(url) = out["url"].as_str() else {
+                continue;
+            };
+            let text = client.bulk_download(url)?;
+            let mut calls = client.take_audit();
+            for line in text.lines().filter(|l| !l.trim().is_empty()) {
+                match serde_json::from_str::<Value>(line) {
+                    Ok(r) if r["resourceType"].is_string() => {
+                        self.absorb(
+                            conn,
+                            client,
+                            &r,
+                            std::mem::take(&mut calls),
+                            &mut zones,
+                            &mut report,
+                        )?;
+                    }
+                    _ => {
+                        tracing::warn!("a Bulk Data line that is not a FHIR resource was skipped");
+                        report.skipped += 1;
+                    }
+                }
+            }
+            self.append_leftover(conn, calls)?;
+        }
+        if let Some(t) = manifest["transactionTime"].as_str() {
+            store::set_checkpoint(conn, &name, t, self.clock.now())?;
+        }
+        if let Err(err) = client.bulk_delete(&status_url) {
+            tracing::warn!(error = %err, "the finished export could not be deleted on the server");
+        }
+        Ok(report)
     }
 
     /// Brings Herald up to date on one resource type, the preset's way.
@@ -1513,6 +1614,12 @@ impl Running {
         let stop = Arc::new(AtomicBool::new(false));
         let s2 = Arc::clone(&stop);
         let schedule: Option<cron::Schedule> = follower.settings.ehr.poll_schedule.parse().ok();
+        let bulk: Option<cron::Schedule> = follower
+            .settings
+            .ehr
+            .bulk_group
+            .as_ref()
+            .and_then(|_| follower.settings.ehr.bulk_schedule.parse().ok());
         let handle = std::thread::Builder::new()
             .name("herald-ehr".into())
             .spawn(move || {
@@ -1520,6 +1627,9 @@ impl Running {
                     .as_ref()
                     .and_then(|s| s.after(&follower.clock.now()).next());
                 let mut next_liveness = follower.clock.now();
+                let mut next_bulk = bulk
+                    .as_ref()
+                    .and_then(|s| s.after(&follower.clock.now()).next());
                 while !s2.load(Ordering::SeqCst) {
                     if let Err(e) = follower.process_notifications(&holder, 100) {
                         tracing::warn!(error = %e, "notification processing failed");
@@ -1545,6 +1655,20 @@ impl Running {
                             Err(e) => tracing::warn!(error = %e, "poll pass failed"),
                         }
                         next_poll = schedule
+                            .as_ref()
+                            .and_then(|s| s.after(&follower.clock.now()).next());
+                    }
+                    if let Some(at) = next_bulk
+                        && follower.clock.now() >= at
+                    {
+                        match follower.bulk_reconcile(&holder) {
+                            Ok(Some(r)) => {
+                                tracing::info!(seen = r.seen, planned = r.planned, "bulk reconcile")
+                            }
+                            Ok(None) => {}
+                            Err(e) => tracing::warn!(error = %e, "bulk reconcile failed"),
+                        }
+                        next_bulk = bulk
                             .as_ref()
                             .and_then(|s| s.after(&follower.clock.now()).next());
                     }

@@ -74,9 +74,6 @@ fhir.setBase(fhirBase, issuer);
 repo.baseUrl = fhirBase;
 engine.baseUrl = fhirBase;
 
-log(`FHIR ${fhirBase} (auth ${noAuth ? 'off' : 'on'}), issuer ${issuer}`);
-process.stdout.write(`${JSON.stringify({ fhir: fhirBase, issuer, admin: `${origin}/_admin` })}\n`);
-
 // ---- shutdown ----------------------------------------------------------------------
 let stopping = false;
 function shutdown(why) {
@@ -98,3 +95,8 @@ if (!args.has('--ignore-stdin')) {
   process.stdin.on('error', () => shutdown('stdin error'));
   process.stdin.resume();
 }
+
+// Ready: the one line on stdout (after the signal handlers are in place).
+log(`FHIR ${fhirBase} (auth ${noAuth ? 'off' : 'on'}), issuer ${issuer}`);
+process.stdout.write(`${JSON.stringify({ fhir: fhirBase, issuer, admin: `${origin}/_admin` })}\n`);
+

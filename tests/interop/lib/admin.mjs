@@ -8,6 +8,7 @@
 //   POST /_admin/launch          {"patient","encounter"} -> {"launch": "<token>", ...}
 //   POST /_admin/heartbeat-now   a heartbeat on every active topic subscription now
 //   GET  /_admin/idle            answers once every pending change and delivery is done
+//   GET  /_admin/stats           {"deliveries", "failures", "paused", "subscriptions"}
 
 import { readBody, sendJson } from './util.mjs';
 
@@ -56,6 +57,15 @@ export function createAdmin({ repo, engine, oauth }) {
 
         case 'POST /_admin/heartbeat-now':
           return sendJson(res, 200, { sent: engine.heartbeatNow() });
+
+        case 'GET /_admin/stats':
+          return sendJson(res, 200, {
+            deliveries: engine.deliveries.length,
+            // attempts that did not get a 2xx (status "error" or an HTTP status); "paused" drops excluded
+            failures: engine.deliveries.filter((d) => !d.ok && d.status !== 'paused').length,
+            paused: engine.paused,
+            subscriptions: engine.states.size,
+          });
 
         case 'GET /_admin/idle':
           await engine.idle();

@@ -435,7 +435,7 @@ export class FhirServer {
               : {}),
             searchParam: Object.entries(globalSchema.types[type].searchParams ?? {})
               .filter(([, sp]) => MATCHABLE.has(sp.type))
-              .map(([name, sp]) => ({ name, type: sp.type, ...(sp.url ? { definition: sp.url } : {}) })),
+              .map(([name, sp]) => ({ name, type: sp.type })),
           })),
         },
       ],

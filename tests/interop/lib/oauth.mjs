@@ -13,24 +13,31 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import Provider, { errors } from 'oidc-provider';
 import { exportJWK, generateKeyPair } from 'jose';
-import { isSmartScope, parseScopeString } from './scopes.mjs';
-import { log, loopbackUrlError, readBody, sendJson } from './util.mjs';
+import { parseResourceScope, parseScopeString } from './scopes.mjs';
+import { log, loopbackUrlError, sendJson } from './util.mjs';
 
 const MAX_ASSERTION_LIFETIME = 300; // S17: exp at most 5 minutes ahead
 const CLOCK_SKEW = 5; // seconds of tolerance for clock differences
 const TEST_USER = 'pr1'; // the auto-logged-in user: fhirUser Practitioner/pr1
 
-/**
- * oidc-provider only lets a client ask for scopes that are in the provider's `scopes`
- * set (others are silently dropped, or pass through un-checked for client_credentials).
- * SMART scopes are open-ended (`system/Appointment.rs`), so this Set also "has" every
- * syntactically valid SMART scope. With that, a scope the client is not registered for
- * fails with invalid_scope, and granted scopes appear in the token response.
- */
-class SmartScopeSet extends Set {
-  has(scope) {
-    return super.has(scope) || isSmartScope(scope);
-  }
+// oidc-provider's own scope handling is OIDC-centric: it only keeps requested scopes
+// that are in its fixed `scopes` list. SMART resource scopes (`system/Appointment.rs`)
+// are open-ended, so they are handled the way oidc-provider intends for API scopes:
+// as the scopes of a resource server (features.resourceIndicators), the FHIR base.
+// getResourceServerInfo grants a requested SMART scope when one of the client's
+// registered SMART scopes covers it (same context, type or *, a superset of the
+// permissions; so `system/*.cruds` covers `system/Appointment.rs`), and answers
+// invalid_scope for any other. The `scopes` list holds only OIDC/launch scopes.
+const OIDC_SCOPES = ['openid', 'fhirUser', 'offline_access', 'online_access', 'launch', 'launch/patient', 'launch/encounter'];
+
+/** Does the registered scope `reg` cover the requested scope `req` (both parsed)? */
+function covers(reg, req) {
+  return (
+    reg.context === req.context &&
+    (reg.resourceType === '*' || reg.resourceType === req.resourceType) &&
+    [...req.perms].every((p) => reg.perms.has(p)) &&
+    (reg.query === undefined || reg.query === req.query)
+  );
 }
 
 /**
@@ -50,7 +57,9 @@ function makeAdapterClass() {
       this.store = storeFor(model);
     }
     async upsert(id, payload, expiresIn) {
-      this.store.set(id, { payload, expiresAt: expiresIn ? Date.now() + expiresIn * 1000 : Infinity });
+      // Kept for an hour past expiry: oidc-provider checks `exp` itself, and the FHIR
+      // server can then tell an expired token from an unknown one.
+      this.store.set(id, { payload, expiresAt: expiresIn ? Date.now() + (expiresIn + 3600) * 1000 : Infinity });
       if (payload.grantId) {
         if (!grants.has(payload.grantId)) grants.set(payload.grantId, new Set());
         grants.get(payload.grantId).add([this.model, id]);
@@ -99,6 +108,9 @@ export async function createOAuthServer({ issuer, fhirBase }) {
   const { privateKey } = await generateKeyPair('RS256', { extractable: true });
   const signingJwk = { ...(await exportJWK(privateKey)), kid: `harness-${randomUUID()}`, alg: 'RS256', use: 'sig' };
 
+  const clientScopes = new Map(); // client_id -> the SMART scopes it is registered for
+  const approved = new Map(); // client_id -> Set of SMART scopes checked and granted before
+  const tokenTtl = new Map(); // client_id -> access token lifetime in seconds (default 300)
   const launches = new Map(); // launch token -> { patient, encounter, ... }
   const grantContext = new Map(); // grantId -> launch context (survives refresh)
   let lastLaunch; // context for a standalone launch that asks for launch/patient
@@ -108,7 +120,7 @@ export async function createOAuthServer({ issuer, fhirBase }) {
     adapter: makeAdapterClass(),
     jwks: { keys: [signingJwk] },
     cookies: { keys: [randomBytes(32).toString('hex')] },
-    scopes: new SmartScopeSet(['openid', 'offline_access']),
+    scopes: OIDC_SCOPES,
     claims: { openid: ['sub'], fhirUser: ['fhirUser'] },
     // SMART puts scope-derived claims (fhirUser) in the id_token (S12).
     conformIdTokenClaims: false,
@@ -122,8 +134,9 @@ export async function createOAuthServer({ issuer, fhirBase }) {
       idTokenSigningAlgValues: ['RS256'],
     },
     ttl: {
-      ClientCredentials: 300, // S19
-      AccessToken: 300,
+      // S19: 300 s, or the client's access_token_ttl (via the resource server info)
+      ClientCredentials: (_ctx, token) => token.resourceServer?.accessTokenTTL ?? 300,
+      AccessToken: (_ctx, token) => token.resourceServer?.accessTokenTTL ?? 300,
       AuthorizationCode: 60,
       IdToken: 300,
       RefreshToken: 24 * 3600,
@@ -136,6 +149,46 @@ export async function createOAuthServer({ issuer, fhirBase }) {
       introspection: { enabled: true },
       revocation: { enabled: true },
       devInteractions: { enabled: false },
+      resourceIndicators: {
+        enabled: true,
+        // Every token is for the FHIR server; a client need not send `resource`.
+        defaultResource: () => fhirBase,
+        useGrantedResource: () => true,
+        getResourceServerInfo: (ctx, resourceIndicator, client) => {
+          if (resourceIndicator !== fhirBase) {
+            throw new errors.InvalidTarget(`the only resource here is the FHIR base ${fhirBase}`);
+          }
+          const registered = parseScopeString(clientScopes.get(client.clientId));
+          const requested = (ctx.oidc.params.scope ?? '').split(' ').filter(Boolean);
+          if (!requested.some((x) => !OIDC_SCOPES.includes(x)) && ctx.oidc.route === 'token') {
+            // Code exchange / refresh without a scope parameter: whatever was approved
+            // for this client before (oidc-provider intersects it with the grant).
+            return {
+              scope: [...registered.map((r) => r.scope), ...(approved.get(client.clientId) ?? [])].join(' '),
+              audience: fhirBase,
+              accessTokenTTL: tokenTtl.get(client.clientId) ?? 300,
+              accessTokenFormat: 'opaque',
+            };
+          }
+          const granted = [];
+          for (const scope of requested) {
+            if (OIDC_SCOPES.includes(scope)) continue;
+            const req = parseResourceScope(scope);
+            if (!req || !registered.some((reg) => covers(reg, req))) {
+              throw new errors.InvalidScope('requested scope is not allowed', scope);
+            }
+            granted.push(scope);
+          }
+          if (!approved.has(client.clientId)) approved.set(client.clientId, new Set());
+          granted.forEach((x) => approved.get(client.clientId).add(x));
+          return {
+            scope: granted.join(' '),
+            audience: fhirBase,
+            accessTokenTTL: tokenTtl.get(client.clientId) ?? 300, // S19
+            accessTokenFormat: 'opaque', // looked up in this process by the FHIR server
+          };
+        },
+      },
     },
     extraParams: {
       // SMART EHR launch: the opaque launch value must be one we handed out (S1, S8).
@@ -163,8 +216,19 @@ export async function createOAuthServer({ issuer, fhirBase }) {
       return grantId ? ctx.oidc.provider.Grant.find(grantId) : undefined;
     },
     // Checked after the signature: SMART-specific rules on the client assertion (S17).
-    assertJwtClientAuthClaimsAndHeader: async (ctx, claims, _header, client) => {
-      if (claims.aud !== tokenUrl && !(Array.isArray(claims.aud) && claims.aud.length === 1 && claims.aud[0] === tokenUrl)) {
+    assertJwtClientAuthClaimsAndHeader: async (ctx, claims, header, client) => {
+      // S17 header: typ JWT; an optional jku must be the registered JWKS URL.
+      if (header.typ !== undefined && header.typ !== 'JWT') {
+        throw new errors.InvalidClientAuth(`typ must be JWT, not ${header.typ}`);
+      }
+      if (header.jku !== undefined && header.jku !== client.jwksUri) {
+        throw new errors.InvalidClientAuth(`jku ${header.jku} is not the registered jwks_uri ${client.jwksUri}`);
+      }
+      // aud = the token URL (S17). For the other endpoints a client authenticates at
+      // (introspection, revocation) that endpoint's own URL is accepted as well.
+      const accepted = new Set([tokenUrl, ctx.oidc.urlFor(ctx.oidc.route)]);
+      const aud = Array.isArray(claims.aud) && claims.aud.length === 1 ? claims.aud[0] : claims.aud;
+      if (!accepted.has(aud)) {
         throw new errors.InvalidClientAuth(`aud must be the token endpoint URL ${tokenUrl}`);
       }
       if (claims.sub !== client.clientId) {
@@ -202,15 +266,32 @@ export async function createOAuthServer({ issuer, fhirBase }) {
   });
   provider.on('server_error', (_ctx, err) => log('oidc-provider server_error:', err.stack ?? err));
 
+  // OpenID Connect drops offline_access unless the request says prompt=consent; SMART
+  // clients do not send it (S14: refresh tokens come from offline_access). Every
+  // authorization here goes through the automatic consent anyway, so say it for them.
+  provider.use(async (ctx, next) => {
+    if (ctx.method === 'GET' && ctx.path === '/auth') {
+      const q = new URLSearchParams(ctx.querystring);
+      if ((q.get('scope') ?? '').split(' ').includes('offline_access') && !q.has('prompt')) {
+        q.set('prompt', 'consent');
+        ctx.querystring = q.toString();
+      }
+    }
+    await next();
+  });
+
   // Token response: SMART launch context for authorization_code / refresh_token (S11).
   provider.use(async (ctx, next) => {
     await next();
     if (ctx.oidc?.route !== 'token' || ctx.status !== 200 || !ctx.body?.access_token) return;
-    const grantId = ctx.oidc.entities?.Grant?.jti ?? ctx.oidc.entities?.RefreshToken?.grantId;
-    const context = grantId ? grantContext.get(grantId) : undefined;
-    if (context) {
-      ctx.body = { ...ctx.body, ...context };
-    }
+    const grant = ctx.oidc.entities?.Grant;
+    const grantId = grant?.jti ?? ctx.oidc.entities?.RefreshToken?.grantId;
+    if (!grantId) return; // client_credentials: nothing to add
+    // S11: `scope` lists everything granted, OIDC/launch scopes and SMART resource scopes
+    // (oidc-provider reports only the resource server's share for a resource-bound token).
+    const oidcScopes = grant?.getOIDCScope?.()?.split(' ').filter(Boolean) ?? [];
+    const scope = [...new Set([...oidcScopes, ...(ctx.body.scope ?? '').split(' ').filter(Boolean)])].join(' ');
+    ctx.body = { ...ctx.body, scope, ...(grantContext.get(grantId) ?? {}) };
   });
 
   // ---- the no-typing interaction: auto-login + auto-consent ----------------------
@@ -219,13 +300,15 @@ export async function createOAuthServer({ issuer, fhirBase }) {
     const details = await provider.interactionDetails(req, res);
     const { params, prompt, session } = details;
     const accountId = session?.accountId ?? TEST_USER;
-    const grant = new provider.Grant({ accountId, clientId: params.client_id });
     const requested = (params.scope ?? '').split(' ').filter(Boolean);
-    grant.addOIDCScope(requested.join(' '));
+
+    // Consent to everything asked for: OIDC/launch scopes on the grant itself, SMART
+    // resource scopes for the FHIR base (already checked by getResourceServerInfo).
+    const grant = new provider.Grant({ accountId, clientId: params.client_id });
+    grant.addOIDCScope(requested.filter((x) => OIDC_SCOPES.includes(x)).join(' '));
     if (prompt.details?.missingOIDCClaims?.length) grant.addOIDCClaims(prompt.details.missingOIDCClaims);
-    for (const [resource, scopes] of Object.entries(prompt.details?.missingResourceScopes ?? {})) {
-      grant.addResourceScope(resource, scopes.join(' '));
-    }
+    const resourceScopes = requested.filter((x) => !OIDC_SCOPES.includes(x));
+    if (resourceScopes.length) grant.addResourceScope(fhirBase, resourceScopes.join(' '));
     const grantId = await grant.save();
 
     let context;
@@ -248,7 +331,8 @@ export async function createOAuthServer({ issuer, fhirBase }) {
 
   /**
    * Registers or replaces a client. Backend Services shape:
-   *   { client_id, jwks_uri | jwks, scope, token_endpoint_auth_signing_alg?: RS384|ES384 }
+   *   { client_id, jwks_uri | jwks, scope, token_endpoint_auth_signing_alg?: RS384|ES384,
+   *     access_token_ttl?: seconds (default 300) }
    * EHR-launch shape (phase 2):
    *   { client_id, redirect_uris, token_endpoint_auth_method: none|client_secret_basic|private_key_jwt,
    *     client_secret?, scope }
@@ -263,9 +347,17 @@ export async function createOAuthServer({ issuer, fhirBase }) {
     }
     const interactive = Array.isArray(body.redirect_uris) && body.redirect_uris.length > 0;
     const authMethod = body.token_endpoint_auth_method ?? (interactive && !body.jwks_uri && !body.jwks ? 'client_secret_basic' : 'private_key_jwt');
+    const requested = (body.scope ?? '').split(' ').filter(Boolean);
+    const bad = requested.filter((x) => !OIDC_SCOPES.includes(x) && !parseResourceScope(x));
+    if (bad.length) throw new errors.InvalidClientMetadata(`not SMART scopes: ${bad.join(' ')}`);
+    // oidc-provider's `scope` metadata holds the OIDC/launch scopes (openid, fhirUser,
+    // launch, offline_access, ...); SMART resource scopes are kept in clientScopes and
+    // enforced by getResourceServerInfo. (A client registered with no OIDC scope at all
+    // has no `scope` metadata, which oidc-provider reads as "any OIDC scope".)
+    const oidcScopes = new Set(requested.filter((x) => OIDC_SCOPES.includes(x)));
     const metadata = {
       client_id: body.client_id,
-      scope: body.scope ?? '',
+      ...(oidcScopes.size ? { scope: [...oidcScopes].join(' ') } : {}),
       token_endpoint_auth_method: authMethod,
       grant_types: body.grant_types ?? (interactive ? ['authorization_code', 'refresh_token'] : ['client_credentials']),
       response_types: interactive ? ['code'] : [],
@@ -275,16 +367,17 @@ export async function createOAuthServer({ issuer, fhirBase }) {
       ...(body.token_endpoint_auth_signing_alg ? { token_endpoint_auth_signing_alg: body.token_endpoint_auth_signing_alg } : {}),
       ...(body.client_secret ? { client_secret: body.client_secret } : {}),
     };
-    if (interactive && metadata.scope) {
-      // openid/offline_access are OIDC scopes the client may ask for on top of SMART ones
-      for (const s of ['openid', 'fhirUser', 'offline_access', 'launch']) {
-        if (!metadata.scope.split(' ').includes(s)) metadata.scope += ` ${s}`;
-      }
-    }
     // Client.validate runs oidc-provider's own client-metadata checks.
     await provider.Client.validate(metadata);
     await provider.Client.adapter.upsert(metadata.client_id, metadata);
-    return metadata;
+    clientScopes.set(metadata.client_id, requested.filter((x) => !OIDC_SCOPES.includes(x)).join(' '));
+    // Test knob: a shorter access-token lifetime, to exercise re-authentication on expiry (S19).
+    if (Number.isInteger(body.access_token_ttl) && body.access_token_ttl > 0) {
+      tokenTtl.set(metadata.client_id, body.access_token_ttl);
+    } else {
+      tokenTtl.delete(metadata.client_id);
+    }
+    return { ...metadata, scope: requested.join(' ') };
   }
 
   function createLaunch(body) {
@@ -337,5 +430,5 @@ export async function createOAuthServer({ issuer, fhirBase }) {
     }
   }
 
-  return { provider, handle, registerClient, createLaunch, verifyToken, readBody };
+  return { provider, handle, registerClient, createLaunch, verifyToken };
 }

@@ -114,9 +114,9 @@ export class SubscriptionEngine {
     this.chain = Promise.resolve(); // orders change processing
     this.generation = 0; // bumped by reset(); work from an older generation is dropped
 
-    repo.addBeforeWrite((resource, interaction, previous) => {
+    repo.addBeforeWrite((resource, _interaction, previous) => {
       if (resource.resourceType === 'Subscription') {
-        this.#checkSubscription(resource, interaction, previous);
+        this.#checkSubscription(resource, previous);
       }
     });
     repo.onChange((event) => {
@@ -129,7 +129,7 @@ export class SubscriptionEngine {
 
   // ---- validation and status on write (runs inside the FHIR request) -------------
 
-  #checkSubscription(sub, interaction, previous) {
+  #checkSubscription(sub, previous) {
     const fail = (msg) => {
       throw new OperationOutcomeError(badRequest(msg));
     };
@@ -178,7 +178,6 @@ export class SubscriptionEngine {
         sub.status = 'active';
       }
     }
-    void interaction;
   }
 
   // ---- change processing (after the FHIR response) --------------------------------
