@@ -713,3 +713,138 @@ fn bulk_data_reconcile_waits_downloads_ingests_and_deletes_the_export() {
     drop(s);
     actix_rt::System::new().block_on(handle.stop(false));
 }
+
+fn env(pairs: &[(&str, &str)]) -> std::collections::BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+#[test]
+fn presets_fill_what_configuration_leaves_unset_and_every_preset_is_valid() {
+    // Issue 3 item 2: herald.toml names a preset and overrides any field.
+    for name in ["epic", "oracle-health", "hapi", "medplum"] {
+        let s = Settings::load(
+            None,
+            &env(&[
+                ("HERALD_EHR__PRESET", name),
+                ("HERALD_EHR__BASE_URL", "https://ehr.example/fhir"),
+                ("HERALD_EHR__CLIENT_ID", "herald"),
+                ("HERALD_EHR__POLL_LOCATIONS", "Location/1,Location/2"),
+            ]),
+        )
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let problems = s.validate();
+        assert!(
+            problems.iter().all(|p| !p.to_string().contains("ehr.")),
+            "{name}: {problems:?}"
+        );
+        let text = herald::config::EHR_PRESETS
+            .iter()
+            .find(|(n, _)| *n == name)
+            .unwrap()
+            .1;
+        let doc: toml::Table = text.parse().unwrap();
+        for key in ["name", "description", "base_url_shape", "discovery"] {
+            assert!(doc.contains_key(key), "{name} documents {key}");
+        }
+    }
+    let epic = Settings::load(None, &env(&[("HERALD_EHR__PRESET", "epic")])).unwrap();
+    assert_eq!(
+        (epic.ehr.poll.as_str(), epic.ehr.subscription.as_str()),
+        ("patient-roster", "none")
+    );
+    assert!(epic.ehr.writes.is_empty());
+    let oracle = Settings::load(None, &env(&[("HERALD_EHR__PRESET", "oracle-health")])).unwrap();
+    assert_eq!(oracle.ehr.poll, "location-window");
+    let hapi = Settings::load(None, &env(&[("HERALD_EHR__PRESET", "hapi")])).unwrap();
+    assert_eq!(
+        (hapi.ehr.auth.as_str(), hapi.ehr.subscription.as_str()),
+        ("none", "r4")
+    );
+    assert!(hapi.ehr.writes.contains(&"Consent".to_string()));
+    // An explicit value wins over the preset.
+    let mine = Settings::load(
+        None,
+        &env(&[
+            ("HERALD_EHR__PRESET", "hapi"),
+            ("HERALD_EHR__SUBSCRIPTION", "backport"),
+            ("HERALD_EHR__WRITES", "AuditEvent"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(mine.ehr.subscription, "backport");
+    assert_eq!(mine.ehr.writes, vec!["AuditEvent".to_string()]);
+    // Bad values are named.
+    let bad = Settings::load(
+        None,
+        &env(&[
+            ("HERALD_EHR__POLL_SCHEDULE", "*/5 * * * *"),
+            ("HERALD_EHR__SIGNING_ALG", "HS256"),
+        ]),
+    )
+    .unwrap();
+    let problems: Vec<String> = bad.validate().iter().map(|p| p.to_string()).collect();
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("ehr.poll_schedule") && p.contains("six fields")),
+        "{problems:?}"
+    );
+    assert!(
+        problems.iter().any(|p| p.contains("ehr.signing_alg")),
+        "{problems:?}"
+    );
+}
+
+#[test]
+fn one_instance_at_a_time_holds_a_lease_on_either_backend() {
+    // Several Herald instances on one PostgreSQL never poll the same EHR at once.
+    for db in support::backends() {
+        let (_ring, _) = support::ready(&db);
+        let now = support::now();
+        let later = now + chrono::Duration::minutes(5);
+        let mut a = db.conn();
+        let mut b = db.conn();
+        assert!(store::try_lease(&mut a, "poll|x", "A", later, now).unwrap());
+        assert!(
+            !store::try_lease(&mut b, "poll|x", "B", later, now).unwrap(),
+            "{}",
+            db.backend
+        );
+        assert!(
+            store::try_lease(&mut a, "poll|x", "A", later, now).unwrap(),
+            "the holder renews"
+        );
+        // Expired: anyone may take it.
+        assert!(
+            store::try_lease(
+                &mut b,
+                "poll|x",
+                "B",
+                later + chrono::Duration::minutes(10),
+                later + chrono::Duration::seconds(1)
+            )
+            .unwrap()
+        );
+        store::release_lease(&mut b, "poll|x", "B").unwrap();
+        // A race for a fresh lease: exactly one winner.
+        let wins: usize = std::thread::scope(|s| {
+            let hs: Vec<_> = (0..4)
+                .map(|i| {
+                    let pool = db.pool.clone();
+                    s.spawn(move || {
+                        let mut c = pool.get().unwrap();
+                        herald::db::write_tx(&mut c, |c| {
+                            store::try_lease(c, "poll|race", &format!("h{i}"), later, now)
+                        })
+                        .unwrap_or(false)
+                    })
+                })
+                .collect();
+            hs.into_iter().map(|h| usize::from(h.join().unwrap())).sum()
+        });
+        assert_eq!(wins, 1, "{}", db.backend);
+    }
+}

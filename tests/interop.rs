@@ -46,9 +46,14 @@ fn interop_dir() -> std::path::PathBuf {
 }
 
 pub fn harness() -> Harness {
+    harness_with(&[])
+}
+
+pub fn harness_with(args: &[&str]) -> Harness {
     let dir = interop_dir();
     let mut child = Command::new("node")
         .arg(dir.join("server.mjs"))
+        .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -530,6 +535,59 @@ fn subscriptions_polling_and_replays_plan_each_change_exactly_once() {
             "no {code} AuditEvent"
         );
     }
+    // Match each request the engine logged from Herald's client to an AuditEvent.
+    let requests = admin(&h, "GET", "requests?client=herald-subs", Value::Null);
+    let requests = requests.as_array().unwrap();
+    assert!(requests.len() >= 10, "{requests:?}");
+    use base64::Engine as _;
+    let decoded = |e: &Value| -> Option<String> {
+        e["entity"]
+            .as_array()?
+            .iter()
+            .find_map(|x| x["query"].as_str())
+            .map(|q| {
+                String::from_utf8(base64::engine::general_purpose::STANDARD.decode(q).unwrap())
+                    .unwrap()
+            })
+    };
+    let refs = |e: &Value| -> Vec<String> {
+        e["entity"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|x| x["what"]["reference"].as_str().map(String::from))
+            .collect()
+    };
+    for r in requests {
+        let (method, path, query) = (
+            r["method"].as_str().unwrap(),
+            r["path"].as_str().unwrap(),
+            r["query"].as_str().unwrap_or(""),
+        );
+        let parts: Vec<&str> = path.split('/').collect();
+        let found = rest.iter().any(|e| {
+            let code = e["subtype"][0]["code"].as_str().unwrap_or("");
+            match (method, parts.as_slice()) {
+                ("GET", [t]) => {
+                    code == "search-type"
+                        && decoded(e)
+                            .is_some_and(|q| q.starts_with(&format!("{t}?")) && q.ends_with(query))
+                }
+                ("GET", [t, id]) => {
+                    code == "read" && (refs(e).contains(&format!("{t}/{id}")) || *t == "Patient")
+                }
+                ("GET", [_, _, op]) => {
+                    code == "operation" && decoded(e).is_some_and(|q| q.contains(op))
+                }
+                ("POST", [_]) => code == "create",
+                ("PUT", [t, id]) => {
+                    code == "update" && refs(e).iter().any(|x| x == &format!("{t}/{id}"))
+                }
+                _ => false,
+            }
+        });
+        assert!(found, "no AuditEvent for {method} {path}?{query}");
+    }
     let ndjson: String = events.iter().map(|e| format!("{e}\n")).collect();
     let out = super::demo::validate(&ndjson);
     assert!(
@@ -896,4 +954,84 @@ fn oracle_location_sweeps_and_epic_roster_polling_find_new_moved_cancelled_and_v
     epic.poll_once("e").unwrap().unwrap();
     assert!(pending(&hd, &e1) > 0, "on the roster: found");
     stop(handle);
+}
+
+#[test]
+fn herald_subscribe_and_poll_once_from_the_command_line() {
+    // interface.md: `herald subscribe`, `herald poll --once`; an open HAPI-style server.
+    let h = harness_with(&["--no-auth"]);
+    let dir = tempfile::tempdir().unwrap();
+    let herald = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_herald"))
+            .args(args)
+            .current_dir(dir.path())
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HERALD_DATA_DIR", dir.path().join("data"))
+            .env("HERALD_EHR__PRESET", "hapi")
+            .env("HERALD_EHR__BASE_URL", &h.fhir)
+            .env("HERALD_SERVER__PUBLIC_URL", "http://127.0.0.1:9")
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let (code, out, err) = herald(&["keys", "init"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains("SMART signing key"), "{out}");
+    let (code, out, err) = herald(&["subscribe"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert_eq!(out.matches("created Subscription/").count(), 2, "{out}");
+    let (code, out, _) = herald(&["subscribe"]);
+    assert_eq!(
+        (code, out.matches("refreshed Subscription/").count()),
+        (Some(0), 2),
+        "{out}"
+    );
+
+    let post = |body: Value| -> Value {
+        let rt = body["resourceType"].as_str().unwrap().to_string();
+        http()
+            .post(format!("{}/{rt}", h.fhir))
+            .header("content-type", "application/fhir+json")
+            .body(body.to_string())
+            .send()
+            .unwrap()
+            .json()
+            .unwrap()
+    };
+    let p = post(
+        json!({"resourceType": "Patient", "telecom": [{"system": "sms", "value": "+12125550166"}]}),
+    );
+    post(appointment(
+        None,
+        p["id"].as_str().unwrap(),
+        &future(4),
+        "booked",
+    ));
+    let (code, out, err) = herald(&["poll", "--once"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains("1 planned"), "{out}");
+    let (code, out, _) = herald(&["poll", "--once"]);
+    assert_eq!(code, Some(0));
+    assert!(
+        out.contains("0 planned") && out.contains("1 duplicates"),
+        "{out}"
+    );
+    let (code, out, _) = herald(&["keys", "rotate", "--smart", "--alg", "ES384"]);
+    assert_eq!(code, Some(0));
+    assert!(
+        out.contains("ES384 key") && out.contains("signs from"),
+        "{out}"
+    );
+    // Bulk without a group: one line, exit 1.
+    let (code, _, err) = herald(&["poll", "--once", "--bulk"]);
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains("ehr.bulk_group") && err.trim().lines().count() == 1,
+        "{err}"
+    );
 }

@@ -48,7 +48,7 @@ const fhir = new FhirServer({
   noAuth,
   verifyToken: (token) => oauth.verifyToken(token),
 });
-const admin = createAdmin({ repo, engine, oauth: { registerClient: (b) => oauth.registerClient(b), createLaunch: (b) => oauth.createLaunch(b) } });
+const admin = createAdmin({ repo, engine, fhir, oauth: { registerClient: (b) => oauth.registerClient(b), createLaunch: (b) => oauth.createLaunch(b) } });
 
 const fhirListener = http.createServer((req, res) => {
   const url = new URL(req.url, 'http://127.0.0.1');

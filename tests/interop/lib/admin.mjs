@@ -2,6 +2,7 @@
 //
 //   GET  /_admin/deliveries      every delivery attempt (see SubscriptionEngine#logAttempt)
 //   POST /_admin/redeliver       {"seq": N} -> re-send that exact delivery, answer its status
+//                                (a duplicate notification, to test idempotent receipt: N12)
 //   POST /_admin/pause|resume    drop deliveries (logged "paused") / deliver again
 //   POST /_admin/reset           empty the FHIR store, subscriptions, event logs, delivery log
 //   POST /_admin/clients         register or replace an OAuth client
@@ -12,7 +13,7 @@
 
 import { readBody, sendJson } from './util.mjs';
 
-export function createAdmin({ repo, engine, oauth }) {
+export function createAdmin({ repo, engine, fhir, oauth }) {
   async function json(req) {
     const raw = await readBody(req);
     if (raw.length === 0) return {};
@@ -23,6 +24,12 @@ export function createAdmin({ repo, engine, oauth }) {
     const route = `${req.method} ${url.pathname.replace(/\/+$/, '')}`;
     try {
       switch (route) {
+        case 'GET /_admin/requests': {
+          // Every FHIR request: {method, path, query, client, status}; ?client= filters.
+          const client = url.searchParams.get('client');
+          return sendJson(res, 200, fhir.requests.filter((r) => !client || r.client === client));
+        }
+
         case 'GET /_admin/deliveries':
           return sendJson(res, 200, engine.deliveries);
 

@@ -76,6 +76,7 @@ export class FhirServer {
     this.engine = engine;
     this.verifyToken = verifyToken;
     this.noAuth = noAuth;
+    this.requests = [];
     this.base = ''; // http://127.0.0.1:P1/fhir/R4, set by setBase
     this.issuer = '';
     this.router = new FhirRouter();
@@ -171,7 +172,14 @@ export class FhirServer {
         return;
       }
 
+      // The request log (GET /_admin/requests): which client made which FHIR
+      // call, so tests can check every call has its AuditEvent (BALP A2).
+      const logged = { method: req.method, path: rel, query: url.search.slice(1), client: null, status: null };
+      this.requests.push(logged);
+      res.on('finish', () => { logged.status = res.statusCode; });
       if (!this.noAuth) {
+        const who = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '');
+        if (who) logged.client = (await this.verifyToken(who[1]))?.clientId ?? null;
         const denied = await this.#authorize(req, route, body?.value, req.method);
         if (denied) {
           this.#sendOutcome(res, denied.status, denied.outcome, negotiated, denied.headers);
