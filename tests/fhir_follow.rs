@@ -848,3 +848,40 @@ fn one_instance_at_a_time_holds_a_lease_on_either_backend() {
         assert_eq!(wins, 1, "{}", db.backend);
     }
 }
+
+#[test]
+fn herald_serve_polls_on_its_cron_schedule() {
+    // The follower thread `herald serve` starts: polls on ehr.poll_schedule (cron).
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let (base, handle) = start_double(Arc::clone(&seen));
+    let db = support::sqlite();
+    let (ring, _) = support::ready(&db);
+    let mut s = settings(&base);
+    s.ehr.poll_schedule = "* * * * * *".into();
+    let f = Follower::new(
+        Arc::new(s),
+        db.pool.clone(),
+        Arc::new(ring),
+        Arc::new(herald::clock::SystemClock),
+    )
+    .unwrap()
+    .with_sleep(Arc::new(|_| {}));
+    let running = herald::service::ehr::Running::start(Arc::new(f), "serve-test".into()).unwrap();
+    let t0 = std::time::Instant::now();
+    loop {
+        let planned = herald::db::outbox::list(&mut db.conn())
+            .unwrap()
+            .iter()
+            .any(|i| i.about == "Appointment/fa1");
+        if planned {
+            break;
+        }
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(15),
+            "no scheduled poll"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    running.stop();
+    actix_rt::System::new().block_on(handle.stop(false));
+}

@@ -419,6 +419,16 @@ fn subscriptions_polling_and_replays_plan_each_change_exactly_once() {
             .all(|(_, s)| s != "pending"),
         "no reminder left pending for a cancelled appointment: {after:?}"
     );
+    // Conditional create: a retried create with If-None-Exist creates nothing new.
+    let loc = json!({"resourceType": "Location", "name": "Clinic C",
+        "identifier": [{"system": "urn:herald:test", "value": "loc-c"}]});
+    let first = ehr
+        .create(&loc, Some("identifier=urn:herald:test|loc-c"))
+        .unwrap();
+    let again = ehr
+        .create(&loc, Some("identifier=urn:herald:test|loc-c"))
+        .unwrap();
+    assert!(!first.existed && again.existed, "{first:?} {again:?}");
     // A stale write is refused by the engine (If-Match), not lost silently.
     let stale = ehr.update(&cancelled, current["meta"]["versionId"].as_str());
     assert!(
@@ -645,7 +655,7 @@ fn backport_topic_subscriptions_detect_gaps_and_recover_through_events() {
         s.ehr.topic_appointment = Some("http://herald.test/SubscriptionTopic/appointment".into());
         s.ehr.topic_medication =
             Some("http://herald.test/SubscriptionTopic/medication-request".into());
-        s.ehr.heartbeat_secs = 60;
+        s.ehr.heartbeat_secs = 1;
     });
     let f = follower(&hd);
     f.subscribe().unwrap();
@@ -747,6 +757,32 @@ fn backport_topic_subscriptions_detect_gaps_and_recover_through_events() {
             .count(),
         1
     );
+    // N11: silence past two heartbeat periods → Herald asks $status itself
+    // and catches up on what it missed (here event 6, while deliveries were lost).
+    admin(&h, "POST", "pause", Value::Null);
+    let b5 = ehr
+        .create(&appointment(None, &patient, &future(11), "booked"), None)
+        .unwrap()
+        .id
+        .unwrap();
+    admin(&h, "GET", "idle", Value::Null);
+    std::thread::sleep(Duration::from_millis(2500));
+    f.process_notifications("test", 100).unwrap();
+    assert_eq!(last(), 5, "nothing arrived while paused");
+    f.check_liveness().unwrap();
+    assert_eq!(
+        last(),
+        6,
+        "$status revealed event 6 and $events recovered it"
+    );
+    assert_eq!(
+        intents(&hd, &format!("Appointment/{b5}"))
+            .iter()
+            .filter(|(k, _)| k == "appointment-confirmation")
+            .count(),
+        1
+    );
+    admin(&h, "POST", "resume", Value::Null);
     // The gap and the heartbeat were recovered through $events (audited as operations).
     use base64::Engine as _;
     let ops: Vec<String> = super::fhir_follow::events_of(&mut hd.db.conn())
@@ -795,7 +831,7 @@ fn backport_topic_subscriptions_detect_gaps_and_recover_through_events() {
         .map(|i| (i.id, i.state))
         .collect();
     assert_eq!(before, after);
-    assert_eq!(last(), 5);
+    assert_eq!(last(), 6);
     stop(handle);
 }
 
