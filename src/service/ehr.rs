@@ -1547,55 +1547,6 @@ pub fn receive(
     Ok(id)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backport_status_reads_r4_parameters_and_r4b_subscription_status() {
-        // N6/N7, shaped after the Backport IG's R4 notification examples.
-        let b = json!({"resourceType": "Bundle", "type": "history", "entry": [
-            {"fullUrl": "urn:uuid:1", "resource": {"resourceType": "Parameters", "parameter": [
-                {"name": "subscription", "valueReference": {"reference": "Subscription/s1"}},
-                {"name": "topic", "valueCanonical": "http://example.org/topic"},
-                {"name": "status", "valueCode": "active"},
-                {"name": "type", "valueCode": "event-notification"},
-                {"name": "events-since-subscription-start", "valueString": "3"},
-                {"name": "notification-event", "part": [
-                    {"name": "event-number", "valueString": "3"},
-                    {"name": "focus", "valueReference": {"reference": "http://ehr/fhir/Appointment/a1"}}]}]},
-             "request": {"method": "GET", "url": "Subscription/s1/$status"}},
-            {"fullUrl": "http://ehr/fhir/Appointment/a1", "request": {"method": "PUT", "url": "Appointment/a1"}}]});
-        assert!(is_backport(&b));
-        let s = BackportStatus::read(&b);
-        assert_eq!(s.kind, "event-notification");
-        assert_eq!(s.events_since_start, Some(3));
-        assert_eq!(
-            s.events,
-            vec![(3, Some("http://ehr/fhir/Appointment/a1".into()))]
-        );
-        let r4b = json!({"resourceType": "Bundle", "type": "history", "entry": [{"resource": {
-            "resourceType": "SubscriptionStatus", "type": "heartbeat", "status": "active",
-            "eventsSinceSubscriptionStart": "7"}}]});
-        let s = BackportStatus::read(&r4b);
-        assert_eq!(
-            (s.kind.as_str(), s.events_since_start),
-            ("heartbeat", Some(7))
-        );
-    }
-
-    #[test]
-    fn references_compare_by_type_and_id() {
-        assert!(same_ref("http://ehr/fhir/Appointment/a1", "Appointment/a1"));
-        assert!(same_ref("Appointment/a1/_history/2", "Appointment/a1"));
-        assert!(!same_ref("urn:uuid:1", "Appointment/a1"));
-        assert_eq!(
-            split_ref("Appointment/a1"),
-            Some(("Appointment".into(), "a1".into()))
-        );
-    }
-}
-
 // ------------------------------------------------------------------ running
 
 /// The follower's thread inside `herald serve`: processes notifications as
@@ -1687,5 +1638,54 @@ impl Running {
         if let Some(h) = self.handle.take() {
             let _ = h.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backport_status_reads_r4_parameters_and_r4b_subscription_status() {
+        // N6/N7, shaped after the Backport IG's R4 notification examples.
+        let b = json!({"resourceType": "Bundle", "type": "history", "entry": [
+            {"fullUrl": "urn:uuid:1", "resource": {"resourceType": "Parameters", "parameter": [
+                {"name": "subscription", "valueReference": {"reference": "Subscription/s1"}},
+                {"name": "topic", "valueCanonical": "http://example.org/topic"},
+                {"name": "status", "valueCode": "active"},
+                {"name": "type", "valueCode": "event-notification"},
+                {"name": "events-since-subscription-start", "valueString": "3"},
+                {"name": "notification-event", "part": [
+                    {"name": "event-number", "valueString": "3"},
+                    {"name": "focus", "valueReference": {"reference": "http://ehr/fhir/Appointment/a1"}}]}]},
+             "request": {"method": "GET", "url": "Subscription/s1/$status"}},
+            {"fullUrl": "http://ehr/fhir/Appointment/a1", "request": {"method": "PUT", "url": "Appointment/a1"}}]});
+        assert!(is_backport(&b));
+        let s = BackportStatus::read(&b);
+        assert_eq!(s.kind, "event-notification");
+        assert_eq!(s.events_since_start, Some(3));
+        assert_eq!(
+            s.events,
+            vec![(3, Some("http://ehr/fhir/Appointment/a1".into()))]
+        );
+        let r4b = json!({"resourceType": "Bundle", "type": "history", "entry": [{"resource": {
+            "resourceType": "SubscriptionStatus", "type": "heartbeat", "status": "active",
+            "eventsSinceSubscriptionStart": "7"}}]});
+        let s = BackportStatus::read(&r4b);
+        assert_eq!(
+            (s.kind.as_str(), s.events_since_start),
+            ("heartbeat", Some(7))
+        );
+    }
+
+    #[test]
+    fn references_compare_by_type_and_id() {
+        assert!(same_ref("http://ehr/fhir/Appointment/a1", "Appointment/a1"));
+        assert!(same_ref("Appointment/a1/_history/2", "Appointment/a1"));
+        assert!(!same_ref("urn:uuid:1", "Appointment/a1"));
+        assert_eq!(
+            split_ref("Appointment/a1"),
+            Some(("Appointment".into(), "a1".into()))
+        );
     }
 }

@@ -119,8 +119,9 @@ fn read_record(ctx: &impl IngestEnv, resource_type: &str, id: &str, patient: &st
 
 /// meta.lastUpdated of a resource, when present and parseable.
 pub fn last_updated(raw: &Value) -> Option<chrono::DateTime<chrono::Utc>> {
-    raw["meta"]["lastUpdated"]
-        .as_str()
+    raw.get("meta")
+        .and_then(|m| m.get("lastUpdated"))
+        .and_then(|v| v.as_str())
         .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
         .map(|t| t.with_timezone(&chrono::Utc))
 }

@@ -2,6 +2,8 @@
 //! (S17, S18): RS384 (RSA 2048, PKCS#1 v1.5 with SHA-384) and ES384 (P-384,
 //! the signature as the raw 96-byte `r ‖ s` JWS wants, not DER). The `kid` is
 //! the RFC 7638 thumbprint of the public key, so it is unique in the JWKS.
+// serde_json::Value indexing yields Null for a missing key or index; it never panics.
+#![allow(clippy::indexing_slicing)]
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
