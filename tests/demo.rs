@@ -108,7 +108,7 @@ fn demo_once_sends_and_blocks_with_reasons_and_logs_no_phi() {
 pub fn validate(ndjson: &str) -> std::process::Output {
     use std::io::Write as _;
     let mut child = Command::new("node")
-        .arg(validator_dir().join("validate.js"))
+        .arg(support::npm_dir("tests/validator").join("validate.js"))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -120,19 +120,6 @@ pub fn validate(ndjson: &str) -> std::process::Output {
         .write_all(ndjson.as_bytes())
         .unwrap();
     child.wait_with_output().unwrap()
-}
-
-pub fn validator_dir() -> std::path::PathBuf {
-    let dir = support::repo_root().join("tests/validator");
-    if !dir.join("node_modules").exists() {
-        let st = Command::new("npm")
-            .args(["ci", "--no-audit", "--no-fund", "--prefix"])
-            .arg(&dir)
-            .status()
-            .expect("npm");
-        assert!(st.success(), "npm ci in tests/validator failed");
-    }
-    dir
 }
 
 #[test]

@@ -32,25 +32,12 @@ impl Drop for Harness {
     }
 }
 
-fn interop_dir() -> std::path::PathBuf {
-    let dir = support::repo_root().join("tests/interop");
-    if !dir.join("node_modules").exists() {
-        let st = Command::new("npm")
-            .args(["ci", "--no-audit", "--no-fund", "--prefix"])
-            .arg(&dir)
-            .status()
-            .expect("npm");
-        assert!(st.success(), "npm ci in tests/interop failed");
-    }
-    dir
-}
-
 pub fn harness() -> Harness {
     harness_with(&[])
 }
 
 pub fn harness_with(args: &[&str]) -> Harness {
-    let dir = interop_dir();
+    let dir = support::npm_dir("tests/interop");
     let mut child = Command::new("node")
         .arg(dir.join("server.mjs"))
         .args(args)

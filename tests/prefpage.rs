@@ -16,19 +16,6 @@ use super::support;
 const PHONE: &str = "+12125550142";
 const EMAIL: &str = "pref.patient@example.org";
 
-fn browser_dir() -> std::path::PathBuf {
-    let dir = support::repo_root().join("tests/browser");
-    if !dir.join("node_modules").exists() {
-        let st = Command::new("npm")
-            .args(["ci", "--no-audit", "--no-fund", "--prefix"])
-            .arg(&dir)
-            .status()
-            .expect("npm");
-        assert!(st.success(), "npm ci in tests/browser failed");
-    }
-    dir
-}
-
 #[test]
 fn preference_page_in_headless_chromium() {
     let db = support::sqlite();
@@ -80,7 +67,7 @@ fn preference_page_in_headless_chromium() {
     assert_eq!(res.status().as_u16(), 403);
 
     let out = Command::new("node")
-        .arg(browser_dir().join("prefpage.mjs"))
+        .arg(support::npm_dir("tests/browser").join("prefpage.mjs"))
         .args([&base, &good, &expired, &tampered])
         .output()
         .unwrap();

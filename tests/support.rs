@@ -220,3 +220,18 @@ impl Parts {
         }
     }
 }
+
+/// A Node tool directory of the test suite (`tests/validator`, `tests/browser`,
+/// `tests/interop`), its packages installed from the lock file on first use.
+pub fn npm_dir(rel: &str) -> PathBuf {
+    let dir = repo_root().join(rel);
+    if !dir.join("node_modules").exists() {
+        let st = std::process::Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund", "--prefix"])
+            .arg(&dir)
+            .status()
+            .expect("npm");
+        assert!(st.success(), "npm ci in {rel} failed");
+    }
+    dir
+}

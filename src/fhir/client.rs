@@ -237,6 +237,66 @@ fn outcome_detail(body: &str) -> String {
     }
 }
 
+/// What a call is, for its audit record.
+#[derive(Clone, Copy)]
+struct Audited<'a> {
+    interaction: RestInteraction,
+    resource_type: &'a str,
+    label: &'a str,
+    id: Option<&'a str>,
+    query: Option<&'a str>,
+    patients: &'a [String],
+}
+
+impl<'a> Audited<'a> {
+    fn new(interaction: RestInteraction, resource_type: &'a str, label: &'a str) -> Self {
+        Self {
+            interaction,
+            resource_type,
+            label,
+            id: None,
+            query: None,
+            patients: &[],
+        }
+    }
+    fn id(self, id: &'a str) -> Self {
+        Self {
+            id: Some(id),
+            ..self
+        }
+    }
+    fn query(self, query: &'a str) -> Self {
+        Self {
+            query: Some(query),
+            ..self
+        }
+    }
+    fn patients(self, patients: &'a [String]) -> Self {
+        Self { patients, ..self }
+    }
+}
+
+/// One HTTP request.
+struct Request<'a> {
+    method: reqwest::Method,
+    url: &'a str,
+    body: Option<&'a Value>,
+    headers: &'a [(&'a str, String)],
+    idempotent: bool,
+}
+
+impl<'a> Request<'a> {
+    fn get(url: &'a str) -> Self {
+        Self {
+            method: reqwest::Method::GET,
+            url,
+            body: None,
+            headers: &[],
+            idempotent: true,
+        }
+    }
+}
+
 struct Answer {
     status: u16,
     headers: reqwest::header::HeaderMap,
@@ -424,81 +484,77 @@ impl FhirClient {
         }
     }
 
-    /// GET `{type}/{id}`; None when the server says 404 or 410 (gone).
-    pub fn read(&self, resource_type: &str, id: &str) -> Result<Option<Value>, FhirError> {
-        let url = self.url(&format!("{resource_type}/{id}"));
-        let res = self.exchange(reqwest::Method::GET, &url, None, &[], true);
-        let (answer, jti) = match res {
-            Ok(a) => a,
+    /// One audited call: the exchange, then `accept` decides which statuses
+    /// succeed. A failure (network, refused status, unreadable answer) is
+    /// journalled here, once; the caller journals the success, when it knows
+    /// the id and patients the answer carries.
+    fn call(
+        &self,
+        what: &Audited<'_>,
+        request: Request<'_>,
+        accept: impl Fn(u16) -> bool,
+    ) -> Result<(Answer, Option<String>), FhirError> {
+        match self.exchange(
+            request.method,
+            request.url,
+            request.body,
+            request.headers,
+            request.idempotent,
+        ) {
+            Ok((answer, jti)) if accept(answer.status) => Ok((answer, jti)),
+            Ok((answer, jti)) => {
+                let e = Self::fail(&answer, what.label);
+                self.journal_as(what, Err(e.to_string()), jti);
+                Err(e)
+            }
             Err(e) => {
-                self.journal(
-                    RestInteraction::Read,
-                    resource_type,
-                    Some(id),
-                    None,
-                    &[],
-                    Err(e.to_string()),
-                    None,
-                );
-                return Err(e);
-            }
-        };
-        match answer.status {
-            200 => {
-                let v = Self::json(&answer)?;
-                if v["resourceType"] != resource_type {
-                    let e = FhirError::Invalid(format!(
-                        "read {resource_type} returned {}",
-                        v["resourceType"]
-                    ));
-                    self.journal(
-                        RestInteraction::Read,
-                        resource_type,
-                        Some(id),
-                        None,
-                        &[],
-                        Err(e.to_string()),
-                        jti,
-                    );
-                    return Err(e);
-                }
-                self.journal(
-                    RestInteraction::Read,
-                    resource_type,
-                    Some(id),
-                    None,
-                    &patients_of(&v),
-                    Ok(()),
-                    jti,
-                );
-                Ok(Some(v))
-            }
-            404 | 410 => {
-                self.journal(
-                    RestInteraction::Read,
-                    resource_type,
-                    Some(id),
-                    None,
-                    &[],
-                    Err(format!("HTTP {}", answer.status)),
-                    jti,
-                );
-                Ok(None)
-            }
-            _ => {
-                let e = Self::fail(&answer, &format!("read {resource_type}"));
-                self.journal(
-                    RestInteraction::Read,
-                    resource_type,
-                    Some(id),
-                    None,
-                    &[],
-                    Err(e.to_string()),
-                    jti,
-                );
+                self.journal_as(what, Err(e.to_string()), None);
                 Err(e)
             }
         }
+    }
+
+    fn journal_as(&self, what: &Audited<'_>, outcome: Result<(), String>, jti: Option<String>) {
+        self.journal(
+            what.interaction,
+            what.resource_type,
+            what.id,
+            what.query,
+            what.patients,
+            outcome,
+            jti,
+        );
+    }
+
+    /// GET `{type}/{id}`; None when the server says 404 or 410 (gone).
+    pub fn read(&self, resource_type: &str, id: &str) -> Result<Option<Value>, FhirError> {
+        let url = self.url(&format!("{resource_type}/{id}"));
+        let label = format!("read {resource_type}");
+        let what = Audited::new(RestInteraction::Read, resource_type, &label).id(id);
+        let (answer, jti) =
+            self.call(&what, Request::get(&url), |s| matches!(s, 200 | 404 | 410))?;
+        if answer.status != 200 {
+            self.journal_as(&what, Err(format!("HTTP {}", answer.status)), jti);
+            return Ok(None);
+        }
+        let v = match Self::json(&answer) {
+            Ok(v) if v["resourceType"] == resource_type => v,
+            Ok(v) => {
+                let e = FhirError::Invalid(format!(
+                    "read {resource_type} returned {}",
+                    v["resourceType"]
+                ));
+                self.journal_as(&what, Err(e.to_string()), jti);
+                return Err(e);
+            }
+            Err(e) => {
+                self.journal_as(&what, Err(e.to_string()), jti);
+                return Err(e);
+            }
+        };
+        let patients = patients_of(&v);
+        self.journal_as(&what.patients(&patients), Ok(()), jti);
+        Ok(Some(v))
     }
 
     /// Searches `resource_type?query`, following `next` links on the same
@@ -510,55 +566,20 @@ impl FhirClient {
         mut on_page: impl FnMut(&Self, Page) -> Result<(), E>,
     ) -> Result<usize, E> {
         let mut url = format!("{}?{query}", self.url(resource_type));
+        let label = format!("search {resource_type}");
         let mut pages = 0;
         loop {
             let q = url
                 .split_once('?')
                 .map(|(_, q)| q.to_string())
                 .unwrap_or_default();
-            let (answer, jti) = match self.exchange(reqwest::Method::GET, &url, None, &[], true) {
-                Ok(a) => a,
-                Err(e) => {
-                    self.journal(
-                        RestInteraction::Search,
-                        resource_type,
-                        None,
-                        Some(&q),
-                        &[],
-                        Err(e.to_string()),
-                        None,
-                    );
-                    return Err(e.into());
-                }
-            };
-            if answer.status != 200 {
-                let e = Self::fail(&answer, &format!("search {resource_type}"));
-                self.journal(
-                    RestInteraction::Search,
-                    resource_type,
-                    None,
-                    Some(&q),
-                    &[],
-                    Err(e.to_string()),
-                    jti,
-                );
-                return Err(e.into());
-            }
+            let what = Audited::new(RestInteraction::Search, resource_type, &label).query(&q);
+            let (answer, jti) = self.call(&what, Request::get(&url), |s| s == 200)?;
             let bundle = match Self::json(&answer) {
                 Ok(b) if b["resourceType"] == "Bundle" => b,
                 Ok(_) | Err(_) => {
-                    let e = FhirError::Invalid(format!(
-                        "search {resource_type} did not return a Bundle"
-                    ));
-                    self.journal(
-                        RestInteraction::Search,
-                        resource_type,
-                        None,
-                        Some(&q),
-                        &[],
-                        Err(e.to_string()),
-                        jti,
-                    );
+                    let e = FhirError::Invalid(format!("{label} did not return a Bundle"));
+                    self.journal_as(&what, Err(e.to_string()), jti);
                     return Err(e.into());
                 }
             };
@@ -578,15 +599,7 @@ impl FhirClient {
             }
             patients.sort();
             patients.dedup();
-            self.journal(
-                RestInteraction::Search,
-                resource_type,
-                None,
-                Some(&q),
-                &patients,
-                Ok(()),
-                jti,
-            );
+            self.journal_as(&what.patients(&patients), Ok(()), jti);
             if page.skipped > 0 {
                 tracing::warn!(
                     resource_type,
@@ -603,24 +616,21 @@ impl FhirClient {
                 .find(|l| l["relation"] == "next")
                 .and_then(|l| l["url"].as_str())
                 .map(String::from);
-            match next {
-                None => return Ok(pages),
-                Some(n) => {
-                    let n = if n.starts_with("http://") || n.starts_with("https://") {
-                        n
-                    } else {
-                        self.url(&n)
-                    };
-                    if origin_of(&n) != self.origin {
-                        let e = FhirError::Origin(origin_of(&n));
-                        return Err(e.into());
-                    }
-                    if n == url {
-                        return Ok(pages);
-                    }
-                    url = n;
-                }
+            let Some(n) = next else {
+                return Ok(pages);
+            };
+            let n = if n.starts_with("http://") || n.starts_with("https://") {
+                n
+            } else {
+                self.url(&n)
+            };
+            if origin_of(&n) != self.origin {
+                return Err(FhirError::Origin(origin_of(&n)).into());
             }
+            if n == url {
+                return Ok(pages);
+            }
+            url = n;
         }
     }
 
@@ -642,41 +652,17 @@ impl FhirClient {
         }
         let url = self.url(&rt);
         let patients = patients_of(resource);
-        let res = self.exchange(
-            reqwest::Method::POST,
-            &url,
-            Some(resource),
-            &headers,
-            if_none_exist.is_some(),
-        );
-        let (answer, jti) = match res {
-            Ok(a) => a,
-            Err(e) => {
-                self.journal(
-                    RestInteraction::Create,
-                    &rt,
-                    None,
-                    None,
-                    &patients,
-                    Err(e.to_string()),
-                    None,
-                );
-                return Err(e);
-            }
+        let label = format!("create {rt}");
+        let what = Audited::new(RestInteraction::Create, &rt, &label).patients(&patients);
+        let request = Request {
+            method: reqwest::Method::POST,
+            url: &url,
+            body: Some(resource),
+            headers: &headers,
+            // Only a conditional create may be repeated after an unknown outcome.
+            idempotent: if_none_exist.is_some(),
         };
-        if !(200..300).contains(&answer.status) {
-            let e = Self::fail(&answer, &format!("create {rt}"));
-            self.journal(
-                RestInteraction::Create,
-                &rt,
-                None,
-                None,
-                &patients,
-                Err(e.to_string()),
-                jti,
-            );
-            return Err(e);
-        }
+        let (answer, jti) = self.call(&what, request, |s| (200..300).contains(&s))?;
         let body: Option<Value> = serde_json::from_str(&answer.body).ok();
         // A 201 without Location is still a create (feasibility §4): take the
         // id from the body rather than failing and tempting a retry.
@@ -693,15 +679,11 @@ impl FhirClient {
                 body.as_ref()
                     .and_then(|b| b["id"].as_str().map(String::from))
             });
-        self.journal(
-            RestInteraction::Create,
-            &rt,
-            id.as_deref(),
-            None,
-            &patients,
-            Ok(()),
-            jti,
-        );
+        let done = match &id {
+            Some(i) => what.id(i),
+            None => what,
+        };
+        self.journal_as(&done, Ok(()), jti);
         Ok(Created {
             id,
             body,
@@ -730,50 +712,19 @@ impl FhirClient {
         }
         let url = self.url(&format!("{rt}/{id}"));
         let patients = patients_of(resource);
-        let res = self.exchange(
-            reqwest::Method::PUT,
-            &url,
-            Some(resource),
-            &headers,
-            if_match.is_some(),
-        );
-        let (answer, jti) = match res {
-            Ok(a) => a,
-            Err(e) => {
-                self.journal(
-                    RestInteraction::Update,
-                    &rt,
-                    Some(&id),
-                    None,
-                    &patients,
-                    Err(e.to_string()),
-                    None,
-                );
-                return Err(e);
-            }
+        let label = format!("update {rt}");
+        let what = Audited::new(RestInteraction::Update, &rt, &label)
+            .id(&id)
+            .patients(&patients);
+        let request = Request {
+            method: reqwest::Method::PUT,
+            url: &url,
+            body: Some(resource),
+            headers: &headers,
+            idempotent: if_match.is_some(),
         };
-        if !(200..300).contains(&answer.status) {
-            let e = Self::fail(&answer, &format!("update {rt}"));
-            self.journal(
-                RestInteraction::Update,
-                &rt,
-                Some(&id),
-                None,
-                &patients,
-                Err(e.to_string()),
-                jti,
-            );
-            return Err(e);
-        }
-        self.journal(
-            RestInteraction::Update,
-            &rt,
-            Some(&id),
-            None,
-            &patients,
-            Ok(()),
-            jti,
-        );
+        let (answer, jti) = self.call(&what, request, |s| (200..300).contains(&s))?;
+        self.journal_as(&what, Ok(()), jti);
         Ok(serde_json::from_str(&answer.body).ok())
     }
 
@@ -784,44 +735,10 @@ impl FhirClient {
             .split_once('/')
             .map(|(_, p)| p.to_string())
             .unwrap_or_default();
-        let res = self.exchange(reqwest::Method::GET, &url, None, &[], true);
-        let (answer, jti) = match res {
-            Ok(a) => a,
-            Err(e) => {
-                self.journal(
-                    RestInteraction::Operation,
-                    resource_type,
-                    None,
-                    Some(&q),
-                    &[],
-                    Err(e.to_string()),
-                    None,
-                );
-                return Err(e);
-            }
-        };
-        if answer.status != 200 {
-            let e = Self::fail(&answer, &format!("{resource_type} operation"));
-            self.journal(
-                RestInteraction::Operation,
-                resource_type,
-                None,
-                Some(&q),
-                &[],
-                Err(e.to_string()),
-                jti,
-            );
-            return Err(e);
-        }
-        self.journal(
-            RestInteraction::Operation,
-            resource_type,
-            None,
-            Some(&q),
-            &[],
-            Ok(()),
-            jti,
-        );
+        let label = format!("{resource_type} operation");
+        let what = Audited::new(RestInteraction::Operation, resource_type, &label).query(&q);
+        let (answer, jti) = self.call(&what, Request::get(&url), |s| s == 200)?;
+        self.journal_as(&what, Ok(()), jti);
         Self::json(&answer)
     }
 }
@@ -841,50 +758,14 @@ impl FhirClient {
     pub fn bulk_kickoff(&self, group: &str, query: &str) -> Result<String, FhirError> {
         let path = format!("{group}/$export?{query}");
         let url = self.url(&path);
-        let res = self.exchange(
-            reqwest::Method::GET,
-            &url,
-            None,
-            &[("Prefer", "respond-async".into())],
-            true,
-        );
-        let (answer, jti) = match res {
-            Ok(a) => a,
-            Err(e) => {
-                self.journal(
-                    RestInteraction::Operation,
-                    "Group",
-                    None,
-                    Some(&path),
-                    &[],
-                    Err(e.to_string()),
-                    None,
-                );
-                return Err(e);
-            }
+        let headers = [("Prefer", "respond-async".to_string())];
+        let what = Audited::new(RestInteraction::Operation, "Group", "Group $export").query(&path);
+        let request = Request {
+            headers: &headers,
+            ..Request::get(&url)
         };
-        if answer.status != 202 {
-            let e = Self::fail(&answer, "Group $export");
-            self.journal(
-                RestInteraction::Operation,
-                "Group",
-                None,
-                Some(&path),
-                &[],
-                Err(e.to_string()),
-                jti,
-            );
-            return Err(e);
-        }
-        self.journal(
-            RestInteraction::Operation,
-            "Group",
-            None,
-            Some(&path),
-            &[],
-            Ok(()),
-            jti,
-        );
+        let (answer, jti) = self.call(&what, request, |s| s == 202)?;
+        self.journal_as(&what, Ok(()), jti);
         let loc = answer
             .headers
             .get(reqwest::header::CONTENT_LOCATION)
@@ -916,36 +797,15 @@ impl FhirClient {
         if origin_of(url) != self.origin {
             return Err(FhirError::Origin(origin_of(url)));
         }
-        let (answer, jti) = self.exchange(
-            reqwest::Method::GET,
-            url,
-            None,
-            &[("Accept", "application/fhir+ndjson".into())],
-            true,
-        )?;
-        let what = url.rsplit('/').next().unwrap_or("file").to_string();
-        if answer.status != 200 {
-            let e = Self::fail(&answer, "$export download");
-            self.journal(
-                RestInteraction::Read,
-                "Binary",
-                Some(&what),
-                None,
-                &[],
-                Err(e.to_string()),
-                jti,
-            );
-            return Err(e);
-        }
-        self.journal(
-            RestInteraction::Read,
-            "Binary",
-            Some(&what),
-            None,
-            &[],
-            Ok(()),
-            jti,
-        );
+        let file = url.rsplit('/').next().unwrap_or("file").to_string();
+        let headers = [("Accept", "application/fhir+ndjson".to_string())];
+        let what = Audited::new(RestInteraction::Read, "Binary", "$export download").id(&file);
+        let request = Request {
+            headers: &headers,
+            ..Request::get(url)
+        };
+        let (answer, jti) = self.call(&what, request, |s| s == 200)?;
+        self.journal_as(&what, Ok(()), jti);
         Ok(answer.body)
     }
 

@@ -739,27 +739,37 @@ impl Follower {
                 self.recover(conn, client, sub, number - 1, report)?;
             }
             if let Some(focus) = focus {
-                let resource = bundle["entry"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .find(|e| {
-                        e["resource"].is_object()
-                            && same_ref(e["fullUrl"].as_str().unwrap_or(""), &focus)
-                    })
-                    .map(|e| e["resource"].clone());
-                match resource {
-                    Some(r) => self.absorb(conn, client, &r, Vec::new(), &mut zones, report)?,
-                    None => {
-                        if let Some((rt, id)) = split_ref(&focus) {
-                            self.fetch_and_absorb(conn, client, &rt, &id, &mut zones, report)?;
-                        }
-                    }
-                }
+                self.absorb_focus(conn, client, bundle, &focus, &mut zones, report)?;
             }
             store::advance_event(conn, &sub.id, number)?;
         }
         Ok(())
+    }
+
+    /// Ingests an event's focus: from the bundle (full-resource), else read
+    /// from the EHR (id-only, empty).
+    fn absorb_focus(
+        &self,
+        conn: &mut DbConn,
+        client: &FhirClient,
+        bundle: &Value,
+        focus: &str,
+        zones: &mut HashMap<String, Option<Tz>>,
+        report: &mut Report,
+    ) -> Result<(), FollowError> {
+        let carried = bundle["entry"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|e| {
+                e["resource"].is_object() && same_ref(e["fullUrl"].as_str().unwrap_or(""), focus)
+            })
+            .map(|e| e["resource"].clone());
+        match (carried, split_ref(focus)) {
+            (Some(r), _) => self.absorb(conn, client, &r, Vec::new(), zones, report),
+            (None, Some((rt, id))) => self.fetch_and_absorb(conn, client, &rt, &id, zones, report),
+            (None, None) => Ok(()),
+        }
     }
 
     /// Recovers events after the last one processed up to `until` through
@@ -796,27 +806,7 @@ impl Follower {
                         continue;
                     }
                     if let Some(focus) = focus {
-                        let resource = b["entry"]
-                            .as_array()
-                            .into_iter()
-                            .flatten()
-                            .find(|e| {
-                                e["resource"].is_object()
-                                    && same_ref(e["fullUrl"].as_str().unwrap_or(""), &focus)
-                            })
-                            .map(|e| e["resource"].clone());
-                        match resource {
-                            Some(r) => {
-                                self.absorb(conn, client, &r, Vec::new(), &mut zones, report)?
-                            }
-                            None => {
-                                if let Some((rt, id)) = split_ref(&focus) {
-                                    self.fetch_and_absorb(
-                                        conn, client, &rt, &id, &mut zones, report,
-                                    )?;
-                                }
-                            }
-                        }
+                        self.absorb_focus(conn, client, &b, &focus, &mut zones, report)?;
                     }
                     report.recovered += 1;
                     store::advance_event(conn, &sub.id, number)?;
@@ -1069,26 +1059,10 @@ impl Follower {
         let mut newest = checkpoint;
         let mut report = Report::default();
         let mut zones = HashMap::new();
-        client.search(rt, &q, |c, page| {
-            let mut calls = c.take_audit();
-            report.skipped += page.skipped;
-            for r in &page.resources {
-                if r["resourceType"] != rt {
-                    continue;
-                }
-                if let Some(lu) = ingest::last_updated(r) {
-                    newest = Some(newest.map_or(lu, |n: DateTime<Utc>| n.max(lu)));
-                }
-                self.absorb(
-                    conn,
-                    c,
-                    r,
-                    std::mem::take(&mut calls),
-                    &mut zones,
-                    &mut report,
-                )?;
+        self.sweep(conn, client, rt, &q, &mut zones, &mut report, |r| {
+            if let Some(lu) = ingest::last_updated(r) {
+                newest = Some(newest.map_or(lu, |n: DateTime<Utc>| n.max(lu)));
             }
-            self.append_leftover(conn, calls)
         })?;
         if let Some(n) = newest {
             store::set_checkpoint(
@@ -1099,6 +1073,32 @@ impl Follower {
             )?;
         }
         Ok(report)
+    }
+
+    /// Searches `rt?q` to the last page and ingests each match, with each
+    /// page's audit records in the transaction of its first resource;
+    /// `each` sees every match first (checkpoints, the set seen).
+    #[allow(clippy::too_many_arguments)]
+    fn sweep(
+        &self,
+        conn: &mut DbConn,
+        client: &FhirClient,
+        rt: &str,
+        q: &str,
+        zones: &mut HashMap<String, Option<Tz>>,
+        report: &mut Report,
+        mut each: impl FnMut(&Value),
+    ) -> Result<(), FollowError> {
+        client.search(rt, q, |c, page| {
+            let mut calls = c.take_audit();
+            report.skipped += page.skipped;
+            for r in page.resources.iter().filter(|r| r["resourceType"] == rt) {
+                each(r);
+                self.absorb(conn, c, r, std::mem::take(&mut calls), zones, report)?;
+            }
+            self.append_leftover(conn, calls)
+        })?;
+        Ok(())
     }
 
     fn window(&self) -> (String, String) {
@@ -1126,27 +1126,19 @@ impl Follower {
         let mut report = Report::default();
         let mut seen = BTreeSet::new();
         let mut zones = HashMap::new();
-        client.search("Appointment", &q, |c, page| {
-            let mut calls = c.take_audit();
-            report.skipped += page.skipped;
-            for r in &page.resources {
-                if r["resourceType"] != "Appointment" {
-                    continue;
-                }
+        self.sweep(
+            conn,
+            client,
+            "Appointment",
+            &q,
+            &mut zones,
+            &mut report,
+            |r| {
                 if let Some(id) = r["id"].as_str() {
                     seen.insert(id.to_string());
                 }
-                self.absorb(
-                    conn,
-                    c,
-                    r,
-                    std::mem::take(&mut calls),
-                    &mut zones,
-                    &mut report,
-                )?;
-            }
-            self.append_leftover(conn, calls)
-        })?;
+            },
+        )?;
         let (from_t, to_t) = (parse_t(&from), parse_t(&to));
         let held =
             resources::list_by_status(conn, &self.ring, "Appointment", &LIVE_APPOINTMENT, None)?;
@@ -1203,26 +1195,10 @@ impl Follower {
                 _ => format!("patient=Patient/{patient}&_count={}", e.page_size),
             };
             let mut seen = BTreeSet::new();
-            client.search(rt, &q, |c, page| {
-                let mut calls = c.take_audit();
-                report.skipped += page.skipped;
-                for r in &page.resources {
-                    if r["resourceType"] != rt {
-                        continue;
-                    }
-                    if let Some(id) = r["id"].as_str() {
-                        seen.insert(id.to_string());
-                    }
-                    self.absorb(
-                        conn,
-                        c,
-                        r,
-                        std::mem::take(&mut calls),
-                        &mut zones,
-                        &mut report,
-                    )?;
+            self.sweep(conn, client, rt, &q, &mut zones, &mut report, |r| {
+                if let Some(id) = r["id"].as_str() {
+                    seen.insert(id.to_string());
                 }
-                self.append_leftover(conn, calls)
             })?;
             if rt == "Appointment" {
                 let (from_t, to_t) = (parse_t(&from), parse_t(&to));
