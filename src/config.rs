@@ -134,6 +134,8 @@ pub struct Settings {
     pub smart: SmartSettings,
     /// What and when to send.
     pub messaging: MessagingSettings,
+    /// Staff sign-in and break-glass.
+    pub staff: StaffSettings,
     /// Logging.
     pub log: LogSettings,
 }
@@ -153,6 +155,7 @@ impl Default for Settings {
             outbox: OutboxSettings::default(),
             smart: SmartSettings::default(),
             messaging: MessagingSettings::default(),
+            staff: StaffSettings::default(),
             log: LogSettings::default(),
         }
     }
@@ -548,6 +551,38 @@ impl Default for MessagingSettings {
             cap_per_week: 3,
             reply_review_hours: 24,
             state_windows: vec!["FL=08:00-20:00".into(), "OK=08:00-20:00".into()],
+        }
+    }
+}
+
+/// Staff sign-in and break-glass (issue 6; HIPAA 164.312(a)(2), messaging.md H2, H3, H7).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StaffSettings {
+    /// A session unused this long ends (automatic logoff).
+    pub idle_minutes: u32,
+    /// A session ends this long after sign-in, however busy.
+    pub absolute_hours: u32,
+    /// Failed sign-ins in a row that lock an account.
+    pub lockout_after: u32,
+    /// How long a locked account stays locked.
+    pub lockout_minutes: u32,
+    /// How long a break-glass grant lasts.
+    pub break_glass_minutes: u32,
+    /// Where a break-glass alert is POSTed as JSON (opaque ids only); https,
+    /// or http on loopback.
+    pub alert_webhook: Option<String>,
+}
+
+impl Default for StaffSettings {
+    fn default() -> Self {
+        Self {
+            idle_minutes: 15,
+            absolute_hours: 12,
+            lockout_after: 5,
+            lockout_minutes: 15,
+            break_glass_minutes: 60,
+            alert_webhook: None,
         }
     }
 }
@@ -992,6 +1027,34 @@ impl Settings {
                 format!(
                     "must be at least four times the slowest provider timeout ({slowest_ms} ms) so a lease never ends mid-send"
                 ),
+            );
+        }
+        let st = &self.staff;
+        if st.idle_minutes == 0
+            || st.absolute_hours == 0
+            || st.lockout_after == 0
+            || st.lockout_minutes == 0
+            || st.break_glass_minutes == 0
+        {
+            bad(
+                "staff",
+                "idle_minutes, absolute_hours, lockout_after, lockout_minutes and break_glass_minutes must be at least 1".into(),
+            );
+        }
+        if u64::from(st.idle_minutes) > u64::from(st.absolute_hours) * 60 {
+            bad(
+                "staff.idle_minutes",
+                "must not be longer than staff.absolute_hours".into(),
+            );
+        }
+        if let Some(u) = &st.alert_webhook
+            && !(u.starts_with("https://")
+                || u.starts_with("http://127.0.0.1")
+                || u.starts_with("http://localhost"))
+        {
+            bad(
+                "staff.alert_webhook",
+                "must be an https:// URL (plain http only on loopback)".into(),
             );
         }
         if !["text", "json"].contains(&self.log.format.as_str()) {

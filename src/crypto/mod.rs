@@ -8,6 +8,9 @@
 //!
 //! Must not: log or return key material or plaintext in errors.
 
+pub mod password;
+pub mod totp;
+
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use openssl::hash::MessageDigest;
@@ -47,6 +50,9 @@ pub enum CryptoError {
         /// What went wrong.
         reason: String,
     },
+    /// Password hashing failed.
+    #[error("password hashing failed")]
+    Password,
     /// OpenSSL failed.
     #[error("openssl: {0}")]
     OpenSsl(#[from] openssl::error::ErrorStack),

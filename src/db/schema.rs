@@ -191,6 +191,56 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    staff_users (id) {
+        id -> Text,
+        name -> Text,
+        role -> Text,
+        password_hash -> Text,
+        totp_secret_enc -> Binary,
+        key_id -> Integer,
+        failed_attempts -> Integer,
+        locked_until -> Nullable<Timestamp>,
+        last_totp_step -> Nullable<BigInt>,
+        disabled -> Bool,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    staff_sessions (token_hash) {
+        token_hash -> Text,
+        user_id -> Text,
+        csrf -> Text,
+        created_at -> Timestamp,
+        last_seen_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    staff_tokens (token_hash) {
+        token_hash -> Text,
+        user_id -> Text,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    break_glass (id) {
+        id -> Text,
+        user_id -> Text,
+        patient_fhir_id -> Text,
+        reason_enc -> Binary,
+        key_id -> Integer,
+        started_at -> Timestamp,
+        ends_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(staff_sessions -> staff_users (user_id));
+diesel::joinable!(staff_tokens -> staff_users (user_id));
+
 diesel::allow_tables_to_appear_in_same_query!(
     data_keys,
     patients,
@@ -199,4 +249,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     outbox,
     audit_events,
     audit_head,
+    staff_users,
+    staff_sessions,
+    staff_tokens,
+    break_glass,
 );

@@ -14,6 +14,7 @@ pub mod phi;
 pub mod plan;
 pub mod policy;
 pub mod reply;
+pub mod staff;
 
 /// A channel a message can go out on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
