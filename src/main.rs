@@ -61,6 +61,39 @@ enum InboxCommand {
     },
 }
 
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create a staff account: reads the initial password (one line, at least
+    /// 12 characters) from stdin and prints the TOTP enrolment URI.
+    Add {
+        /// Sign-in name.
+        name: String,
+        /// What the account may do.
+        #[arg(long, value_enum)]
+        role: RoleArg,
+    },
+    /// Print a new API bearer token for an auditor (shown once, stored hashed).
+    Token {
+        /// The auditor's sign-in name.
+        name: String,
+        /// Days the token stays valid.
+        #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=365))]
+        days: u32,
+    },
+    /// Lift a lockout after repeated failed sign-ins.
+    Unlock {
+        /// Sign-in name.
+        name: String,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum RoleArg {
+    Admin,
+    Clinician,
+    Auditor,
+}
+
 #[derive(Clone, Copy, ValueEnum)]
 enum ReplyContextArg {
     None,
@@ -80,6 +113,11 @@ enum Command {
     Inbox {
         #[command(subcommand)]
         command: InboxCommand,
+    },
+    /// Staff accounts: add, API tokens, unlock (each audited).
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
     },
     /// Print a patient's preference-page link (signed, expiring).
     Link {
@@ -591,6 +629,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             }
         }
+        Command::User { command } => {
+            refuse_invalid(&settings)?;
+            let (pool, ring) = open_store(&settings)?;
+            let mut conn = pool.get()?;
+            let now = herald::clock::Clock::now(&clock);
+            user_cmd(&mut conn, &ring, now, command, &mut stdout)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Link { patient, days } => {
             refuse_invalid(&settings)?;
             let (pool, ring) = open_store(&settings)?;
@@ -627,6 +673,41 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// `herald user ...`: account commands; each is audited in `service::staff`.
+fn user_cmd(
+    conn: &mut db::DbConn,
+    ring: &herald::crypto::KeyRing,
+    now: chrono::DateTime<chrono::Utc>,
+    command: UserCommand,
+    out: &mut dyn std::io::Write,
+) -> anyhow::Result<()> {
+    use herald::domain::staff::Role;
+    use herald::service::staff;
+    match command {
+        UserCommand::Add { name, role } => {
+            let role = match role {
+                RoleArg::Admin => Role::Admin,
+                RoleArg::Clinician => Role::Clinician,
+                RoleArg::Auditor => Role::Auditor,
+            };
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line)?;
+            let password = line.trim_end_matches(['\n', '\r']);
+            let (_, uri) = staff::add_user(conn, ring, now, &name, role, password)?;
+            writeln!(out, "{uri}")?;
+        }
+        UserCommand::Token { name, days } => {
+            let token = staff::issue_token(conn, now, &name, days)?;
+            writeln!(out, "{token}")?;
+        }
+        UserCommand::Unlock { name } => {
+            staff::unlock(conn, now, &name)?;
+            writeln!(out, "user: unlocked")?;
+        }
+    }
+    Ok(())
 }
 
 fn follower(state: &web::AppState) -> anyhow::Result<herald::service::ehr::Follower> {

@@ -6,7 +6,7 @@
 
 use serde_json::{Value, json};
 
-use crate::domain::audit::{Activity, Actor, AuditRecord};
+use crate::domain::audit::{Activity, Actor, AuditRecord, AuthEvent};
 use crate::domain::{Channel, Purpose};
 
 const DCM: &str = "http://dicom.nema.org/resources/ontology/DCM";
@@ -22,6 +22,9 @@ const ACT_REASON: &str = "http://terminology.hl7.org/CodeSystem/v3-ActReason";
 const SOURCE_TYPE: &str = "http://terminology.hl7.org/CodeSystem/security-source-type";
 const HERALD_SYSTEM: &str = "urn:herald:system";
 const HERALD_USER: &str = "urn:herald:user";
+const HERALD_ATTEMPT: &str = "urn:herald:attempted-user";
+const HERALD_GRANT: &str = "urn:herald:break-glass";
+const SECURITY_ROLE: &str = "http://terminology.hl7.org/CodeSystem/extra-security-role-type";
 
 /// The search columns derived from a record (stored beside the JSON and
 /// re-derived by `herald audit verify`).
@@ -62,8 +65,28 @@ fn actor_who(actor: &Actor) -> (Value, String) {
             json!({ "identifier": { "system": HERALD_USER, "value": u } }),
             format!("user:{u}"),
         ),
+        Actor::BreakGlass { user: u, .. } => (
+            json!({ "identifier": { "system": HERALD_USER, "value": u } }),
+            format!("user:{u}"),
+        ),
+        Actor::UnknownUser(h) => (
+            json!({ "identifier": { "system": HERALD_ATTEMPT, "value": h } }),
+            format!("attempt:{h}"),
+        ),
         Actor::Anonymous(_) => (json!({ "display": "anonymous" }), "anonymous".into()),
     }
+}
+
+/// Break-glass: purposeOfUse BTG (v3-ActReason).
+fn btg() -> Value {
+    cc(ACT_REASON, "BTG", "break the glass")
+}
+
+/// A person at a keyboard (sign-in, break-glass).
+fn user_agent(actor: &Actor) -> Value {
+    let mut agent = requestor_agent(actor, ("110150", "Application"));
+    agent["type"] = cc(SECURITY_ROLE, "humanuser", "human user");
+    agent
 }
 
 fn purpose_of_use(p: Purpose) -> Value {
@@ -83,6 +106,10 @@ fn requestor_agent(actor: &Actor, type_code: (&str, &str)) -> Value {
     });
     if let (Actor::Anonymous(addr), Some(obj)) = (actor, agent.as_object_mut()) {
         obj.insert("network".into(), json!({ "address": addr, "type": "2" }));
+    }
+    if let (Actor::BreakGlass { grant, .. }, Some(obj)) = (actor, agent.as_object_mut()) {
+        obj.insert("purposeOfUse".into(), json!([btg()]));
+        obj.insert("policy".into(), json!([format!("{HERALD_GRANT}:{grant}")]));
     }
     agent
 }
@@ -321,7 +348,73 @@ pub fn build(id: &str, r: &AuditRecord) -> (Value, Columns) {
                 coding(RESTFUL, "search-type", "search type"),
             )
         }
+        Activity::UserAuthentication { event, address } => {
+            let mut user = user_agent(&r.actor);
+            user["network"] = json!({ "address": address, "type": "2" });
+            agents.push(user);
+            agents.push(json!({
+                "type": cc(DCM, "110150", "Application"),
+                "who": herald_who(),
+                "requestor": false,
+            }));
+            let sub = match event {
+                AuthEvent::Login => coding(DCM, "110122", "Login"),
+                AuthEvent::Logout => coding(DCM, "110123", "Logout"),
+            };
+            (coding(DCM, "110114", "User Authentication"), sub)
+        }
+        Activity::StaffAccount { user_id, change } => {
+            agents.push(requestor_agent(&r.actor, ("110150", "Application")));
+            entities.push(json!({
+                "what": { "identifier": { "system": HERALD_USER, "value": user_id } },
+                "type": coding(ENTITY_TYPE, "2", "System Object"),
+                "role": coding(OBJECT_ROLE, "11", "Security User Entity"),
+                "detail": [detail("change", change.code())],
+            }));
+            (
+                coding(DCM, "110113", "Security Alert"),
+                coding(DCM, "110137", "User Security Attributes Changed"),
+            )
+        }
+        Activity::BreakGlass { grant_id, ends } => {
+            agents.push(user_agent(&r.actor));
+            agents.push(json!({
+                "type": cc(DCM, "110150", "Application"),
+                "who": herald_who(),
+                "requestor": false,
+            }));
+            purpose_of_event = Some(btg());
+            if let Some(g) = grant_id {
+                let mut details = Vec::new();
+                if let Some(end) = ends {
+                    details.push(detail(
+                        "ends",
+                        &end.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    ));
+                }
+                let mut e = json!({
+                    "what": { "identifier": { "system": HERALD_GRANT, "value": g } },
+                    "type": coding(ENTITY_TYPE, "2", "System Object"),
+                    "role": coding(OBJECT_ROLE, "13", "Security Resource"),
+                });
+                if !details.is_empty() {
+                    e["detail"] = Value::Array(details);
+                }
+                entities.push(e);
+            }
+            (
+                coding(DCM, "110113", "Security Alert"),
+                coding(DCM, "110127", "Emergency Override Started"),
+            )
+        }
     };
+    // Whatever a user does under a break-glass grant is marked BTG.
+    let mut purposes: Vec<Value> = purpose_of_event.into_iter().collect();
+    if matches!(r.actor, Actor::BreakGlass { .. })
+        && !purposes.iter().any(|p| p["coding"][0]["code"] == "BTG")
+    {
+        purposes.push(btg());
+    }
     if let Some(p) = &r.patient_id {
         entities.insert(0, patient_entity(p));
     }
@@ -353,8 +446,8 @@ pub fn build(id: &str, r: &AuditRecord) -> (Value, Columns) {
         if let Some(desc) = &r.outcome_desc {
             obj.insert("outcomeDesc".into(), Value::String(desc.clone()));
         }
-        if let Some(p) = purpose_of_event {
-            obj.insert("purposeOfEvent".into(), Value::Array(vec![p]));
+        if !purposes.is_empty() {
+            obj.insert("purposeOfEvent".into(), Value::Array(purposes));
         }
         if !entities.is_empty() {
             obj.insert("entity".into(), Value::Array(entities));
@@ -393,6 +486,7 @@ pub fn columns_of(ev: &Value) -> Option<Columns> {
                 who["identifier"]["value"].as_str(),
             ) {
                 (Some(HERALD_USER), Some(u)) => format!("user:{u}"),
+                (Some(HERALD_ATTEMPT), Some(h)) => format!("attempt:{h}"),
                 (Some(HERALD_SYSTEM), Some(v)) => v.to_string(),
                 _ => "anonymous".to_string(),
             }

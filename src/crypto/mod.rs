@@ -324,6 +324,20 @@ fn open(key: &[u8; 32], aad: &[u8], envelope: &[u8]) -> Result<Vec<u8>, CryptoEr
         .map_err(|_| CryptoError::Corrupt)
 }
 
+/// A random bearer secret (session cookie, API token, CSRF token): 32 bytes
+/// from OpenSSL's CSPRNG, base64url without padding. Store only its
+/// [`sha256_hex`].
+pub fn random_token() -> Result<String, CryptoError> {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    Ok(URL_SAFE_NO_PAD.encode(random_32()?))
+}
+
+/// Compares two secrets in constant time (for equal lengths; unequal
+/// lengths differ at once, which reveals only the length).
+pub fn same_secret(a: &str, b: &str) -> bool {
+    a.len() == b.len() && openssl::memcmp::eq(a.as_bytes(), b.as_bytes())
+}
+
 fn random_32() -> Result<[u8; 32], CryptoError> {
     let mut k = [0u8; 32];
     openssl::rand::rand_bytes(&mut k)?;

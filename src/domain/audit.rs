@@ -67,6 +67,48 @@ pub enum Actor {
     Staff(String),
     /// An unauthenticated caller (e.g. a webhook), by network address.
     Anonymous(String),
+    /// A staff user acting under a break-glass grant: every record carries
+    /// purposeOfUse BTG and names the grant.
+    BreakGlass {
+        /// The user's opaque id.
+        user: String,
+        /// The grant's id.
+        grant: String,
+    },
+    /// A sign-in under a name Herald does not know: the name's keyed hash
+    /// (`KeyRing::blind_index`), never the name itself.
+    UnknownUser(String),
+}
+
+/// Which end of a session (DICOM 110114 User Authentication subtypes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthEvent {
+    /// DCM 110122 Login.
+    Login,
+    /// DCM 110123 Logout.
+    Logout,
+}
+
+/// What changed about a staff account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccountChange {
+    /// The account was created.
+    Created,
+    /// An API token was issued.
+    TokenIssued,
+    /// A lockout was lifted.
+    Unlocked,
+}
+
+impl AccountChange {
+    /// The code in the record.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::Created => "created",
+            Self::TokenIssued => "token-issued",
+            Self::Unlocked => "unlocked",
+        }
+    }
 }
 
 /// What happened.
@@ -142,6 +184,29 @@ pub enum Activity {
         resource_type: String,
         /// The query string (`_id=…` for a read).
         query: String,
+    },
+    /// A staff sign-in or sign-out, successful or not (DICOM 110114).
+    UserAuthentication {
+        /// Login or logout.
+        event: AuthEvent,
+        /// The caller's network address ("cli" for the command line).
+        address: String,
+    },
+    /// A staff account changed (DICOM 110113 / 110137).
+    StaffAccount {
+        /// The account's opaque id.
+        user_id: String,
+        /// What changed.
+        change: AccountChange,
+    },
+    /// A clinician asked for emergency access to a patient (DICOM 110113 /
+    /// 110127 Emergency Override Started); purposeOfEvent BTG. The reason is
+    /// sealed in the grant, never in the record.
+    BreakGlass {
+        /// The grant (none when refused).
+        grant_id: Option<String>,
+        /// When the grant ends.
+        ends: Option<DateTime<Utc>>,
     },
 }
 
@@ -223,6 +288,17 @@ impl AuditRecord {
             | Activity::RecordQuery { .. } => Action::Execute,
             Activity::InboundMessage { .. } => Action::Create,
             Activity::ConsentRecorded { .. } => Action::Create,
+            Activity::UserAuthentication { .. } | Activity::BreakGlass { .. } => Action::Execute,
+            Activity::StaffAccount { change, .. } => match change {
+                AccountChange::Created | AccountChange::TokenIssued => Action::Create,
+                AccountChange::Unlocked => Action::Update,
+            },
         }
+    }
+
+    /// The same record by another actor: how a handler marks what a
+    /// signed-in user did, or what was done under a break-glass grant.
+    pub fn by(self, actor: Actor) -> Self {
+        Self { actor, ..self }
     }
 }

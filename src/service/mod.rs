@@ -9,6 +9,7 @@ pub mod ingest;
 pub mod keys;
 pub mod preferences;
 pub mod send;
+pub mod staff;
 pub mod worker;
 
 use crate::clock::Clock;
