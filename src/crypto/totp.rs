@@ -111,7 +111,7 @@ pub fn base32(bytes: &[u8]) -> String {
 }
 
 /// Percent-encodes everything but RFC 3986 unreserved characters.
-fn percent(s: &str) -> String {
+pub fn percent(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {

@@ -12,6 +12,7 @@ mod fhir_hooks;
 mod health;
 pub mod hooks;
 mod preferences;
+pub mod staff;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{Server, Service as _, ServiceFactory, ServiceRequest, ServiceResponse};
@@ -128,6 +129,12 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
             )
             .route("/p/{token}", web::get().to(preferences::show))
             .route("/p/{token}", web::post().to(preferences::save))
+            .route("/login", web::get().to(staff::login_form))
+            .route("/login", web::post().to(staff::login))
+            .route("/logout", web::post().to(staff::logout))
+            .route("/admin", web::get().to(staff::admin))
+            .route("/break-glass", web::get().to(staff::break_glass_form))
+            .route("/break-glass", web::post().to(staff::break_glass))
             .service(
                 web::scope("/fhir")
                     .route("/metadata", web::get().to(audit_api::metadata))
@@ -163,8 +170,15 @@ pub fn app(
         InitError = (),
     >,
 > {
+    // HSTS whenever Herald is reached over TLS (server.public_url is https).
+    let hsts = state
+        .settings
+        .server
+        .public_url
+        .as_deref()
+        .is_some_and(|u| u.starts_with("https://"));
     App::new()
-        .wrap_fn(|req, srv| {
+        .wrap_fn(move |req, srv| {
             let rid = request_id_from(req.headers().get("x-request-id"));
             req.extensions_mut().insert(RequestId(rid.clone()));
             let fut = srv.call(req);
@@ -182,6 +196,12 @@ pub fn app(
                     HeaderName::from_static("cache-control"),
                     HeaderValue::from_static("no-store"),
                 );
+                if hsts {
+                    h.insert(
+                        HeaderName::from_static("strict-transport-security"),
+                        HeaderValue::from_static("max-age=31536000; includeSubDomains"),
+                    );
+                }
                 Ok(res)
             }
         })

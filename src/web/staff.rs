@@ -1,0 +1,597 @@
+//! Staff sign-in (`/login`, `/logout`), administration (`/admin`) and
+//! break-glass (`/break-glass`), and [`Staff`]: who is signed in, from the
+//! `herald_session` cookie or an auditor's `Authorization: Bearer` token.
+//!
+//! Pages: no scripts, a CSP without inline anything, every value escaped,
+//! every form carrying a CSRF token (a keyed token in the form and a
+//! SameSite=Strict cookie for `/login`; the session's own token after it).
+//! The session cookie is HttpOnly, SameSite=Strict, Path=/, and Secure when
+//! `server.public_url` is https (HSTS is then sent on every response).
+//!
+//! Other handlers ask for a role with [`require`] (401 / 403 as
+//! problem+json) or [`require_page`] (a redirect to `/login` / a 403 page),
+//! or take [`Staff`] as an extractor (any role).
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::cookie::{Cookie, SameSite};
+use actix_web::dev::Payload;
+use actix_web::http::StatusCode;
+use actix_web::{FromRequest, HttpMessage as _, HttpRequest, HttpResponse, web};
+use serde::Deserialize;
+
+use super::{ApiError, AppState, RequestId, peer};
+pub use crate::domain::staff::Role;
+use crate::error::AppError;
+use crate::render::escape_markup;
+pub use crate::service::staff::Staff;
+use crate::service::staff::{self as svc, Attempt, Emergency, Origin, SignIn};
+
+/// The session cookie.
+pub const SESSION_COOKIE: &str = "herald_session";
+/// The sign-in form's CSRF cookie.
+const LOGIN_CSRF_COOKIE: &str = "herald_login_csrf";
+
+fn secure(state: &AppState) -> bool {
+    state
+        .settings
+        .server
+        .public_url
+        .as_deref()
+        .is_some_and(|u| u.starts_with("https://"))
+}
+
+fn origin(req: &HttpRequest) -> Origin {
+    Origin {
+        address: peer(req),
+        request_id: req.extensions().get::<RequestId>().map(|r| r.0.clone()),
+    }
+}
+
+fn page(status: StatusCode, title: &str, body: &str) -> HttpResponse {
+    HttpResponse::build(status)
+        .content_type("text/html; charset=utf-8")
+        .insert_header((
+            "content-security-policy",
+            "default-src 'none'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ))
+        .insert_header(("referrer-policy", "no-referrer"))
+        .insert_header(("x-frame-options", "DENY"))
+        .body(format!(
+            "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{}</title></head><body>{body}</body></html>",
+            escape_markup(title)
+        ))
+}
+
+fn see_other(to: &str) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header(("location", to))
+        .finish()
+}
+
+fn unavailable() -> HttpResponse {
+    page(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "Try again",
+        "<main><h1>Please try again in a few minutes</h1></main>",
+    )
+}
+
+fn db_error(req: &HttpRequest, e: crate::db::DbError) -> ApiError {
+    ApiError::new(req, AppError::from(e))
+}
+
+fn bearer(req: &HttpRequest) -> Option<String> {
+    let h = req.headers().get("authorization")?.to_str().ok()?;
+    let (scheme, token) = h.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim().to_string())
+}
+
+/// Who is signed in: the session cookie (idle and absolute limits applied,
+/// `last_seen_at` moved) or else an auditor's bearer token. `None` when
+/// neither holds.
+pub async fn authenticate(req: &HttpRequest, state: &AppState) -> Result<Option<Staff>, ApiError> {
+    let cookie = req.cookie(SESSION_COOKIE).map(|c| c.value().to_string());
+    let token = bearer(req);
+    if cookie.is_none() && token.is_none() {
+        return Ok(None);
+    }
+    let st = state.clone();
+    let from = origin(req);
+    let found = web::block(move || -> Result<Option<Staff>, crate::db::DbError> {
+        let mut c = st.pool.get()?;
+        let now = st.clock.now();
+        if let Some(cookie) = cookie
+            && let Some(s) = svc::session_staff(&mut c, &st.settings.staff, now, &cookie, &from)?
+        {
+            return Ok(Some(s));
+        }
+        match token {
+            Some(t) => svc::token_staff(&mut c, now, &t),
+            None => Ok(None),
+        }
+    })
+    .await;
+    match found {
+        Ok(Ok(s)) => Ok(s),
+        Ok(Err(e)) => Err(db_error(req, e)),
+        Err(e) => Err(super::internal(req, e)),
+    }
+}
+
+/// The signed-in staff member when their role is one of `roles`: 401 when
+/// nobody is signed in, 403 when the role is wrong.
+pub async fn require(
+    req: &HttpRequest,
+    state: &AppState,
+    roles: &[Role],
+) -> Result<Staff, ApiError> {
+    match authenticate(req, state).await? {
+        None => Err(ApiError::new(req, AppError::Unauthorized)),
+        Some(s) if roles.contains(&s.role) => Ok(s),
+        Some(_) => Err(ApiError::new(req, AppError::Forbidden)),
+    }
+}
+
+/// [`require`] for pages: a redirect to `/login` when nobody is signed in, a
+/// 403 page when the role is wrong.
+pub async fn require_page(
+    req: &HttpRequest,
+    state: &AppState,
+    roles: &[Role],
+) -> Result<Staff, HttpResponse> {
+    match authenticate(req, state).await {
+        Ok(None) => Err(see_other("/login")),
+        Ok(Some(s)) if roles.contains(&s.role) => Ok(s),
+        Ok(Some(_)) => Err(page(
+            StatusCode::FORBIDDEN,
+            "Not allowed",
+            "<main><h1>Your role does not allow this page</h1><p><a href=\"/login\">Back</a></p></main>",
+        )),
+        Err(_) => Err(unavailable()),
+    }
+}
+
+impl FromRequest for Staff {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            let state = req
+                .app_data::<web::Data<AppState>>()
+                .cloned()
+                .ok_or_else(|| super::internal(&req, "AppState missing"))?;
+            require(&req, &state, &Role::ALL).await
+        })
+    }
+}
+
+/// The sign-in form's CSRF token: a nonce and its keyed MAC, so a cookie
+/// planted by a sibling site cannot be made to match.
+fn login_csrf_new(state: &AppState) -> Option<String> {
+    let nonce = crate::crypto::random_token().ok()?;
+    let mac = state.ring.blind_index("login-csrf", &nonce);
+    Some(format!("{nonce}.{mac}"))
+}
+
+fn login_csrf_ok(state: &AppState, cookie: &str, field: &str) -> bool {
+    let Some((nonce, mac)) = field.split_once('.') else {
+        return false;
+    };
+    let expected = state.ring.blind_index("login-csrf", nonce);
+    crate::crypto::same_secret(mac, &expected) && crate::crypto::same_secret(cookie, field)
+}
+
+fn cookie<'a>(state: &AppState, name: &'a str, value: String, path: &'a str) -> Cookie<'a> {
+    Cookie::build(name, value)
+        .path(path)
+        .http_only(true)
+        .secure(secure(state))
+        .same_site(SameSite::Strict)
+        .finish()
+}
+
+fn logout_form(staff: &Staff) -> String {
+    format!(
+        "<form method=\"post\" action=\"/logout\"><input type=\"hidden\" name=\"csrf\" value=\"{}\"><button type=\"submit\" id=\"logout\">Sign out</button></form>",
+        escape_markup(staff.csrf.as_deref().unwrap_or_default())
+    )
+}
+
+fn nav(staff: &Staff) -> String {
+    let mut links = Vec::new();
+    if staff.role == Role::Admin {
+        links.push("<a href=\"/admin\">Accounts</a>");
+    }
+    if staff.role == Role::Clinician {
+        links.push("<a href=\"/break-glass\">Emergency access</a>");
+    }
+    if staff.role == Role::Auditor {
+        links.push("<a href=\"/fhir/AuditEvent?_sort=-date&amp;_count=20\">Audit log</a>");
+    }
+    format!(
+        "<header><p>Signed in as <strong id=\"who\">{}</strong> ({}). {}</p>{}</header>",
+        escape_markup(&staff.name),
+        staff.role.code(),
+        links.join(" · "),
+        logout_form(staff)
+    )
+}
+
+fn login_page(state: &AppState, status: StatusCode, error: Option<&str>) -> HttpResponse {
+    let Some(csrf) = login_csrf_new(state) else {
+        return unavailable();
+    };
+    let mut html = String::from("<main><h1>Sign in to Herald</h1>");
+    if let Some(e) = error {
+        html.push_str(&format!(
+            "<p role=\"alert\" id=\"error\">{}</p>",
+            escape_markup(e)
+        ));
+    }
+    html.push_str("<form method=\"post\" action=\"/login\">");
+    html.push_str(&format!(
+        "<input type=\"hidden\" name=\"csrf\" value=\"{}\">",
+        escape_markup(&csrf)
+    ));
+    html.push_str("<p><label for=\"name\">Name</label><br><input id=\"name\" name=\"name\" autocomplete=\"username\" maxlength=\"64\" required></p>");
+    html.push_str("<p><label for=\"password\">Password</label><br><input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"current-password\" required></p>");
+    html.push_str("<p><label for=\"code\">Code from your authenticator app</label><br><input id=\"code\" name=\"code\" inputmode=\"numeric\" autocomplete=\"one-time-code\" maxlength=\"7\" required></p>");
+    html.push_str("<button type=\"submit\" id=\"signin\">Sign in</button></form></main>");
+    let mut resp = page(status, "Sign in", &html);
+    let _ = resp.add_cookie(&cookie(state, LOGIN_CSRF_COOKIE, csrf, "/login"));
+    resp
+}
+
+/// GET /login: the form, or who is signed in.
+pub async fn login_form(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    match authenticate(&req, &state).await {
+        Ok(Some(staff)) if staff.csrf.is_some() => page(
+            StatusCode::OK,
+            "Signed in",
+            &format!("<main>{}<h1>Herald</h1></main>", nav(&staff)),
+        ),
+        Ok(_) => login_page(&state, StatusCode::OK, None),
+        Err(_) => unavailable(),
+    }
+}
+
+/// The sign-in form as posted (missing fields read as empty).
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct LoginForm {
+    name: String,
+    password: String,
+    code: String,
+    csrf: String,
+}
+
+/// Said for every failed sign-in: never which factor, never "locked".
+const SIGN_IN_FAILED: &str = "Sign-in failed. Check your name, password and code and try again; after repeated failures the account is locked for a while.";
+
+/// POST /login
+pub async fn login(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    form: web::Form<LoginForm>,
+) -> HttpResponse {
+    let form = form.into_inner();
+    let csrf_cookie = req
+        .cookie(LOGIN_CSRF_COOKIE)
+        .map(|c| c.value().to_string())
+        .unwrap_or_default();
+    if !login_csrf_ok(&state, &csrf_cookie, &form.csrf) {
+        return login_page(
+            &state,
+            StatusCode::FORBIDDEN,
+            Some("The form expired or was not sent from this page. Please sign in again."),
+        );
+    }
+    let st = state.clone();
+    let from = origin(&req);
+    let done = web::block(move || -> Result<SignIn, crate::db::DbError> {
+        let mut c = st.pool.get()?;
+        let attempt = Attempt {
+            name: form.name.trim(),
+            password: &form.password,
+            code: &form.code,
+        };
+        svc::sign_in(
+            &mut c,
+            &st.ring,
+            &st.settings.staff,
+            st.clock.now(),
+            &attempt,
+            &from,
+        )
+    })
+    .await;
+    match done {
+        Ok(Ok(SignIn::Session { token, staff })) => {
+            let to = match staff.role {
+                Role::Admin => "/admin",
+                Role::Clinician => "/break-glass",
+                Role::Auditor => "/login",
+            };
+            let mut resp = see_other(to);
+            let _ = resp.add_cookie(&cookie(&state, SESSION_COOKIE, token, "/"));
+            let _ = resp.add_removal_cookie(&cookie(
+                &state,
+                LOGIN_CSRF_COOKIE,
+                String::new(),
+                "/login",
+            ));
+            resp
+        }
+        Ok(Ok(SignIn::Refused)) => {
+            login_page(&state, StatusCode::UNAUTHORIZED, Some(SIGN_IN_FAILED))
+        }
+        _ => unavailable(),
+    }
+}
+
+/// A form that carries only the session's CSRF token.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct CsrfForm {
+    csrf: String,
+}
+
+fn csrf_refused() -> HttpResponse {
+    page(
+        StatusCode::FORBIDDEN,
+        "Not done",
+        "<main><h1>The form expired or was not sent from this site</h1><p><a href=\"/login\">Back</a></p></main>",
+    )
+}
+
+/// POST /logout
+pub async fn logout(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    form: web::Form<CsrfForm>,
+) -> HttpResponse {
+    let staff = match require_page(&req, &state, &Role::ALL).await {
+        Ok(s) => s,
+        Err(resp) => return resp,
+    };
+    if !staff.csrf_ok(&form.csrf) {
+        return csrf_refused();
+    }
+    let Some(token) = req.cookie(SESSION_COOKIE).map(|c| c.value().to_string()) else {
+        return see_other("/login");
+    };
+    let st = state.clone();
+    let from = origin(&req);
+    let done = web::block(move || -> Result<bool, crate::db::DbError> {
+        let mut c = st.pool.get()?;
+        svc::sign_out(&mut c, st.clock.now(), &token, &from)
+    })
+    .await;
+    match done {
+        Ok(Ok(_)) => {
+            let mut resp = see_other("/login");
+            let _ = resp.add_removal_cookie(&cookie(&state, SESSION_COOKIE, String::new(), "/"));
+            resp
+        }
+        _ => unavailable(),
+    }
+}
+
+/// GET /admin: the accounts, their roles and states (admins only; no secrets).
+pub async fn admin(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    let staff = match require_page(&req, &state, &[Role::Admin]).await {
+        Ok(s) => s,
+        Err(resp) => return resp,
+    };
+    let st = state.clone();
+    let users = web::block(move || -> Result<_, crate::db::DbError> {
+        let mut c = st.pool.get()?;
+        crate::db::staff::list_users(&mut c)
+    })
+    .await;
+    let Ok(Ok(users)) = users else {
+        return unavailable();
+    };
+    let now = state.clock.now();
+    let mut html = format!("<main>{}<h1>Staff accounts</h1>", nav(&staff));
+    html.push_str("<table id=\"users\"><thead><tr><th>Name</th><th>Role</th><th>State</th><th>Created</th></tr></thead><tbody>");
+    for u in &users {
+        let state_text = if u.disabled {
+            "disabled".to_string()
+        } else if crate::domain::staff::is_locked(u.locked_until, now) {
+            format!(
+                "locked until {}",
+                u.locked_until
+                    .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+                    .unwrap_or_default()
+            )
+        } else {
+            "active".to_string()
+        };
+        html.push_str(&format!(
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            escape_markup(&u.name),
+            u.role.code(),
+            escape_markup(&state_text),
+            u.created_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        ));
+    }
+    html.push_str("</tbody></table><p>Accounts are added with <code>herald user add NAME --role admin|clinician|auditor</code>; a lockout is lifted with <code>herald user unlock NAME</code>.</p></main>");
+    page(StatusCode::OK, "Staff accounts", &html)
+}
+
+fn break_glass_page(
+    state: &AppState,
+    staff: &Staff,
+    status: StatusCode,
+    patient: &str,
+    error: Option<&str>,
+    grants: &[crate::domain::staff::Grant],
+) -> HttpResponse {
+    let mut html = format!(
+        "<main>{}<h1>Emergency access (break-glass)</h1>",
+        nav(staff)
+    );
+    html.push_str(&format!(
+        "<p>Open a patient outside the EHR launch only in an emergency. Your reason is recorded, access ends after {} minutes, the privacy officer is alerted, and everything you do under it is audited.</p>",
+        state.settings.staff.break_glass_minutes
+    ));
+    if !grants.is_empty() {
+        html.push_str("<h2>In force</h2><ul id=\"grants\">");
+        for g in grants {
+            html.push_str(&format!(
+                "<li>Patient/{} until {}</li>",
+                escape_markup(&g.patient_id),
+                g.ends.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            ));
+        }
+        html.push_str("</ul>");
+    }
+    if let Some(e) = error {
+        html.push_str(&format!(
+            "<p role=\"alert\" id=\"error\">{}</p>",
+            escape_markup(e)
+        ));
+    }
+    html.push_str("<form method=\"post\" action=\"/break-glass\">");
+    html.push_str(&format!(
+        "<input type=\"hidden\" name=\"csrf\" value=\"{}\">",
+        escape_markup(staff.csrf.as_deref().unwrap_or_default())
+    ));
+    html.push_str(&format!(
+        "<p><label for=\"patient\">Patient id (as the EHR knows it)</label><br><input id=\"patient\" name=\"patient\" maxlength=\"64\" required value=\"{}\"></p>",
+        escape_markup(patient)
+    ));
+    html.push_str("<p><label for=\"reason\">Reason (at least 10 characters)</label><br><textarea id=\"reason\" name=\"reason\" minlength=\"10\" maxlength=\"2000\" required></textarea></p>");
+    html.push_str(
+        "<button type=\"submit\" id=\"open\">Open with emergency access</button></form></main>",
+    );
+    page(status, "Emergency access", &html)
+}
+
+async fn grants_of(
+    state: &AppState,
+    user_id: &str,
+) -> Result<Vec<crate::domain::staff::Grant>, ()> {
+    let st = state.clone();
+    let user = user_id.to_string();
+    match web::block(move || -> Result<_, crate::db::DbError> {
+        let mut c = st.pool.get()?;
+        crate::db::staff::active_grants(&mut c, &user, None, st.clock.now())
+    })
+    .await
+    {
+        Ok(Ok(g)) => Ok(g),
+        _ => Err(()),
+    }
+}
+
+/// `?patient=` on the break-glass page.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct PatientQuery {
+    patient: String,
+}
+
+/// GET /break-glass: the grants in force and the request form (clinicians).
+pub async fn break_glass_form(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    query: web::Query<PatientQuery>,
+) -> HttpResponse {
+    let staff = match require_page(&req, &state, &[Role::Clinician]).await {
+        Ok(s) => s,
+        Err(resp) => return resp,
+    };
+    let Ok(grants) = grants_of(&state, &staff.user_id).await else {
+        return unavailable();
+    };
+    break_glass_page(
+        &state,
+        &staff,
+        StatusCode::OK,
+        &query.patient,
+        None,
+        &grants,
+    )
+}
+
+/// The break-glass form as posted.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct BreakGlassForm {
+    csrf: String,
+    patient: String,
+    reason: String,
+}
+
+/// POST /break-glass: a grant for `staff.break_glass_minutes`, an alert (log
+/// and `staff.alert_webhook`), an AuditEvent with purposeOfUse BTG.
+pub async fn break_glass(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    form: web::Form<BreakGlassForm>,
+) -> HttpResponse {
+    let staff = match require_page(&req, &state, &[Role::Clinician]).await {
+        Ok(s) => s,
+        Err(resp) => return resp,
+    };
+    let form = form.into_inner();
+    if !staff.csrf_ok(&form.csrf) {
+        return csrf_refused();
+    }
+    let st = state.clone();
+    let from = origin(&req);
+    let user = staff.user_id.clone();
+    let patient = form.patient.trim().to_string();
+    let p = patient.clone();
+    let done = web::block(move || -> Result<_, crate::db::DbError> {
+        let mut c = st.pool.get()?;
+        let request = Emergency {
+            user_id: &user,
+            patient: &p,
+            reason: &form.reason,
+        };
+        svc::break_glass(
+            &mut c,
+            &st.ring,
+            &st.settings.staff,
+            st.clock.now(),
+            &request,
+            &from,
+        )
+    })
+    .await;
+    match done {
+        Ok(Ok(Ok(grant))) => {
+            if let Some(url) = &state.settings.staff.alert_webhook {
+                svc::post_alert(url, &svc::alert_payload(&grant)).await;
+            }
+            see_other(&format!(
+                "/break-glass?patient={}",
+                crate::crypto::totp::percent(&grant.patient_id)
+            ))
+        }
+        Ok(Ok(Err(refusal))) => {
+            let Ok(grants) = grants_of(&state, &staff.user_id).await else {
+                return unavailable();
+            };
+            break_glass_page(
+                &state,
+                &staff,
+                StatusCode::BAD_REQUEST,
+                &patient,
+                Some(refusal.message()),
+                &grants,
+            )
+        }
+        _ => unavailable(),
+    }
+}
