@@ -570,8 +570,8 @@ pub struct StaffSettings {
     /// How long a break-glass grant lasts.
     pub break_glass_minutes: u32,
     /// Where a break-glass alert is POSTed as JSON (opaque ids only); https,
-    /// or http on loopback.
-    pub alert_webhook: Option<String>,
+    /// or http on loopback. A secret: webhook URLs often embed a token.
+    pub alert_webhook: Option<Secret>,
 }
 
 impl Default for StaffSettings {
@@ -1047,7 +1047,7 @@ impl Settings {
                 "must not be longer than staff.absolute_hours".into(),
             );
         }
-        if let Some(u) = &st.alert_webhook
+        if let Some(u) = st.alert_webhook.as_ref().map(Secret::expose)
             && !(u.starts_with("https://")
                 || u.starts_with("http://127.0.0.1")
                 || u.starts_with("http://localhost"))
@@ -1193,6 +1193,35 @@ mod tests {
         for secret in ["tok-very-secret", "c2VjcmV0", "hunter2", "hunter3"] {
             assert!(!dump.contains(secret), "{secret} leaked");
         }
+    }
+
+    #[test]
+    fn staff_settings_are_checked_and_the_webhook_is_secret() {
+        let s = Settings::load(
+            None,
+            &env(&[
+                ("HERALD_STAFF__IDLE_MINUTES", "0"),
+                (
+                    "HERALD_STAFF__ALERT_WEBHOOK",
+                    "http://hooks.example.org/T0K3N",
+                ),
+            ]),
+        )
+        .unwrap();
+        let keys: Vec<String> = s.validate().into_iter().map(|p| p.key).collect();
+        assert_eq!(keys, ["staff", "staff.alert_webhook"]);
+        assert!(!s.redacted_dump().contains("T0K3N"));
+        let d = Settings::default().staff;
+        assert_eq!(
+            (
+                d.idle_minutes,
+                d.absolute_hours,
+                d.lockout_after,
+                d.lockout_minutes,
+                d.break_glass_minutes
+            ),
+            (15, 12, 5, 15, 60)
+        );
     }
 
     #[test]

@@ -753,7 +753,7 @@ async fn break_glass_needs_a_reason_ends_alerts_and_audits_btg() {
         let (url, alerts) = webhook();
         let settings = Settings {
             staff: StaffSettings {
-                alert_webhook: Some(url),
+                alert_webhook: Some(herald::config::Secret::new(url)),
                 ..StaffSettings::default()
             },
             ..Settings::default()

@@ -741,21 +741,25 @@ pub fn alert_payload(g: &Grant) -> serde_json::Value {
     })
 }
 
-/// POSTs an alert to the webhook (verified TLS; 10 s at most). Failures are
+/// Sends a break-glass alert to the webhook on a thread of its own, so the
+/// clinician is not kept waiting (verified TLS; 10 s at most). A failure is
 /// logged, never fatal: the grant stands and the log carries the alert.
-pub async fn post_alert(url: &str, payload: &serde_json::Value) {
-    let sent = async {
-        let client = reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(10))
-            .build()?;
-        client
-            .post(url)
-            .json(payload)
-            .send()
-            .await?
-            .error_for_status()
+pub fn raise_alert(url: String, payload: serde_json::Value) {
+    let spawned = std::thread::Builder::new()
+        .name("break-glass-alert".into())
+        .spawn(move || post_alert(&url, &payload));
+    if let Err(e) = spawned {
+        tracing::error!(target: "security", alert = "break-glass", error = %e, "break-glass alert not sent; this log is the alert");
     }
-    .await;
+}
+
+/// POSTs an alert and waits for the answer (blocking; see [`raise_alert`]).
+pub fn post_alert(url: &str, payload: &serde_json::Value) {
+    let sent = reqwest::blocking::Client::builder()
+        .timeout(std::time::Duration::from_secs(10))
+        .build()
+        .and_then(|client| client.post(url).json(payload).send())
+        .and_then(reqwest::blocking::Response::error_for_status);
     match sent {
         Ok(_) => {
             tracing::info!(target: "security", alert = "break-glass", "break-glass alert delivered")

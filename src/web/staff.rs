@@ -572,7 +572,7 @@ pub async fn break_glass(
     match done {
         Ok(Ok(Ok(grant))) => {
             if let Some(url) = &state.settings.staff.alert_webhook {
-                svc::post_alert(url, &svc::alert_payload(&grant)).await;
+                svc::raise_alert(url.expose().to_string(), svc::alert_payload(&grant));
             }
             see_other(&format!(
                 "/break-glass?patient={}",
