@@ -284,6 +284,8 @@ pub struct EhrSettings {
     pub writes: Vec<String>,
     /// Largest notification body accepted, bytes (413 beyond).
     pub max_notification_bytes: usize,
+    /// Import the EHR's Consents into the ledger (those Herald wrote are skipped).
+    pub import_consents: bool,
 }
 
 impl Default for EhrSettings {
@@ -321,6 +323,7 @@ impl Default for EhrSettings {
             max_retries: 4,
             writes: Vec::new(),
             max_notification_bytes: 1 << 20,
+            import_consents: false,
         }
     }
 }
@@ -517,6 +520,10 @@ pub struct MessagingSettings {
     pub cap_per_week: u32,
     /// Hours staff have to read a text Herald cannot act on alone (T6, T8).
     pub reply_review_hours: u32,
+    /// What a patient's "cancel" reply does: `staff` (a task in the inbox)
+    /// or `cancel` (Herald cancels the Appointment on the EHR, where the
+    /// preset accepts Appointment writes; staff are told either way).
+    pub reply_cancel: String,
     /// Stricter windows by state, e.g. `["FL=08:00-20:00"]` (T4).
     #[serde(deserialize_with = "string_list")]
     pub state_windows: Vec<String>,
@@ -547,6 +554,7 @@ impl Default for MessagingSettings {
             cap_per_day: 1,
             cap_per_week: 3,
             reply_review_hours: 24,
+            reply_cancel: "staff".into(),
             state_windows: vec!["FL=08:00-20:00".into(), "OK=08:00-20:00".into()],
         }
     }
@@ -836,6 +844,15 @@ impl Settings {
             bad(
                 "ehr.poll_locations",
                 "location-window polling needs ehr.poll_locations or ehr.poll_practitioners (the customer gives the ids)".into(),
+            );
+        }
+        if !["staff", "cancel"].contains(&self.messaging.reply_cancel.as_str()) {
+            bad(
+                "messaging.reply_cancel",
+                format!(
+                    "{:?} is not one of staff, cancel",
+                    self.messaging.reply_cancel
+                ),
             );
         }
         if self.ehr.bulk_schedule.parse::<cron::Schedule>().is_err() {
