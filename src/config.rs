@@ -166,10 +166,17 @@ pub struct ServerSettings {
     pub bind: String,
     /// The https URL the EHR and the SMS provider call back.
     pub public_url: Option<String>,
-    /// Allow a non-loopback bind (off until staff authentication exists).
+    /// Allow plain HTTP on a non-loopback address (never in production:
+    /// H8, S21 — configure tls_cert and tls_key instead).
     pub allow_non_loopback: bool,
     /// HTTP worker threads (0 = one per core).
     pub workers: usize,
+    /// PEM certificate chain: with tls_key, Herald serves HTTPS (TLS 1.2+).
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for tls_cert.
+    pub tls_key: Option<PathBuf>,
+    /// Strict-Transport-Security max-age, seconds (sent under TLS).
+    pub hsts_max_age: u64,
 }
 
 impl Default for ServerSettings {
@@ -179,6 +186,9 @@ impl Default for ServerSettings {
             public_url: None,
             allow_non_loopback: false,
             workers: 0,
+            tls_cert: None,
+            tls_key: None,
+            hsts_max_age: 31_536_000,
         }
     }
 }
@@ -731,11 +741,28 @@ impl Settings {
                 message,
             })
         };
+        let tls = self.server.tls_cert.is_some() && self.server.tls_key.is_some();
+        if self.server.tls_cert.is_some() != self.server.tls_key.is_some() {
+            bad(
+                "server.tls_cert",
+                "set both server.tls_cert and server.tls_key (PEM files), or neither".into(),
+            );
+        }
+        for (key, path) in [
+            ("server.tls_cert", &self.server.tls_cert),
+            ("server.tls_key", &self.server.tls_key),
+        ] {
+            if let Some(p) = path
+                && !p.is_file()
+            {
+                bad(key, format!("{} is not a readable file", p.display()));
+            }
+        }
         match self.server.bind.parse::<SocketAddr>() {
-            Ok(addr) if !addr.ip().is_loopback() && !self.server.allow_non_loopback => bad(
+            Ok(addr) if !addr.ip().is_loopback() && !tls && !self.server.allow_non_loopback => bad(
                 "server.bind",
                 format!(
-                    "{addr} is not a loopback address; Herald listens on loopback only until staff sign-in and TLS are configured (set server.allow_non_loopback = true to override)"
+                    "{addr} is not a loopback address: plain HTTP is served on loopback only (H8); set server.tls_cert and server.tls_key for HTTPS"
                 ),
             ),
             Ok(_) => {}

@@ -27,4 +27,5 @@ mod render;
 mod story;
 mod support;
 mod tidy;
+mod tls;
 mod twilio_double;

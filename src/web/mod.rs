@@ -163,8 +163,21 @@ pub fn app(
         InitError = (),
     >,
 > {
+    let hsts = state
+        .settings
+        .server
+        .tls_cert
+        .is_some()
+        .then(|| {
+            format!(
+                "max-age={}; includeSubDomains",
+                state.settings.server.hsts_max_age
+            )
+        })
+        .and_then(|v| HeaderValue::from_str(&v).ok());
     App::new()
-        .wrap_fn(|req, srv| {
+        .wrap_fn(move |req, srv| {
+            let hsts = hsts.clone();
             let rid = request_id_from(req.headers().get("x-request-id"));
             req.extensions_mut().insert(RequestId(rid.clone()));
             let fut = srv.call(req);
@@ -182,16 +195,53 @@ pub fn app(
                     HeaderName::from_static("cache-control"),
                     HeaderValue::from_static("no-store"),
                 );
+                if let Some(v) = hsts {
+                    h.insert(HeaderName::from_static("strict-transport-security"), v);
+                }
                 Ok(res)
             }
         })
         .configure(configure(state))
 }
 
-/// Starts the server on a bound listener (port 0 in tests).
+/// The TLS acceptor for `server.tls_cert`/`tls_key`: OpenSSL with Mozilla's
+/// intermediate profile and TLS 1.2 as the floor (H8, S21), whatever the
+/// distribution's OpenSSL policy.
+pub fn tls_acceptor(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> std::io::Result<openssl::ssl::SslAcceptorBuilder> {
+    use openssl::ssl::{SslAcceptor, SslFiletype, SslMethod, SslVersion};
+    let io =
+        |what: &str, e: openssl::error::ErrorStack| std::io::Error::other(format!("{what}: {e}"));
+    let mut b = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls()).map_err(|e| io("TLS", e))?;
+    b.set_min_proto_version(Some(SslVersion::TLS1_2))
+        .map_err(|e| io("TLS 1.2 floor", e))?;
+    b.set_certificate_chain_file(cert)
+        .map_err(|e| io(&format!("certificate {}", cert.display()), e))?;
+    b.set_private_key_file(key, SslFiletype::PEM)
+        .map_err(|e| io(&format!("private key {}", key.display()), e))?;
+    b.check_private_key()
+        .map_err(|e| io("the private key does not match the certificate", e))?;
+    Ok(b)
+}
+
+/// Starts the server on a bound listener (port 0 in tests): HTTPS when a
+/// certificate and key are configured, plain HTTP otherwise.
 pub fn server(state: AppState, listener: TcpListener) -> std::io::Result<Server> {
     let workers = state.settings.server.workers;
-    let mut s = HttpServer::new(move || app(state.clone())).listen(listener)?;
+    let tls = match (
+        &state.settings.server.tls_cert,
+        &state.settings.server.tls_key,
+    ) {
+        (Some(c), Some(k)) => Some(tls_acceptor(c, k)?),
+        _ => None,
+    };
+    let factory = HttpServer::new(move || app(state.clone()));
+    let mut s = match tls {
+        Some(b) => factory.listen_openssl(listener, b)?,
+        None => factory.listen(listener)?,
+    };
     if workers > 0 {
         s = s.workers(workers);
     }
