@@ -489,7 +489,7 @@ impl Default for OutboxSettings {
 }
 
 /// SMART app launch.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SmartSettings {
     /// Issuers allowed to launch Herald (comma-separated in the environment).
@@ -499,6 +499,27 @@ pub struct SmartSettings {
     pub client_id: Option<String>,
     /// OAuth client secret (confidential clients).
     pub client_secret: Option<Secret>,
+    /// Origins allowed to frame /app (the EHR's), for CSP frame-ancestors.
+    #[serde(deserialize_with = "string_list")]
+    pub frame_ancestors: Vec<String>,
+    /// Clinician session: minutes idle before it ends.
+    pub idle_minutes: u32,
+    /// Scopes for the EHR launch with SMART v2 (v1 equivalents are derived).
+    pub scope: String,
+}
+
+impl Default for SmartSettings {
+    fn default() -> Self {
+        Self {
+            allowed_iss: Vec::new(),
+            client_id: None,
+            client_secret: None,
+            frame_ancestors: Vec::new(),
+            idle_minutes: 15,
+            scope: "openid fhirUser offline_access patient/Patient.rs patient/Appointment.rs"
+                .into(),
+        }
+    }
 }
 
 /// What to send and when.

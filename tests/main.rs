@@ -24,6 +24,7 @@ mod migrations;
 mod outbox_chaos;
 mod prefpage;
 mod render;
+mod smart_launch;
 mod story;
 mod support;
 mod tidy;

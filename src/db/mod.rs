@@ -16,6 +16,7 @@ pub mod outbox;
 pub mod patients;
 pub mod resources;
 pub mod schema;
+pub mod smart;
 pub mod writes;
 
 use diesel::connection::{AnsiTransactionManager, SimpleConnection as _, TransactionManager};

@@ -211,6 +211,25 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    smart_sessions (id_hash) {
+        id_hash -> Text,
+        phase -> Text,
+        iss -> Text,
+        secrets_enc -> Binary,
+        key_id -> Integer,
+        patient -> Nullable<Text>,
+        encounter -> Nullable<Text>,
+        fhir_user -> Nullable<Text>,
+        need_banner -> Bool,
+        style_url -> Nullable<Text>,
+        scope -> Nullable<Text>,
+        token_expires_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+        last_seen_at -> Timestamp,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     data_keys,
     patients,

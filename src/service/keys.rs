@@ -95,7 +95,8 @@ pub fn reencrypt_batch(
             + consents::rekey_batch(c, ring, batch)?
             + outbox::rekey_batch(c, ring, batch)?
             + crate::db::inbound::rekey_batch(c, ring, batch)?
-            + crate::db::ehr::rekey_batch(c, ring, batch)?;
+            + crate::db::ehr::rekey_batch(c, ring, batch)?
+            + crate::db::smart::rekey_batch(c, ring, batch)?;
         Ok::<_, DbError>(n)
     })?)
 }

@@ -12,6 +12,7 @@ mod fhir_hooks;
 mod health;
 pub mod hooks;
 mod preferences;
+mod smart;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{Server, Service as _, ServiceFactory, ServiceRequest, ServiceResponse};
@@ -126,6 +127,12 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
                 "/hooks/fhir/{subscription}/{type}/{id}",
                 web::put().to(fhir_hooks::notify),
             )
+            .route("/smart/launch", web::get().to(smart::ehr_launch))
+            .route("/smart/login", web::get().to(smart::standalone))
+            .route("/smart/callback", web::get().to(smart::callback))
+            .route("/app", web::get().to(smart::app_page))
+            .route("/app/consent", web::post().to(smart::record_consent))
+            .route("/app/send", web::post().to(smart::send_now))
             .route("/p/{token}", web::get().to(preferences::show))
             .route("/p/{token}", web::post().to(preferences::save))
             .service(
