@@ -336,6 +336,34 @@ fn bad_launches_fail_with_a_clear_page_and_sessions_end_when_idle() {
             .unwrap(),
     );
     assert_eq!(st, 403);
+    // S14: shortly before the EHR's token expires, the page refreshes it; the
+    // new refresh token replaces the old one.
+    let active = || {
+        use diesel::prelude::*;
+        let mut c = s.db.conn();
+        let ids: Vec<String> = herald::db::schema::smart_sessions::table
+            .filter(herald::db::schema::smart_sessions::phase.eq("active"))
+            .select(herald::db::schema::smart_sessions::id_hash)
+            .load(&mut c)
+            .unwrap();
+        assert_eq!(ids.len(), 1);
+        let row = store::get(&mut c, &s.state.ring, &ids[0]).unwrap().unwrap();
+        launch::secrets_of(&row)
+    };
+    let before = active();
+    assert!(
+        before.refresh_token.is_some(),
+        "offline_access gave a refresh token"
+    );
+    s.clock.advance(chrono::Duration::minutes(5));
+    let (st, _) = text(client.get(format!("{}/app", s.base)).send().unwrap());
+    assert_eq!(st, 200);
+    let after = active();
+    assert_ne!(before.access_token, after.access_token, "refreshed");
+    assert_ne!(
+        before.refresh_token, after.refresh_token,
+        "the new refresh token replaced the old"
+    );
     s.clock.advance(chrono::Duration::minutes(16));
     let (st, body) = text(client.get(format!("{}/app", s.base)).send().unwrap());
     assert_eq!(st, 401);

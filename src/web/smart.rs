@@ -110,10 +110,32 @@ struct Caller {
     app_cookie: Option<String>,
     request_id: Option<String>,
     ip: String,
+    redirect_uri: String,
+}
+
+/// The Patient's display name read from the EHR with the session's token.
+fn read_patient_name(
+    http: &reqwest::blocking::Client,
+    s: &store::SmartSession,
+    patient: &str,
+) -> Option<String> {
+    let token = launch::secrets_of(s).access_token?;
+    let v: serde_json::Value = http
+        .get(format!("{}/Patient/{patient}", s.iss))
+        .header("Accept", crate::fhir::client::FHIR_JSON_R4)
+        .bearer_auth(token)
+        .send()
+        .ok()
+        .filter(|r| r.status().is_success())?
+        .json()
+        .ok()?;
+    crate::fhir::patient_facts(&v)
+        .ok()
+        .map(|p| p.name.expose().to_string())
 }
 
 impl Caller {
-    fn of(req: &HttpRequest) -> Self {
+    fn of(req: &HttpRequest, state: &AppState) -> Self {
         use actix_web::HttpMessage as _;
         Self {
             app_cookie: req.cookie(APP_COOKIE).map(|c| c.value().to_string()),
@@ -122,6 +144,7 @@ impl Caller {
                 .get::<super::RequestId>()
                 .map(|r| r.0.clone()),
             ip: peer(req),
+            redirect_uri: redirect_uri(req, state),
         }
     }
 }
@@ -260,7 +283,7 @@ pub async fn callback(
     let redirect = redirect_uri(&req, &state);
     let st = state.clone();
     let now = state.clock.now();
-    let caller = Caller::of(&req);
+    let caller = Caller::of(&req, &state);
     let who_ip = caller.ip.clone();
     let done = web::block(move || -> Result<(String, String), LaunchError> {
         let cfg = |e: db::DbError| LaunchError::Config(e.to_string());
@@ -394,7 +417,7 @@ fn label(c: Channel) -> &'static str {
 /// GET /app: the clinician page for the patient in context.
 pub async fn app_page(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     let st = state.clone();
-    let caller = Caller::of(&req);
+    let caller = Caller::of(&req, &state);
     let done = web::block(move || -> Result<Option<String>, db::DbError> {
         let mut c = st.pool.get()?;
         let Some(s) = session_of(&caller, &st, &mut c)? else {
@@ -404,11 +427,56 @@ pub async fn app_page(req: HttpRequest, state: web::Data<AppState>) -> HttpRespo
         let Some(patient) = s.patient.clone() else {
             return Ok(Some("<h1>No patient in context</h1><p>Open Herald from a patient's chart.</p>".into()));
         };
+        // S14: refresh the EHR's token shortly before it expires.
+        let http = reqwest::blocking::Client::builder()
+            .timeout(std::time::Duration::from_secs(10))
+            .min_tls_version(reqwest::tls::Version::TLS_1_2)
+            .build()
+            .map_err(|e| db::DbError::Other(e.into()))?;
+        let s = match launch::refresh_if_due(&http, &st.settings.smart, &s, &caller.redirect_uri, st.clock.now()) {
+            Ok(Some(fresh)) => {
+                store::put(&mut c, &st.ring, &fresh)?;
+                fresh
+            }
+            Ok(None) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "the EHR token could not be refreshed");
+                s
+            }
+        };
         let csrf = launch::secrets_of(&s).csrf.unwrap_or_default();
         let held = patients::get(&mut c, &st.ring, &patient)?;
+        // Not followed by Herald yet: the banner comes from the EHR, read
+        // with the clinician's own token (and audited as their read).
+        let ehr_name = if held.is_none() && s.need_banner {
+            let name = read_patient_name(&http, &s, &patient);
+            let mut rec = record(
+                &st,
+                &caller,
+                &who,
+                Activity::EhrRest {
+                    interaction: crate::domain::audit::RestInteraction::Read,
+                    resource_type: "Patient".into(),
+                    id: Some(patient.clone()),
+                    query: None,
+                    token_jti: None,
+                },
+                Some(patient.clone()),
+                if name.is_some() { Outcome::Success } else { Outcome::MinorFailure },
+            );
+            rec.ehr = Some(s.iss.clone());
+            audit::append_now(&mut c, &[rec])?;
+            name
+        } else {
+            None
+        };
         let mut html = String::new();
         if s.need_banner {
-            let name = held.as_ref().map(|p| p.name.expose().to_string()).unwrap_or_default();
+            let name = held
+                .as_ref()
+                .map(|p| p.name.expose().to_string())
+                .or(ehr_name)
+                .unwrap_or_default();
             html.push_str(&format!(
                 "<header id=\"banner\"><strong id=\"patient-name\">{}</strong> <span id=\"patient-id\">Patient/{}</span></header>",
                 esc(&name),
@@ -534,7 +602,7 @@ async fn act(
 ) -> HttpResponse {
     let form = form.into_inner();
     let st = state.clone();
-    let caller = Caller::of(&req);
+    let caller = Caller::of(&req, &state);
     let done = web::block(move || -> Result<Result<(), StatusCode>, db::DbError> {
         let mut c = st.pool.get()?;
         let Some(s) = session_of(&caller, &st, &mut c)? else {
