@@ -169,10 +169,17 @@ pub struct ServerSettings {
     pub bind: String,
     /// The https URL the EHR and the SMS provider call back.
     pub public_url: Option<String>,
-    /// Allow a non-loopback bind (off until staff authentication exists).
+    /// Allow plain HTTP on a non-loopback address (never in production:
+    /// H8, S21 — configure tls_cert and tls_key instead).
     pub allow_non_loopback: bool,
     /// HTTP worker threads (0 = one per core).
     pub workers: usize,
+    /// PEM certificate chain: with tls_key, Herald serves HTTPS (TLS 1.2+).
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for tls_cert.
+    pub tls_key: Option<PathBuf>,
+    /// Strict-Transport-Security max-age, seconds (sent under TLS).
+    pub hsts_max_age: u64,
 }
 
 impl Default for ServerSettings {
@@ -182,6 +189,9 @@ impl Default for ServerSettings {
             public_url: None,
             allow_non_loopback: false,
             workers: 0,
+            tls_cert: None,
+            tls_key: None,
+            hsts_max_age: 31_536_000,
         }
     }
 }
@@ -287,6 +297,8 @@ pub struct EhrSettings {
     pub writes: Vec<String>,
     /// Largest notification body accepted, bytes (413 beyond).
     pub max_notification_bytes: usize,
+    /// Import the EHR's Consents into the ledger (those Herald wrote are skipped).
+    pub import_consents: bool,
 }
 
 impl Default for EhrSettings {
@@ -324,6 +336,7 @@ impl Default for EhrSettings {
             max_retries: 4,
             writes: Vec::new(),
             max_notification_bytes: 1 << 20,
+            import_consents: false,
         }
     }
 }
@@ -479,7 +492,7 @@ impl Default for OutboxSettings {
 }
 
 /// SMART app launch.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SmartSettings {
     /// Issuers allowed to launch Herald (comma-separated in the environment).
@@ -489,6 +502,27 @@ pub struct SmartSettings {
     pub client_id: Option<String>,
     /// OAuth client secret (confidential clients).
     pub client_secret: Option<Secret>,
+    /// Origins allowed to frame /app (the EHR's), for CSP frame-ancestors.
+    #[serde(deserialize_with = "string_list")]
+    pub frame_ancestors: Vec<String>,
+    /// Clinician session: minutes idle before it ends.
+    pub idle_minutes: u32,
+    /// Scopes for the EHR launch with SMART v2 (v1 equivalents are derived).
+    pub scope: String,
+}
+
+impl Default for SmartSettings {
+    fn default() -> Self {
+        Self {
+            allowed_iss: Vec::new(),
+            client_id: None,
+            client_secret: None,
+            frame_ancestors: Vec::new(),
+            idle_minutes: 15,
+            scope: "openid fhirUser offline_access patient/Patient.rs patient/Appointment.rs"
+                .into(),
+        }
+    }
 }
 
 /// What to send and when.
@@ -520,6 +554,10 @@ pub struct MessagingSettings {
     pub cap_per_week: u32,
     /// Hours staff have to read a text Herald cannot act on alone (T6, T8).
     pub reply_review_hours: u32,
+    /// What a patient's "cancel" reply does: `staff` (a task in the inbox)
+    /// or `cancel` (Herald cancels the Appointment on the EHR, where the
+    /// preset accepts Appointment writes; staff are told either way).
+    pub reply_cancel: String,
     /// Stricter windows by state, e.g. `["FL=08:00-20:00"]` (T4).
     #[serde(deserialize_with = "string_list")]
     pub state_windows: Vec<String>,
@@ -550,6 +588,7 @@ impl Default for MessagingSettings {
             cap_per_day: 1,
             cap_per_week: 3,
             reply_review_hours: 24,
+            reply_cancel: "staff".into(),
             state_windows: vec!["FL=08:00-20:00".into(), "OK=08:00-20:00".into()],
         }
     }
@@ -758,11 +797,28 @@ impl Settings {
                 message,
             })
         };
+        let tls = self.server.tls_cert.is_some() && self.server.tls_key.is_some();
+        if self.server.tls_cert.is_some() != self.server.tls_key.is_some() {
+            bad(
+                "server.tls_cert",
+                "set both server.tls_cert and server.tls_key (PEM files), or neither".into(),
+            );
+        }
+        for (key, path) in [
+            ("server.tls_cert", &self.server.tls_cert),
+            ("server.tls_key", &self.server.tls_key),
+        ] {
+            if let Some(p) = path
+                && !p.is_file()
+            {
+                bad(key, format!("{} is not a readable file", p.display()));
+            }
+        }
         match self.server.bind.parse::<SocketAddr>() {
-            Ok(addr) if !addr.ip().is_loopback() && !self.server.allow_non_loopback => bad(
+            Ok(addr) if !addr.ip().is_loopback() && !tls && !self.server.allow_non_loopback => bad(
                 "server.bind",
                 format!(
-                    "{addr} is not a loopback address; Herald listens on loopback only until staff sign-in and TLS are configured (set server.allow_non_loopback = true to override)"
+                    "{addr} is not a loopback address: plain HTTP is served on loopback only (H8); set server.tls_cert and server.tls_key for HTTPS"
                 ),
             ),
             Ok(_) => {}
@@ -871,6 +927,15 @@ impl Settings {
             bad(
                 "ehr.poll_locations",
                 "location-window polling needs ehr.poll_locations or ehr.poll_practitioners (the customer gives the ids)".into(),
+            );
+        }
+        if !["staff", "cancel"].contains(&self.messaging.reply_cancel.as_str()) {
+            bad(
+                "messaging.reply_cancel",
+                format!(
+                    "{:?} is not one of staff, cancel",
+                    self.messaging.reply_cancel
+                ),
             );
         }
         if self.ehr.bulk_schedule.parse::<cron::Schedule>().is_err() {

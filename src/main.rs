@@ -763,19 +763,24 @@ fn serve(state: web::AppState, out: &mut dyn std::io::Write) -> anyhow::Result<E
     let listener =
         std::net::TcpListener::bind(&bind).with_context(|| format!("cannot listen on {bind}"))?;
     let addr = listener.local_addr()?;
-    writeln!(out, "Herald is listening on http://{addr}")?;
+    let scheme = if state.settings.server.tls_cert.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    writeln!(out, "Herald is listening on {scheme}://{addr}")?;
     writeln!(
         out,
-        "  health:     http://{addr}/healthz   readiness: http://{addr}/readyz"
+        "  health:     {scheme}://{addr}/healthz   readiness: {scheme}://{addr}/readyz"
     )?;
-    writeln!(out, "  FHIR:       http://{addr}/fhir/metadata")?;
+    writeln!(out, "  FHIR:       {scheme}://{addr}/fhir/metadata")?;
     writeln!(
         out,
-        "  audit log:  http://{addr}/fhir/AuditEvent?_count=20&_sort=-date"
+        "  audit log:  {scheme}://{addr}/fhir/AuditEvent?_count=20&_sort=-date"
     )?;
     writeln!(
         out,
-        "  by patient: http://{addr}/fhir/AuditEvent?patient=Patient/pat-001"
+        "  by patient: {scheme}://{addr}/fhir/AuditEvent?patient=Patient/pat-001"
     )?;
     out.flush()?;
     let rt = tokio::runtime::Builder::new_multi_thread()

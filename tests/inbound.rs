@@ -530,6 +530,21 @@ async fn two_way_answers_get_replies_in_the_patients_language() {
     assert_eq!(replies[2].0, "reply-cancel-requested");
     assert!(replies[2].2.contains("cancelar"), "{}", replies[2].2);
     assert_eq!(replies[3].0, "reply-received");
+    // The confirmation is owed to the EHR (participant accepted, issue 5 §4);
+    // a cancel request stays a staff task unless messaging.reply_cancel = cancel.
+    let owed = herald::db::writes::list(&mut c).unwrap();
+    assert!(
+        owed.contains(&(
+            "appointment-accept".into(),
+            "Appointment/a-2w".into(),
+            "pending".into()
+        )),
+        "{owed:?}"
+    );
+    assert!(
+        !owed.iter().any(|(k, _, _)| k == "appointment-cancel"),
+        "{owed:?}"
+    );
     // Staff see how each text was read.
     let readings = herald::db::inbound::readings_for(&mut c, "p-2w").unwrap();
     assert_eq!(

@@ -96,7 +96,7 @@ fn stop(handle: actix_web::dev::ServerHandle) {
     actix_rt::System::new().block_on(handle.stop(false));
 }
 
-const SCOPE: &str = "system/Patient.rs system/Location.rs system/Appointment.cruds system/MedicationRequest.cruds system/Subscription.cruds";
+const SCOPE: &str = "system/Patient.rs system/Location.rs system/Appointment.cruds system/MedicationRequest.cruds system/Subscription.cruds system/Consent.cruds";
 
 pub struct Herald {
     pub db: TestDb,
@@ -1057,4 +1057,162 @@ fn herald_subscribe_and_poll_once_from_the_command_line() {
         err.contains("ehr.bulk_group") && err.trim().lines().count() == 1,
         "{err}"
     );
+}
+
+#[test]
+fn write_back_accepts_cancels_and_exchanges_consents_with_the_ehr() {
+    // Issue 5 §2 and §4 against the engine: Herald's Consents written back
+    // (conditional on Herald's identifier) and the EHR's imported; a patient's
+    // confirmation becomes participant status accepted, a cancel reply a
+    // cancellation (reply_cancel = cancel), each with If-Match.
+    use herald::db::writes::{self, WriteKind};
+    let h = harness();
+    let (hd, handle) = herald_for(&h, "herald-wb", |s| {
+        s.ehr.subscription = "none".into();
+        s.ehr.writes = vec!["Consent".into(), "Appointment".into()];
+        s.ehr.import_consents = true;
+    });
+    let f = follower(&hd);
+    let ehr = seeder(&hd, &h);
+    let p = ehr
+        .create(&json!({"resourceType": "Patient", "telecom": [{"system": "sms", "value": "+12125550188"}]}), None)
+        .unwrap()
+        .id
+        .unwrap();
+    let mut a = appointment(None, &p, &future(5), "booked");
+    a["participant"][0]["status"] = json!("needs-action");
+    a["extension"] = json!([{"url": "http://vendor.example/fhir/StructureDefinition/room", "valueString": "4B"}]);
+    let a1 = ehr.create(&a, None).unwrap().id.unwrap();
+    let a2 = ehr
+        .create(&appointment(None, &p, &future(6), "booked"), None)
+        .unwrap()
+        .id
+        .unwrap();
+    f.poll_once("wb").unwrap().unwrap();
+
+    // A consent the patient gave on the page, and the replies' writes.
+    let clock = SystemClock;
+    herald::service::preferences::apply(
+        &mut hd.db.conn(),
+        &hd.state.ring,
+        &clock,
+        &p,
+        &[herald::service::preferences::Change::Set(
+            herald::domain::Channel::Sms,
+            herald::domain::Purpose::Appointment,
+            true,
+        )],
+        "127.0.0.1",
+    )
+    .unwrap();
+    let now = clock.now();
+    writes::enqueue(
+        &mut hd.db.conn(),
+        WriteKind::AppointmentAccept,
+        &format!("Appointment/{a1}"),
+        &p,
+        None,
+        now,
+    )
+    .unwrap();
+    writes::enqueue(
+        &mut hd.db.conn(),
+        WriteKind::AppointmentCancel,
+        &format!("Appointment/{a2}"),
+        &p,
+        None,
+        now,
+    )
+    .unwrap();
+    let n = f.process_writes("wb", 50).unwrap();
+    assert_eq!(n, 3, "{:?}", writes::list(&mut hd.db.conn()).unwrap());
+
+    let got = ehr.read("Appointment", &a1).unwrap().unwrap();
+    assert_eq!(got["participant"][0]["status"], "accepted");
+    assert_eq!(
+        got["extension"][0]["valueString"], "4B",
+        "vendor elements survive Herald's update"
+    );
+    let got = ehr.read("Appointment", &a2).unwrap().unwrap();
+    assert_eq!(got["status"], "cancelled");
+    assert_eq!(got["cancelationReason"]["coding"][0]["code"], "pat");
+    let mut ours = Vec::new();
+    ehr.search("Consent", &format!("patient=Patient/{p}"), |_, page| {
+        ours.extend(page.resources);
+        Ok::<(), herald::fhir::client::FhirError>(())
+    })
+    .unwrap();
+    assert_eq!(ours.len(), 1, "{ours:?}");
+    assert_eq!(ours[0]["identifier"][0]["system"], "urn:herald:consent");
+    // Nothing owed twice.
+    assert_eq!(f.process_writes("wb", 50).unwrap(), 0);
+
+    // The EHR's cancellation comes back as a change: a notice, reminders withdrawn.
+    f.poll_once("wb").unwrap().unwrap();
+    let kinds = intents(&hd, &format!("Appointment/{a2}"));
+    assert_eq!(
+        kinds
+            .iter()
+            .filter(|(k, _)| k == "appointment-cancelled")
+            .count(),
+        1,
+        "{kinds:?}"
+    );
+
+    // A Consent recorded at the EHR (following Herald's profile) is imported;
+    // Herald's own is not re-imported.
+    let before = herald::db::consents::entries_for(&mut hd.db.conn(), &p)
+        .unwrap()
+        .len();
+    let theirs = herald::fhir::consent::resource(&herald::fhir::consent::ConsentDraft {
+        id: "front-desk-1",
+        patient: &p,
+        performer: Some("Practitioner/pr-9"),
+        permit: false,
+        channel: herald::domain::Channel::Email,
+        purpose: Some(herald::domain::Purpose::Billing),
+        address: Some("someone@example.org"),
+        rule: "Recorded at the front desk",
+        at: now,
+    });
+    let mut theirs: Value = serde_json::from_str(&theirs).unwrap();
+    theirs.as_object_mut().unwrap().remove("id");
+    ehr.create(&theirs, None).unwrap();
+    f.poll_once("wb").unwrap().unwrap();
+    let after = herald::db::consents::entries_for(&mut hd.db.conn(), &p)
+        .unwrap()
+        .len();
+    assert_eq!(
+        after,
+        before + 1,
+        "the EHR's Consent imported, Herald's own skipped"
+    );
+
+    // A preset that accepts no writes: owed writes are skipped, not sent.
+    let mut s = (*hd.state.settings).clone();
+    s.ehr.writes = vec![];
+    let none = Follower::new(
+        Arc::new(s),
+        hd.state.pool.clone(),
+        Arc::clone(&hd.state.ring),
+        hd.state.clock.clone(),
+    )
+    .unwrap();
+    writes::enqueue(
+        &mut hd.db.conn(),
+        WriteKind::AppointmentAccept,
+        &format!("Appointment/{a2}"),
+        &p,
+        None,
+        now,
+    )
+    .unwrap();
+    assert_eq!(none.process_writes("wb2", 50).unwrap(), 0);
+    assert!(
+        writes::list(&mut hd.db.conn())
+            .unwrap()
+            .iter()
+            .any(|(_, _, st)| st == "skipped")
+    );
+    stop(handle);
 }

@@ -151,3 +151,108 @@ fn preference_page_in_headless_chromium() {
     );
     assert!(!dump.contains(PHONE) && !dump.contains(EMAIL));
 }
+
+#[test]
+fn another_number_replaces_the_ehr_number_for_texts_calls_and_replies() {
+    // H10: "text me at another number" — without asking why; an EHR refresh
+    // of the Patient does not undo it; lifting it brings the EHR's back.
+    use herald::crypto::normalize_phone;
+    use herald::db::{consents, patients};
+    use herald::domain::Purpose;
+    use herald::service::preferences::Change;
+    let other = "+13125550199";
+    let db = support::sqlite();
+    let (ring, _) = support::ready(&db);
+    super::channels::patient(
+        &db,
+        &ring,
+        "p-alt",
+        Some(PHONE),
+        None,
+        "en-US",
+        &[(Channel::Sms, PHONE)],
+    );
+    let clock = support::clock();
+    let mut c = db.conn();
+    assert!(preferences::check_number("212-555").is_err());
+    let n = preferences::check_number("+1 (312) 555-0199").unwrap();
+    assert_eq!(n, other);
+    let rows = preferences::apply(
+        &mut c,
+        &ring,
+        &clock,
+        "p-alt",
+        &[Change::UseNumber(n)],
+        "127.0.0.1",
+    )
+    .unwrap();
+    assert_eq!(rows, 6, "SMS and voice × appointment, medication, billing");
+    let p = patients::get(&mut c, &ring, "p-alt").unwrap().unwrap();
+    assert_eq!(p.phone.unwrap().expose(), other);
+    assert_eq!(
+        patients::find_by_phone(&mut c, &ring, other).unwrap(),
+        vec!["p-alt".to_string()]
+    );
+    let entries = consents::entries_for(&mut c, "p-alt").unwrap();
+    let idx = ring.blind_index("phone", &normalize_phone(other));
+    let now = support::now();
+    assert!(matches!(
+        consent::decide(&entries, Channel::Sms, Purpose::Appointment, &idx, now),
+        Verdict::Permit { .. }
+    ));
+    assert!(
+        !matches!(
+            consent::decide(&entries, Channel::Sms, Purpose::Marketing, &idx, now),
+            Verdict::Permit { .. }
+        ),
+        "marketing still needs express written consent"
+    );
+    // The EHR sends the Patient again with its own number: the request stands.
+    let ctx = herald::service::ingest::IngestCtx {
+        ring: &ring,
+        clock: &clock,
+        messaging: &support::messaging(),
+        ehr: "urn:test",
+    };
+    herald::service::ingest::patient(
+        &mut c,
+        &ctx,
+        &serde_json::json!({"resourceType": "Patient", "id": "p-alt",
+        "telecom": [{"system": "sms", "value": PHONE}]}),
+        &[],
+    )
+    .unwrap();
+    assert_eq!(
+        patients::get(&mut c, &ring, "p-alt")
+            .unwrap()
+            .unwrap()
+            .phone
+            .unwrap()
+            .expose(),
+        other
+    );
+    // Lifted: the EHR's number again.
+    preferences::apply(
+        &mut c,
+        &ring,
+        &clock,
+        "p-alt",
+        &[Change::ClearNumber],
+        "127.0.0.1",
+    )
+    .unwrap();
+    assert_eq!(
+        patients::get(&mut c, &ring, "p-alt")
+            .unwrap()
+            .unwrap()
+            .phone
+            .unwrap()
+            .expose(),
+        PHONE
+    );
+    assert!(
+        patients::find_by_phone(&mut c, &ring, other)
+            .unwrap()
+            .is_empty()
+    );
+}

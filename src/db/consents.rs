@@ -70,7 +70,30 @@ pub fn insert(conn: &mut DbConn, ring: &KeyRing, n: &NewConsent) -> Result<bool,
             c::key_id.eq(key_id),
         ))
         .execute(conn)?;
+    // Every Consent Herald records is owed to the EHR (written where its
+    // preset accepts Consent); one that came from the EHR is not.
+    if !n.source.starts_with("ehr") {
+        super::writes::enqueue(
+            conn,
+            super::writes::WriteKind::Consent,
+            &format!("Consent/{}", n.id),
+            &n.patient_id,
+            None,
+            n.recorded_at,
+        )?;
+    }
     Ok(true)
+}
+
+/// One ledger row's FHIR Consent (decrypted), for the write-back.
+pub fn resource_of(conn: &mut DbConn, ring: &KeyRing, id: &str) -> Result<Option<String>, DbError> {
+    let enc: Option<Vec<u8>> = c::table
+        .find(id)
+        .select(c::resource_enc)
+        .first(conn)
+        .optional()?;
+    enc.map(|e| ring.decrypt_str(&aad(id), &e).map_err(DbError::from))
+        .transpose()
 }
 
 type EntryRow = (

@@ -16,7 +16,9 @@ pub mod outbox;
 pub mod patients;
 pub mod resources;
 pub mod schema;
+pub mod smart;
 pub mod staff;
+pub mod writes;
 
 use diesel::connection::{AnsiTransactionManager, SimpleConnection as _, TransactionManager};
 use diesel::prelude::*;

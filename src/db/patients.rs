@@ -24,6 +24,7 @@ struct Row {
     language: Option<String>,
     timezone: Option<String>,
     region: Option<String>,
+    alt_phone_enc: Option<Vec<u8>>,
 }
 
 type Sealed = (
@@ -96,6 +97,22 @@ pub fn get(
     ring: &KeyRing,
     fhir_id: &str,
 ) -> Result<Option<PatientFacts>, DbError> {
+    Ok(load(conn, ring, fhir_id)?.map(|(mut p, alt)| {
+        // A confidential-communications request for another number (H10)
+        // replaces the EHR's number for every text and call.
+        if let Some(a) = alt {
+            p.phone = Some(Phone::new(a));
+        }
+        p
+    }))
+}
+
+/// The EHR's facts as stored, and the patient's other number, if any.
+fn load(
+    conn: &mut DbConn,
+    ring: &KeyRing,
+    fhir_id: &str,
+) -> Result<Option<(PatientFacts, Option<String>)>, DbError> {
     let row: Option<Row> = patients::table
         .find(fhir_id)
         .select((
@@ -107,6 +124,7 @@ pub fn get(
             patients::language,
             patients::timezone,
             patients::region,
+            patients::alt_phone_enc,
         ))
         .first(conn)
         .optional()?;
@@ -117,16 +135,43 @@ pub fn get(
             .transpose()
             .map_err(DbError::from)
     };
-    Ok(Some(PatientFacts {
-        name: PersonName::new(ring.decrypt_str(&aad("name", &id), &r.name_enc)?),
-        given: open("given", r.given_enc)?.map(PersonName::new),
-        phone: open("phone", r.phone_enc)?.map(Phone::new),
-        email: open("email", r.email_enc)?.map(Email::new),
-        language: r.language,
-        tz: r.timezone.and_then(|t| t.parse().ok()),
-        region: r.region,
-        id,
-    }))
+    let alt = open("alt_phone", r.alt_phone_enc)?;
+    Ok(Some((
+        PatientFacts {
+            name: PersonName::new(ring.decrypt_str(&aad("name", &id), &r.name_enc)?),
+            given: open("given", r.given_enc)?.map(PersonName::new),
+            phone: open("phone", r.phone_enc)?.map(Phone::new),
+            email: open("email", r.email_enc)?.map(Email::new),
+            language: r.language,
+            tz: r.timezone.and_then(|t| t.parse().ok()),
+            region: r.region,
+            id,
+        },
+        alt,
+    )))
+}
+
+/// Sets (or with None, lifts) the patient's other number for texts and calls.
+pub fn set_alt_phone(
+    conn: &mut DbConn,
+    ring: &KeyRing,
+    fhir_id: &str,
+    phone: Option<&str>,
+) -> Result<bool, DbError> {
+    let (enc, idx) = match phone {
+        Some(ph) => (
+            Some(ring.encrypt_str(&aad("alt_phone", fhir_id), ph)?),
+            Some(ring.blind_index("phone", &normalize_phone(ph))),
+        ),
+        None => (None, None),
+    };
+    Ok(diesel::update(patients::table.find(fhir_id))
+        .set((
+            patients::alt_phone_enc.eq(enc),
+            patients::alt_phone_index.eq(idx),
+        ))
+        .execute(conn)?
+        == 1)
 }
 
 /// Patients whose phone matches (through the blind index).
@@ -137,7 +182,11 @@ pub fn find_by_phone(
 ) -> Result<Vec<String>, DbError> {
     let idx = ring.blind_index("phone", &normalize_phone(phone));
     Ok(patients::table
-        .filter(patients::phone_index.eq(idx))
+        .filter(
+            patients::phone_index
+                .eq(&idx)
+                .or(patients::alt_phone_index.eq(&idx)),
+        )
         .select(patients::fhir_id)
         .load(conn)?)
 }
@@ -156,8 +205,11 @@ pub fn rekey_batch(
         .limit(limit)
         .load(conn)?;
     for id in &ids {
-        if let Some(p) = get(conn, ring, id)? {
+        if let Some((p, alt)) = load(conn, ring, id)? {
             upsert(conn, ring, &p, now)?;
+            if alt.is_some() {
+                set_alt_phone(conn, ring, id, alt.as_deref())?;
+            }
         }
     }
     Ok(ids.len())

@@ -190,3 +190,16 @@ pub fn set_status(
         .execute(conn)?;
     Ok(())
 }
+
+/// The patient a tracked resource is about.
+pub fn patient_of(
+    conn: &mut DbConn,
+    resource_type: &str,
+    id: &str,
+) -> Result<Option<String>, DbError> {
+    Ok(t::table
+        .find((resource_type, id))
+        .select(t::patient_fhir_id)
+        .first(conn)
+        .optional()?)
+}

@@ -23,6 +23,8 @@ diesel::table! {
         key_id -> Integer,
         updated_at -> Timestamp,
         region -> Nullable<Text>,
+        alt_phone_enc -> Nullable<Binary>,
+        alt_phone_index -> Nullable<Text>,
     }
 }
 
@@ -188,6 +190,43 @@ diesel::table! {
         name -> Text,
         holder -> Text,
         until_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    ehr_writes (id) {
+        id -> Text,
+        dedupe_key -> Text,
+        kind -> Text,
+        target -> Text,
+        patient_fhir_id -> Text,
+        inbound_key -> Nullable<Text>,
+        state -> Text,
+        attempts -> Integer,
+        due_at -> Timestamp,
+        created_at -> Timestamp,
+        done_at -> Nullable<Timestamp>,
+        remote_id -> Nullable<Text>,
+        error -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    smart_sessions (id_hash) {
+        id_hash -> Text,
+        phase -> Text,
+        iss -> Text,
+        secrets_enc -> Binary,
+        key_id -> Integer,
+        patient -> Nullable<Text>,
+        encounter -> Nullable<Text>,
+        fhir_user -> Nullable<Text>,
+        need_banner -> Bool,
+        style_url -> Nullable<Text>,
+        scope -> Nullable<Text>,
+        token_expires_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+        last_seen_at -> Timestamp,
     }
 }
 

@@ -29,6 +29,8 @@ const BACKPORT_PROFILE: &str =
     "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/backport-subscription";
 const BP: &str = "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition";
 const MEDPLUM_SECRET: &str = "https://www.medplum.com/fhir/StructureDefinition/subscription-secret";
+/// The identifier system of the Consents Herald writes to the EHR.
+pub const HERALD_CONSENT_SYSTEM: &str = "urn:herald:consent";
 /// Processing attempts before a notification is parked as failed.
 const MAX_ATTEMPTS: i32 = 5;
 /// Statuses of an Appointment Herald still has plans for.
@@ -381,6 +383,37 @@ impl Follower {
         Ok(())
     }
 
+    /// A Consent the EHR holds goes into the ledger (issue 5 §2: imported
+    /// from the EHR); one Herald wrote there itself is skipped.
+    fn absorb_consent(
+        &self,
+        conn: &mut DbConn,
+        r: &Value,
+        calls: Vec<AuditRecord>,
+        report: &mut Report,
+    ) -> Result<(), FollowError> {
+        let ours = r["identifier"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|i| i["system"] == HERALD_CONSENT_SYSTEM);
+        if ours || !self.settings.ehr.import_consents {
+            return self.append_leftover(conn, calls);
+        }
+        report.seen += 1;
+        self.append_leftover(conn, calls)?;
+        match ingest::consent(conn, &self.ictx(), r, "ehr-import") {
+            Ok(true) => report.planned += 1,
+            Ok(false) => report.duplicates += 1,
+            Err(ingest::IngestError::Parse(e)) => {
+                tracing::info!(error = %e, "an EHR Consent Herald cannot read as a messaging consent was skipped");
+                report.skipped += 1;
+            }
+            Err(e) => return Err(e.into()),
+        }
+        Ok(())
+    }
+
     /// Ingests one resource from the EHR, with `calls` (the audit records of
     /// the FHIR calls that brought it) in the same transaction.
     fn absorb(
@@ -393,6 +426,9 @@ impl Follower {
         report: &mut Report,
     ) -> Result<(), FollowError> {
         let rt = r["resourceType"].as_str().unwrap_or_default();
+        if rt == "Consent" {
+            return self.absorb_consent(conn, r, calls, report);
+        }
         if !["Appointment", "MedicationRequest", "Patient"].contains(&rt) {
             return self.append_leftover(conn, calls);
         }
@@ -894,8 +930,12 @@ impl Follower {
         }
         let client = self.client();
         let mut report = Report::default();
+        let mut types = vec!["Appointment", "MedicationRequest"];
+        if self.settings.ehr.import_consents {
+            types.push("Consent");
+        }
         let result = (|| {
-            for rt in ["Appointment", "MedicationRequest"] {
+            for rt in types {
                 let r = self.resync(&mut conn, &client, rt)?;
                 report.add(&r);
             }
@@ -1007,6 +1047,172 @@ impl Follower {
             tracing::warn!(error = %err, "the finished export could not be deleted on the server");
         }
         Ok(report)
+    }
+
+    /// Writes back what Herald owes the EHR (issue 5): each Consent it
+    /// recorded (conditional create on Herald's identifier, so a retry never
+    /// duplicates it), a patient's confirmation (participant status
+    /// accepted) and, when replies cancel, the cancellation — each an update
+    /// with If-Match on the version just read. A type the preset does not
+    /// accept is skipped (the staff queue keeps the reply). Retries back off.
+    pub fn process_writes(&self, holder: &str, limit: i64) -> Result<usize, FollowError> {
+        use crate::db::writes::{self, WriteKind};
+        let mut conn = self.conn()?;
+        let lease = format!("writes|{}", self.base);
+        let now = self.clock.now();
+        if !store::try_lease(
+            &mut conn,
+            &lease,
+            holder,
+            now + chrono::Duration::minutes(5),
+            now,
+        )? {
+            return Ok(0);
+        }
+        let client = self.client();
+        let accepts = |t: &str| self.settings.ehr.writes.iter().any(|w| w == t);
+        let mut done = 0;
+        for w in writes::due(&mut conn, now, limit)? {
+            let wanted = match w.kind {
+                WriteKind::Consent => "Consent",
+                _ => "Appointment",
+            };
+            if !accepts(wanted) {
+                writes::finish(
+                    &mut conn,
+                    &w.id,
+                    "skipped",
+                    None,
+                    Some("the EHR preset does not accept this write"),
+                    None,
+                    now,
+                )?;
+                continue;
+            }
+            let result = match w.kind {
+                WriteKind::Consent => self.write_consent(&mut conn, &client, &w.target),
+                WriteKind::AppointmentAccept | WriteKind::AppointmentCancel => self
+                    .write_appointment(
+                        &client,
+                        &w.target,
+                        &w.patient_id,
+                        w.kind == WriteKind::AppointmentCancel,
+                    ),
+            };
+            let calls = client.take_audit();
+            let now = self.clock.now();
+            match result {
+                Ok(remote) => {
+                    db::write_tx(&mut conn, |c| {
+                        writes::finish(c, &w.id, "done", remote.as_deref(), None, None, now)?;
+                        if let Some(k) = &w.inbound_key {
+                            crate::db::inbound::mark_handled(c, k, "ehr-writeback", now)?;
+                        }
+                        audit::append(c, &calls)?;
+                        Ok::<_, FollowError>(())
+                    })?;
+                    done += 1;
+                }
+                Err(err) => {
+                    let attempts = w.attempts + 1;
+                    let retry = (attempts < 8)
+                        .then(|| now + chrono::Duration::seconds(30i64 << attempts.min(10)));
+                    if retry.is_none() {
+                        tracing::warn!(alert = "ehr-writeback", write = %w.id, error = %err, "a write-back to the EHR failed for good");
+                    }
+                    db::write_tx(&mut conn, |c| {
+                        writes::finish(
+                            c,
+                            &w.id,
+                            "failed",
+                            None,
+                            Some(&err.to_string()),
+                            retry,
+                            now,
+                        )?;
+                        audit::append(c, &calls)?;
+                        Ok::<_, FollowError>(())
+                    })?;
+                }
+            }
+        }
+        store::release_lease(&mut conn, &lease, holder)?;
+        Ok(done)
+    }
+
+    fn write_consent(
+        &self,
+        conn: &mut DbConn,
+        client: &FhirClient,
+        target: &str,
+    ) -> Result<Option<String>, FollowError> {
+        let id = target.trim_start_matches("Consent/");
+        let Some(text) = crate::db::consents::resource_of(conn, &self.ring, id)? else {
+            return Err(FollowError::Config(format!("no ledger row {id}")));
+        };
+        let mut consent: Value = serde_json::from_str(&text)
+            .map_err(|e| FollowError::Config(format!("ledger Consent is not JSON: {e}")))?;
+        // The EHR assigns its own id; Herald's is the identifier the
+        // conditional create matches on.
+        if let Some(o) = consent.as_object_mut() {
+            o.remove("id");
+            o.remove("meta");
+            o.insert(
+                "identifier".into(),
+                json!([{ "system": HERALD_CONSENT_SYSTEM, "value": id }]),
+            );
+        }
+        let created = client.create(
+            &consent,
+            Some(&format!("identifier={HERALD_CONSENT_SYSTEM}|{id}")),
+        )?;
+        Ok(created.id)
+    }
+
+    fn write_appointment(
+        &self,
+        client: &FhirClient,
+        target: &str,
+        patient: &str,
+        cancel: bool,
+    ) -> Result<Option<String>, FollowError> {
+        let id = target.trim_start_matches("Appointment/");
+        let Some(mut appt) = client.read("Appointment", id)? else {
+            return Err(FollowError::Config(format!(
+                "{target} is gone from the EHR"
+            )));
+        };
+        let version = appt["meta"]["versionId"].as_str().map(String::from);
+        let status = appt["status"].as_str().unwrap_or_default().to_string();
+        if cancel {
+            if ["cancelled", "fulfilled", "noshow", "entered-in-error"].contains(&status.as_str()) {
+                return Ok(Some(id.to_string()));
+            }
+            appt["status"] = json!("cancelled");
+            appt["cancelationReason"] = json!({ "coding": [{
+                "system": "http://terminology.hl7.org/CodeSystem/appointment-cancellation-reason",
+                "code": "pat", "display": "Patient" }] });
+        } else {
+            let me = format!("Patient/{patient}");
+            let mut changed = false;
+            for p in appt["participant"].as_array_mut().into_iter().flatten() {
+                if p["actor"]["reference"]
+                    .as_str()
+                    .is_some_and(|r| r == me || r.ends_with(&format!("/{me}")))
+                    && p["status"] != "accepted"
+                {
+                    p["status"] = json!("accepted");
+                    changed = true;
+                }
+            }
+            if !changed {
+                return Ok(Some(id.to_string()));
+            }
+        }
+        // Herald edits only what it means to: the rest of the resource,
+        // vendor elements included, goes back as the EHR sent it.
+        client.update(&appt, version.as_deref())?;
+        Ok(Some(id.to_string()))
     }
 
     /// Brings Herald up to date on one resource type, the preset's way.
@@ -1560,6 +1766,9 @@ impl Running {
                 while !s2.load(Ordering::SeqCst) {
                     if let Err(e) = follower.process_notifications(&holder, 100) {
                         tracing::warn!(error = %e, "notification processing failed");
+                    }
+                    if let Err(e) = follower.process_writes(&holder, 50) {
+                        tracing::warn!(error = %e, "write-back failed");
                     }
                     let now = follower.clock.now();
                     if now >= next_liveness {

@@ -14,6 +14,7 @@ use crate::audit;
 use crate::clock::Clock;
 use crate::crypto::KeyRing;
 use crate::crypto::normalize_phone;
+use crate::db::writes::{self, WriteKind};
 use crate::db::{self, DbConn, DbError, consents, inbound, outbox, patients};
 use crate::domain::audit::{Activity, Actor, AuditRecord, Outcome};
 use crate::domain::consent::{self, Decision, DenyReason, Verdict};
@@ -41,6 +42,8 @@ pub struct InboundSms {
     pub confirm_keywords: bool,
     /// How long staff have to read a text Herald cannot act on alone.
     pub review_within: Duration,
+    /// A "cancel" reply cancels the Appointment on the EHR (else a staff task).
+    pub cancel_by_reply: bool,
 }
 
 /// What became of it.
@@ -378,6 +381,19 @@ pub fn handle(
                         Duration::hours(1),
                     )? {
                         replies += 1;
+                    }
+                    // Owed to the EHR: the acceptance (issue 5 §4), and the
+                    // cancellation when replies cancel. The staff row stays
+                    // open until the write lands.
+                    let owed = match intent {
+                        ReplyIntent::Confirm => Some(WriteKind::AppointmentAccept),
+                        ReplyIntent::CancelAppointment if msg.cancel_by_reply => {
+                            Some(WriteKind::AppointmentCancel)
+                        }
+                        _ => None,
+                    };
+                    if let (Some(kind), Some(a)) = (owed, &appointment) {
+                        writes::enqueue(c, kind, a, patient, Some(&msg.dedupe_key), now)?;
                     }
                 }
                 _ => {}

@@ -96,6 +96,7 @@ pub fn reencrypt_batch(
             + outbox::rekey_batch(c, ring, batch)?
             + crate::db::inbound::rekey_batch(c, ring, batch)?
             + crate::db::ehr::rekey_batch(c, ring, batch)?
+            + crate::db::smart::rekey_batch(c, ring, batch)?
             + crate::db::staff::rekey_batch(c, ring, batch)?;
         Ok::<_, DbError>(n)
     })?)

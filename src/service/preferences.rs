@@ -142,6 +142,24 @@ pub enum Change {
     NoVoicemail,
     /// Preferred language.
     Language(String),
+    /// Confidential communications: text and call this number instead of
+    /// the EHR's (H10), with consent for it for every purpose but marketing.
+    UseNumber(String),
+    /// Lift the other-number request: the EHR's number again.
+    ClearNumber,
+}
+
+/// Why a number was refused.
+pub fn check_number(raw: &str) -> Result<String, &'static str> {
+    let n = normalize_phone(raw);
+    let digits = n.trim_start_matches('+');
+    if !n.starts_with('+')
+        || !(8..=15).contains(&digits.len())
+        || !digits.chars().all(|c| c.is_ascii_digit())
+    {
+        return Err("Enter the number with its country code, e.g. +1 212 555 0100.");
+    }
+    Ok(n)
 }
 
 /// Applies the patient's changes in one transaction, each consent row with
@@ -161,15 +179,22 @@ pub fn apply(
         };
         let mut rows = 0;
         let mut records = Vec::new();
+        // `other`: a number the patient gave instead of the EHR's.
         let mut put = |c: &mut DbConn,
                        channel: Channel,
                        purpose: Option<Purpose>,
                        permit: bool,
                        any_address: bool,
+                       other: Option<&str>,
                        rule: &str|
          -> Result<(), DbError> {
             let (idx, addr) = if any_address {
                 (Some(ANY_ADDRESS.to_string()), None)
+            } else if let Some(n) = other {
+                (
+                    Some(ring.blind_index("phone", &normalize_phone(n))),
+                    Some(n.to_string()),
+                )
             } else {
                 let a = match channel {
                     Channel::Email => p.email.as_ref().map(|e| e.expose().to_string()),
@@ -231,6 +256,7 @@ pub fn apply(
                     Some(*purpose),
                     *on,
                     false,
+                    None,
                     "Chosen on the preference page",
                 )?,
                 Change::OptOutAll => {
@@ -241,6 +267,7 @@ pub fn apply(
                             None,
                             false,
                             false,
+                            None,
                             "Opted out of everything on the preference page",
                         )?;
                     }
@@ -250,7 +277,7 @@ pub fn apply(
                         "Express written consent, wording {WRITTEN_CONSENT_VERSION}: \"{WRITTEN_CONSENT_TEXT}\""
                     );
                     for ch in [Channel::Sms, Channel::Email] {
-                        put(c, ch, Some(Purpose::Marketing), true, false, &rule)?;
+                        put(c, ch, Some(Purpose::Marketing), true, false, None, &rule)?;
                     }
                 }
                 Change::EmailOnly => {
@@ -261,6 +288,7 @@ pub fn apply(
                             None,
                             false,
                             true,
+                            None,
                             "Confidential communications request (45 CFR 164.522(b)): email only",
                         )?;
                     }
@@ -271,10 +299,23 @@ pub fn apply(
                     None,
                     false,
                     true,
+                    None,
                     "Confidential communications request (45 CFR 164.522(b)): no voice calls",
                 )?,
                 Change::Language(lang) => {
                     patients::set_language(c, patient, lang)?;
+                }
+                Change::UseNumber(n) => {
+                    patients::set_alt_phone(c, ring, patient, Some(n))?;
+                    let rule = "Confidential communications request (45 CFR 164.522(b)): text and call this number instead";
+                    for ch in [Channel::Sms, Channel::Voice] {
+                        for purpose in PURPOSES {
+                            put(c, ch, Some(purpose), true, false, Some(n), rule)?;
+                        }
+                    }
+                }
+                Change::ClearNumber => {
+                    patients::set_alt_phone(c, ring, patient, None)?;
                 }
             }
         }

@@ -4,6 +4,7 @@
 
 pub mod backend;
 pub mod jwt;
+pub mod launch;
 
 use serde::Deserialize;
 

@@ -190,6 +190,7 @@ pub async fn inbound(
         body: param(&params, "Body").unwrap_or_default().to_string(),
         peer: super::peer(&req),
         confirm_keywords: state.settings.sms.keyword_confirmations,
+        cancel_by_reply: state.settings.messaging.reply_cancel == "cancel",
         review_within: chrono::Duration::hours(i64::from(
             state.settings.messaging.reply_review_hours,
         )),

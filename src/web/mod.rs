@@ -12,6 +12,7 @@ mod fhir_hooks;
 mod health;
 pub mod hooks;
 mod preferences;
+mod smart;
 pub mod staff;
 
 use actix_web::body::MessageBody;
@@ -127,6 +128,12 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
                 "/hooks/fhir/{subscription}/{type}/{id}",
                 web::put().to(fhir_hooks::notify),
             )
+            .route("/smart/launch", web::get().to(smart::ehr_launch))
+            .route("/smart/login", web::get().to(smart::standalone))
+            .route("/smart/callback", web::get().to(smart::callback))
+            .route("/app", web::get().to(smart::app_page))
+            .route("/app/consent", web::post().to(smart::record_consent))
+            .route("/app/send", web::post().to(smart::send_now))
             .route("/p/{token}", web::get().to(preferences::show))
             .route("/p/{token}", web::post().to(preferences::save))
             .route("/login", web::get().to(staff::login_form))
@@ -170,15 +177,26 @@ pub fn app(
         InitError = (),
     >,
 > {
-    // HSTS whenever Herald is reached over TLS (server.public_url is https).
-    let hsts = state
-        .settings
-        .server
-        .public_url
-        .as_deref()
-        .is_some_and(|u| u.starts_with("https://"));
+    // HSTS whenever Herald is reached over TLS: its own listener, or a proxy
+    // in front of it (server.public_url is https).
+    let tls = state.settings.server.tls_cert.is_some()
+        || state
+            .settings
+            .server
+            .public_url
+            .as_deref()
+            .is_some_and(|u| u.starts_with("https://"));
+    let hsts = tls
+        .then(|| {
+            format!(
+                "max-age={}; includeSubDomains",
+                state.settings.server.hsts_max_age
+            )
+        })
+        .and_then(|v| HeaderValue::from_str(&v).ok());
     App::new()
         .wrap_fn(move |req, srv| {
+            let hsts = hsts.clone();
             let rid = request_id_from(req.headers().get("x-request-id"));
             req.extensions_mut().insert(RequestId(rid.clone()));
             let fut = srv.call(req);
@@ -196,11 +214,8 @@ pub fn app(
                     HeaderName::from_static("cache-control"),
                     HeaderValue::from_static("no-store"),
                 );
-                if hsts {
-                    h.insert(
-                        HeaderName::from_static("strict-transport-security"),
-                        HeaderValue::from_static("max-age=31536000; includeSubDomains"),
-                    );
+                if let Some(v) = hsts {
+                    h.insert(HeaderName::from_static("strict-transport-security"), v);
                 }
                 Ok(res)
             }
@@ -208,10 +223,44 @@ pub fn app(
         .configure(configure(state))
 }
 
-/// Starts the server on a bound listener (port 0 in tests).
+/// The TLS acceptor for `server.tls_cert`/`tls_key`: OpenSSL with Mozilla's
+/// intermediate profile and TLS 1.2 as the floor (H8, S21), whatever the
+/// distribution's OpenSSL policy.
+pub fn tls_acceptor(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> std::io::Result<openssl::ssl::SslAcceptorBuilder> {
+    use openssl::ssl::{SslAcceptor, SslFiletype, SslMethod, SslVersion};
+    let io =
+        |what: &str, e: openssl::error::ErrorStack| std::io::Error::other(format!("{what}: {e}"));
+    let mut b = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls()).map_err(|e| io("TLS", e))?;
+    b.set_min_proto_version(Some(SslVersion::TLS1_2))
+        .map_err(|e| io("TLS 1.2 floor", e))?;
+    b.set_certificate_chain_file(cert)
+        .map_err(|e| io(&format!("certificate {}", cert.display()), e))?;
+    b.set_private_key_file(key, SslFiletype::PEM)
+        .map_err(|e| io(&format!("private key {}", key.display()), e))?;
+    b.check_private_key()
+        .map_err(|e| io("the private key does not match the certificate", e))?;
+    Ok(b)
+}
+
+/// Starts the server on a bound listener (port 0 in tests): HTTPS when a
+/// certificate and key are configured, plain HTTP otherwise.
 pub fn server(state: AppState, listener: TcpListener) -> std::io::Result<Server> {
     let workers = state.settings.server.workers;
-    let mut s = HttpServer::new(move || app(state.clone())).listen(listener)?;
+    let tls = match (
+        &state.settings.server.tls_cert,
+        &state.settings.server.tls_key,
+    ) {
+        (Some(c), Some(k)) => Some(tls_acceptor(c, k)?),
+        _ => None,
+    };
+    let factory = HttpServer::new(move || app(state.clone()));
+    let mut s = match tls {
+        Some(b) => factory.listen_openssl(listener, b)?,
+        None => factory.listen(listener)?,
+    };
     if workers > 0 {
         s = s.workers(workers);
     }

@@ -187,7 +187,9 @@ pub async fn show(
     html.push_str("</fieldset>");
     html.push_str("<fieldset><legend>Confidential communications</legend><p>You may ask us to reach you only in certain ways. You do not need to say why.</p>");
     html.push_str("<label><input type=\"checkbox\" id=\"email-only\" name=\"email_only\" value=\"1\"> Email only: no text messages and no calls</label><br>");
-    html.push_str("<label><input type=\"checkbox\" id=\"no-voicemail\" name=\"no_voicemail\" value=\"1\"> No phone calls or voicemail</label>");
+    html.push_str("<label><input type=\"checkbox\" id=\"no-voicemail\" name=\"no_voicemail\" value=\"1\"> No phone calls or voicemail</label><br>");
+    html.push_str("<label>Text and call me at this number instead: <input type=\"tel\" id=\"other-number\" name=\"other_number\" autocomplete=\"tel\" placeholder=\"+1 212 555 0100\"></label>");
+    html.push_str("<br><label><input type=\"checkbox\" id=\"clear-number\" name=\"clear_number\" value=\"1\"> Use the number my care team has again</label>");
     if !view.blocked_channels.is_empty() {
         let names: Vec<&str> = view
             .blocked_channels
@@ -277,6 +279,23 @@ pub async fn save(
         }
         if get("no_voicemail") == Some("1") {
             changes.push(Change::NoVoicemail);
+        }
+        if let Some(raw) = get("other_number").filter(|n| !n.trim().is_empty()) {
+            match prefs::check_number(raw) {
+                Ok(n) => changes.push(Change::UseNumber(n)),
+                Err(why) => {
+                    return page(
+                        StatusCode::BAD_REQUEST,
+                        "Not saved",
+                        &format!(
+                            "<h1>Your choices were not saved</h1><p>{}</p>",
+                            escape_markup(why)
+                        ),
+                    );
+                }
+            }
+        } else if get("clear_number") == Some("1") {
+            changes.push(Change::ClearNumber);
         }
     }
     let st = state.clone();
