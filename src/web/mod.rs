@@ -134,6 +134,7 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
             .route("/app", web::get().to(smart::app_page))
             .route("/app/consent", web::post().to(smart::record_consent))
             .route("/app/send", web::post().to(smart::send_now))
+            .route("/app/break-glass", web::post().to(smart::break_glass))
             .route("/p/{token}", web::get().to(preferences::show))
             .route("/p/{token}", web::post().to(preferences::save))
             .route("/login", web::get().to(staff::login_form))

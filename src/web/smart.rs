@@ -414,18 +414,82 @@ fn label(c: Channel) -> &'static str {
     }
 }
 
+#[derive(serde::Deserialize)]
+pub(crate) struct AppQuery {
+    patient: Option<String>,
+}
+
+/// Which patient a request may see, and as whom it is recorded.
+enum Access {
+    /// The patient, and the audit actor (BTG under a break-glass grant).
+    Allowed(String, Actor),
+    /// The launch gave no patient and none was asked for.
+    NoContext,
+    /// Another patient than the launch's, without an active grant.
+    NeedsReason(String),
+}
+
+/// The launch's patient as the clinician; any other patient only under an
+/// active break-glass grant (issue 6 item 4, H2).
+fn which_patient(
+    c: &mut db::DbConn,
+    st: &AppState,
+    s: &store::SmartSession,
+    requested: Option<&str>,
+) -> Result<Access, db::DbError> {
+    let who = s.fhir_user.clone().unwrap_or_default();
+    let requested = requested
+        .map(|r| r.trim().trim_start_matches("Patient/").to_string())
+        .filter(|r| !r.is_empty());
+    match (requested, &s.patient) {
+        (None, None) => Ok(Access::NoContext),
+        (None, Some(p)) => Ok(Access::Allowed(p.clone(), Actor::Staff(who))),
+        (Some(r), Some(p)) if &r == p => Ok(Access::Allowed(r, Actor::Staff(who))),
+        (Some(r), _) => {
+            let actor = crate::service::staff::actor_for(c, &who, Some(&r), st.clock.now())?;
+            Ok(match actor {
+                Actor::BreakGlass { .. } => Access::Allowed(r, actor),
+                _ => Access::NeedsReason(r),
+            })
+        }
+    }
+}
+
 /// GET /app: the clinician page for the patient in context.
-pub async fn app_page(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+pub async fn app_page(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    q: web::Query<AppQuery>,
+) -> HttpResponse {
     let st = state.clone();
     let caller = Caller::of(&req, &state);
+    let requested = q.into_inner().patient;
     let done = web::block(move || -> Result<Option<String>, db::DbError> {
         let mut c = st.pool.get()?;
         let Some(s) = session_of(&caller, &st, &mut c)? else {
             return Ok(None);
         };
         let who = s.fhir_user.clone().unwrap_or_default();
-        let Some(patient) = s.patient.clone() else {
-            return Ok(Some("<h1>No patient in context</h1><p>Open Herald from a patient's chart.</p>".into()));
+        let (patient, actor) = match which_patient(&mut c, &st, &s, requested.as_deref())? {
+            Access::Allowed(p, a) => (p, a),
+            Access::NoContext => {
+                return Ok(Some(
+                    "<h1>No patient in context</h1><p>Open Herald from a patient's chart.</p>".into(),
+                ));
+            }
+            Access::NeedsReason(other) => {
+                let csrf = launch::secrets_of(&s).csrf.unwrap_or_default();
+                return Ok(Some(format!(
+                    "<h1>This patient is not the one you opened Herald for</h1>\
+                     <p id=\"break-glass-needed\">To open Patient/{p} outside the launch context, give a reason. Access lasts {m} minutes, \
+                     the privacy officer is alerted, and everything you do is recorded as emergency access.</p>\
+                     <form method=\"post\" action=\"/app/break-glass\" id=\"break-glass-form\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+                     <input type=\"hidden\" name=\"patient\" value=\"{p}\"><label>Reason <textarea name=\"reason\" required minlength=\"10\"></textarea></label>\
+                     <button type=\"submit\">Open with emergency access</button></form>",
+                    p = esc(&other),
+                    m = st.settings.staff.break_glass_minutes
+                )));
+            }
         };
         // S14: refresh the EHR's token shortly before it expires.
         let http = reqwest::blocking::Client::builder()
@@ -462,8 +526,13 @@ pub async fn app_page(req: HttpRequest, state: web::Data<AppState>) -> HttpRespo
                     token_jti: None,
                 },
                 Some(patient.clone()),
-                if name.is_some() { Outcome::Success } else { Outcome::MinorFailure },
-            );
+                if name.is_some() {
+                    Outcome::Success
+                } else {
+                    Outcome::MinorFailure
+                },
+            )
+            .by(actor.clone());
             rec.ehr = Some(s.iss.clone());
             audit::append_now(&mut c, &[rec])?;
             name
@@ -538,15 +607,16 @@ pub async fn app_page(req: HttpRequest, state: web::Data<AppState>) -> HttpRespo
         }
         html.push_str("</table>");
         // Record a consent given in person (the wording shown is required).
+        let pid = esc(&patient);
         html.push_str(&format!(
-            "<h2>Record consent given in person</h2><form method=\"post\" action=\"/app/consent\" id=\"consent-form\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+            "<h2>Record consent given in person</h2><form method=\"post\" action=\"/app/consent\" id=\"consent-form\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\"><input type=\"hidden\" name=\"patient\" value=\"{pid}\">\
              <label>Channel <select name=\"channel\"><option value=\"sms\">Text (SMS)</option><option value=\"email\">Email</option><option value=\"voice\">Voice</option></select></label> \
              <label>Purpose <select name=\"purpose\"><option value=\"appointment\">Appointments</option><option value=\"medication\">Medications</option><option value=\"billing\">Billing</option></select></label> \
              <label>Decision <select name=\"decision\"><option value=\"permit\">Permit</option><option value=\"deny\">Deny</option></select></label><br>\
              <label>Wording shown to the patient <textarea name=\"wording\" required minlength=\"10\"></textarea></label><br><button type=\"submit\">Record</button></form>"
         ));
         html.push_str(&format!(
-            "<h2>Send a message now</h2><form method=\"post\" action=\"/app/send\" id=\"send-form\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+            "<h2>Send a message now</h2><form method=\"post\" action=\"/app/send\" id=\"send-form\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\"><input type=\"hidden\" name=\"patient\" value=\"{pid}\">\
              <label>Message <select name=\"kind\"><option value=\"appointment-confirmation\">Appointment confirmation</option><option value=\"reminder-24h\">Appointment reminder</option></select></label> \
              <label>Appointment id <input name=\"appointment\" required></label> <button type=\"submit\">Send</button></form>"
         ));
@@ -560,7 +630,8 @@ pub async fn app_page(req: HttpRequest, state: web::Data<AppState>) -> HttpRespo
             },
             Some(patient.clone()),
             Outcome::Success,
-        );
+        )
+        .by(actor.clone());
         audit::append_now(&mut c, &[rec])?;
         Ok(Some(html))
     })
@@ -592,6 +663,7 @@ fn csrf_ok(s: &store::SmartSession, given: Option<&str>) -> bool {
 enum Act {
     Consent,
     Send,
+    BreakGlass,
 }
 
 async fn act(
@@ -603,125 +675,174 @@ async fn act(
     let form = form.into_inner();
     let st = state.clone();
     let caller = Caller::of(&req, &state);
-    let done = web::block(move || -> Result<Result<(), StatusCode>, db::DbError> {
-        let mut c = st.pool.get()?;
-        let Some(s) = session_of(&caller, &st, &mut c)? else {
-            return Ok(Err(StatusCode::UNAUTHORIZED));
-        };
-        if !csrf_ok(&s, form_field(&form, "csrf")) {
-            return Ok(Err(StatusCode::FORBIDDEN));
-        }
-        let (Some(patient), Some(who)) = (s.patient.clone(), s.fhir_user.clone()) else {
-            return Ok(Err(StatusCode::BAD_REQUEST));
-        };
-        let now = st.clock.now();
-        match what {
-            Act::Consent => {
-                let channel = match form_field(&form, "channel") {
-                    Some("sms") => Channel::Sms,
-                    Some("email") => Channel::Email,
-                    Some("voice") => Channel::Voice,
-                    _ => return Ok(Err(StatusCode::BAD_REQUEST)),
+    let done = web::block(
+        move || -> Result<Result<Option<String>, StatusCode>, db::DbError> {
+            let mut c = st.pool.get()?;
+            let Some(s) = session_of(&caller, &st, &mut c)? else {
+                return Ok(Err(StatusCode::UNAUTHORIZED));
+            };
+            if !csrf_ok(&s, form_field(&form, "csrf")) {
+                return Ok(Err(StatusCode::FORBIDDEN));
+            }
+            let Some(who) = s.fhir_user.clone() else {
+                return Ok(Err(StatusCode::BAD_REQUEST));
+            };
+            let access = which_patient(&mut c, &st, &s, form_field(&form, "patient"))?;
+            if let (Act::BreakGlass, Access::NeedsReason(other)) = (&what, &access) {
+                // H2: a reason, a time limit, an alert, and BTG on all that follows.
+                let reason = form_field(&form, "reason").unwrap_or_default();
+                let origin = crate::service::staff::Origin {
+                    address: caller.ip.clone(),
+                    request_id: caller.request_id.clone(),
                 };
-                let purpose = match form_field(&form, "purpose") {
-                    Some("appointment") => Purpose::Appointment,
-                    Some("medication") => Purpose::Medication,
-                    Some("billing") => Purpose::Billing,
-                    _ => return Ok(Err(StatusCode::BAD_REQUEST)),
-                };
-                let permit = form_field(&form, "decision") == Some("permit");
-                let wording = form_field(&form, "wording")
-                    .unwrap_or_default()
-                    .trim()
-                    .to_string();
-                if wording.chars().count() < 10 {
-                    return Ok(Err(StatusCode::BAD_REQUEST));
-                }
-                let Some(p) = patients::get(&mut c, &st.ring, &patient)? else {
-                    return Ok(Err(StatusCode::NOT_FOUND));
-                };
-                let address = match channel {
-                    Channel::Email => p.email.map(|e| e.expose().to_string()),
-                    _ => p.phone.map(|ph| ph.expose().to_string()),
-                };
-                let Some(address) = address else {
-                    return Ok(Err(StatusCode::BAD_REQUEST));
-                };
-                let id = uuid::Uuid::new_v4().to_string();
-                let rule = format!("Given in person to {who}; wording shown: \"{wording}\"");
-                let resource =
-                    crate::fhir::consent::resource(&crate::fhir::consent::ConsentDraft {
-                        id: &id,
-                        patient: &patient,
-                        performer: Some(&who),
-                        permit,
-                        channel,
-                        purpose: Some(purpose),
-                        address: Some(&address),
-                        rule: &rule,
-                        at: now,
-                    });
-                let v: serde_json::Value =
-                    serde_json::from_str(&resource).map_err(|e| db::DbError::Other(e.into()))?;
-                crate::service::ingest::record_consent(
+                let granted = crate::service::staff::break_glass(
                     &mut c,
                     &st.ring,
-                    st.clock.as_ref(),
-                    &v,
-                    "clinician",
-                    Actor::Staff(who),
-                    None,
-                )
-                .map_err(|e| db::DbError::Other(anyhow::anyhow!("{e}")))?;
-            }
-            Act::Send => {
-                let kind = match form_field(&form, "kind") {
-                    Some(k @ ("appointment-confirmation" | "reminder-24h")) => k.to_string(),
-                    _ => return Ok(Err(StatusCode::BAD_REQUEST)),
-                };
-                let appt = form_field(&form, "appointment")
-                    .unwrap_or_default()
-                    .trim()
-                    .trim_start_matches("Appointment/")
-                    .to_string();
-                let about = format!("Appointment/{appt}");
-                let owner = crate::db::resources::patient_of(&mut c, "Appointment", &appt)?;
-                if owner.as_deref() != Some(patient.as_str()) {
-                    return Ok(Err(StatusCode::NOT_FOUND));
-                }
-                let intent = outbox::NewIntent {
-                    id: uuid::Uuid::new_v4().to_string(),
-                    dedupe_key: format!("manual:{}", uuid::Uuid::new_v4()),
-                    patient_id: patient.clone(),
-                    kind,
-                    purpose: Purpose::Appointment.code().into(),
-                    about: about.clone(),
-                    due_at: now,
-                    expires_at: Some(now + Duration::hours(24)),
-                };
-                let rec = record(
-                    &st,
-                    &caller,
-                    &who,
-                    Activity::RecordQuery {
-                        resource_type: "Communication".into(),
-                        query: format!("send-now&about={about}"),
+                    &st.settings.staff,
+                    st.clock.now(),
+                    &crate::service::staff::Emergency {
+                        user_id: &who,
+                        patient: other,
+                        reason,
                     },
-                    Some(patient.clone()),
-                    Outcome::Success,
-                );
-                db::write_tx(&mut c, |c| {
-                    outbox::enqueue(c, &intent, now)?;
-                    audit::append(c, &[rec]).map(|_| ())
-                })?;
+                    &origin,
+                )?;
+                return Ok(match granted {
+                    Ok(grant) => {
+                        if let Some(url) = &st.settings.staff.alert_webhook {
+                            crate::service::staff::raise_alert(
+                                url.expose().to_string(),
+                                crate::service::staff::alert_payload(&grant),
+                            );
+                        }
+                        Ok(Some(format!(
+                            "/app?patient={}",
+                            super::audit_api::encode(other)
+                        )))
+                    }
+                    Err(_) => Err(StatusCode::BAD_REQUEST),
+                });
             }
-        }
-        Ok(Ok(()))
-    })
+            let (patient, actor) = match access {
+                Access::Allowed(p, a) => (p, a),
+                Access::NoContext => return Ok(Err(StatusCode::BAD_REQUEST)),
+                Access::NeedsReason(_) => return Ok(Err(StatusCode::FORBIDDEN)),
+            };
+            let now = st.clock.now();
+            match what {
+                // Already allowed: nothing to grant.
+                Act::BreakGlass => {}
+                Act::Consent => {
+                    let channel = match form_field(&form, "channel") {
+                        Some("sms") => Channel::Sms,
+                        Some("email") => Channel::Email,
+                        Some("voice") => Channel::Voice,
+                        _ => return Ok(Err(StatusCode::BAD_REQUEST)),
+                    };
+                    let purpose = match form_field(&form, "purpose") {
+                        Some("appointment") => Purpose::Appointment,
+                        Some("medication") => Purpose::Medication,
+                        Some("billing") => Purpose::Billing,
+                        _ => return Ok(Err(StatusCode::BAD_REQUEST)),
+                    };
+                    let permit = form_field(&form, "decision") == Some("permit");
+                    let wording = form_field(&form, "wording")
+                        .unwrap_or_default()
+                        .trim()
+                        .to_string();
+                    if wording.chars().count() < 10 {
+                        return Ok(Err(StatusCode::BAD_REQUEST));
+                    }
+                    let Some(p) = patients::get(&mut c, &st.ring, &patient)? else {
+                        return Ok(Err(StatusCode::NOT_FOUND));
+                    };
+                    let address = match channel {
+                        Channel::Email => p.email.map(|e| e.expose().to_string()),
+                        _ => p.phone.map(|ph| ph.expose().to_string()),
+                    };
+                    let Some(address) = address else {
+                        return Ok(Err(StatusCode::BAD_REQUEST));
+                    };
+                    let id = uuid::Uuid::new_v4().to_string();
+                    let rule = format!("Given in person to {who}; wording shown: \"{wording}\"");
+                    let resource =
+                        crate::fhir::consent::resource(&crate::fhir::consent::ConsentDraft {
+                            id: &id,
+                            patient: &patient,
+                            performer: Some(&who),
+                            permit,
+                            channel,
+                            purpose: Some(purpose),
+                            address: Some(&address),
+                            rule: &rule,
+                            at: now,
+                        });
+                    let v: serde_json::Value = serde_json::from_str(&resource)
+                        .map_err(|e| db::DbError::Other(e.into()))?;
+                    crate::service::ingest::record_consent(
+                        &mut c,
+                        &st.ring,
+                        st.clock.as_ref(),
+                        &v,
+                        "clinician",
+                        actor,
+                        None,
+                    )
+                    .map_err(|e| db::DbError::Other(anyhow::anyhow!("{e}")))?;
+                }
+                Act::Send => {
+                    let kind = match form_field(&form, "kind") {
+                        Some(k @ ("appointment-confirmation" | "reminder-24h")) => k.to_string(),
+                        _ => return Ok(Err(StatusCode::BAD_REQUEST)),
+                    };
+                    let appt = form_field(&form, "appointment")
+                        .unwrap_or_default()
+                        .trim()
+                        .trim_start_matches("Appointment/")
+                        .to_string();
+                    let about = format!("Appointment/{appt}");
+                    let owner = crate::db::resources::patient_of(&mut c, "Appointment", &appt)?;
+                    if owner.as_deref() != Some(patient.as_str()) {
+                        return Ok(Err(StatusCode::NOT_FOUND));
+                    }
+                    let intent = outbox::NewIntent {
+                        id: uuid::Uuid::new_v4().to_string(),
+                        dedupe_key: format!("manual:{}", uuid::Uuid::new_v4()),
+                        patient_id: patient.clone(),
+                        kind,
+                        purpose: Purpose::Appointment.code().into(),
+                        about: about.clone(),
+                        due_at: now,
+                        expires_at: Some(now + Duration::hours(24)),
+                    };
+                    let rec = record(
+                        &st,
+                        &caller,
+                        &who,
+                        Activity::RecordQuery {
+                            resource_type: "Communication".into(),
+                            query: format!("send-now&about={about}"),
+                        },
+                        Some(patient.clone()),
+                        Outcome::Success,
+                    )
+                    .by(actor.clone());
+                    db::write_tx(&mut c, |c| {
+                        outbox::enqueue(c, &intent, now)?;
+                        audit::append(c, &[rec]).map(|_| ())
+                    })?;
+                }
+            }
+            Ok(Ok(Some(format!(
+                "/app?patient={}",
+                super::audit_api::encode(&patient)
+            ))))
+        },
+    )
     .await;
     match done {
-        Ok(Ok(Ok(()))) => HttpResponse::SeeOther()
-            .insert_header(("location", "/app"))
+        Ok(Ok(Ok(to))) => HttpResponse::SeeOther()
+            .insert_header(("location", to.unwrap_or_else(|| "/app".into())))
             .finish(),
         Ok(Ok(Err(StatusCode::UNAUTHORIZED))) => ended(&state),
         Ok(Ok(Err(code))) => page(
@@ -755,4 +876,13 @@ pub async fn send_now(
     form: web::Form<Vec<(String, String)>>,
 ) -> HttpResponse {
     act(req, state, form, Act::Send).await
+}
+
+/// POST /app/break-glass: open a patient outside the launch context.
+pub async fn break_glass(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    form: web::Form<Vec<(String, String)>>,
+) -> HttpResponse {
+    act(req, state, form, Act::BreakGlass).await
 }
