@@ -337,14 +337,33 @@ fn bad_launches_fail_with_a_clear_page_and_sessions_end_when_idle() {
     );
     assert_eq!(st, 403);
     // Break-glass (H2): another patient than the launch's needs a reason.
-    let (st, body) = text(client.get(format!("{}/app?patient=p-other", s.base)).send().unwrap());
+    let (st, body) = text(
+        client
+            .get(format!("{}/app?patient=p-other", s.base))
+            .send()
+            .unwrap(),
+    );
     assert_eq!(st, 200);
-    assert!(body.contains("break-glass-needed") && !body.contains("id=\"consents\""), "{body}");
-    let csrf = body.split("name=\"csrf\" value=\"").nth(1).unwrap().split('"').next().unwrap().to_string();
+    assert!(
+        body.contains("break-glass-needed") && !body.contains("id=\"consents\""),
+        "{body}"
+    );
+    let csrf = body
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_string();
     let post = |reason: &str| {
         client
             .post(format!("{}/app/break-glass", s.base))
-            .form(&[("csrf", csrf.as_str()), ("patient", "p-other"), ("reason", reason)])
+            .form(&[
+                ("csrf", csrf.as_str()),
+                ("patient", "p-other"),
+                ("reason", reason),
+            ])
             .send()
             .unwrap()
     };
@@ -352,16 +371,32 @@ fn bad_launches_fail_with_a_clear_page_and_sessions_end_when_idle() {
     let res = post("Patient collapsed in the waiting room; covering for Dr. Ito");
     assert_eq!(res.status().as_u16(), 303);
     assert_eq!(res.headers()["location"], "/app?patient=p-other");
-    let (st, body) = text(client.get(format!("{}/app?patient=p-other", s.base)).send().unwrap());
+    let (st, body) = text(
+        client
+            .get(format!("{}/app?patient=p-other", s.base))
+            .send()
+            .unwrap(),
+    );
     assert_eq!(st, 200);
-    assert!(body.contains("Patient/p-other") && body.contains("id=\"consents\""), "{body}");
+    assert!(
+        body.contains("Patient/p-other") && body.contains("id=\"consents\""),
+        "{body}"
+    );
     let events = super::fhir_follow::events_of(&mut s.db.conn());
     let btg = events
         .iter()
-        .filter(|e| e["entity"].as_array().is_some_and(|x| x.iter().any(|x| x["what"]["reference"] == "Patient/p-other")))
+        .filter(|e| {
+            e["entity"].as_array().is_some_and(|x| {
+                x.iter()
+                    .any(|x| x["what"]["reference"] == "Patient/p-other")
+            })
+        })
         .filter(|e| e.to_string().contains("\"BTG\""))
         .count();
-    assert!(btg >= 2, "the grant and the view inside it carry purposeOfUse BTG: {btg}");
+    assert!(
+        btg >= 2,
+        "the grant and the view inside it carry purposeOfUse BTG: {btg}"
+    );
     // S14: shortly before the EHR's token expires, the page refreshes it; the
     // new refresh token replaces the old one.
     let active = || {

@@ -1066,3 +1066,74 @@ fn user_commands_on_the_command_line() {
         .collect();
     assert_eq!(kinds, ["created", "created", "token-issued", "unlocked"]);
 }
+
+#[actix_web::test]
+async fn the_staff_inbox_lists_texts_to_read_and_closes_them() {
+    // Issue 5 §3–4: texts Herald cannot act on alone wait for a person.
+    let db = support::sqlite();
+    let cx = ctx(&db);
+    add(&db, &cx, "carol", Role::Clinician);
+    add(&db, &cx, "dan", Role::Auditor);
+    let now = cx.clock.now();
+    herald::db::inbound::insert(
+        &mut db.conn(),
+        &cx.ring,
+        &herald::db::inbound::NewInbound {
+            dedupe_key: "SMinbox1",
+            provider: "twilio",
+            message_ref: "SMinbox1",
+            patient_id: Some("p-in"),
+            reading: "other",
+            body: "<b>can I bring my dog?</b>",
+            received_at: now,
+            due_by: Some(now + chrono::Duration::hours(24)),
+        },
+    )
+    .unwrap();
+    let app = app!(cx);
+    let res = at::call_service(&app, req().uri("/inbox").to_request()).await;
+    assert_eq!(res.status().as_u16(), 303, "signed out: to /login");
+    let (_, _, auditor) = sign_in(&app, "dan", PASSWORD, &code(&db, &cx, "dan")).await;
+    let (s, _, _) = get(&app, "/inbox", &auditor.unwrap()).await;
+    assert_eq!(s, 403, "auditors do not answer patients");
+    let (_, _, session) = sign_in(&app, "carol", PASSWORD, &code(&db, &cx, "carol")).await;
+    let session = session.unwrap();
+    let (s, html, _) = get(&app, "/inbox", &session).await;
+    assert_eq!(s, 200);
+    assert!(
+        html.contains("&lt;b&gt;can I bring my dog?&lt;/b&gt;"),
+        "escaped: {html}"
+    );
+    let csrf = field(&html, "csrf");
+    let post = |csrf: &str| {
+        req()
+            .method(actix_web::http::Method::POST)
+            .uri("/inbox/done")
+            .cookie(session.clone())
+            .set_form([("csrf", csrf), ("key", "SMinbox1")])
+            .to_request()
+    };
+    let res = at::call_service(&app, post("forged")).await;
+    assert_eq!(res.status().as_u16(), 403);
+    assert_eq!(
+        herald::db::inbound::open_queue(&mut db.conn(), &cx.ring)
+            .unwrap()
+            .len(),
+        1
+    );
+    let res = at::call_service(&app, post(&csrf)).await;
+    assert_eq!(res.status().as_u16(), 303);
+    assert!(
+        herald::db::inbound::open_queue(&mut db.conn(), &cx.ring)
+            .unwrap()
+            .is_empty()
+    );
+    let (_, html, _) = get(&app, "/inbox", &session).await;
+    assert!(html.contains("Nothing waits for you"));
+    assert!(events(&db).iter().any(|e| {
+        e.to_string().contains("inbox-done")
+            || e["entity"]
+                .as_array()
+                .is_some_and(|x| x.iter().any(|x| x["query"].is_string()))
+    }));
+}

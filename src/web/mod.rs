@@ -11,6 +11,7 @@ mod errors;
 mod fhir_hooks;
 mod health;
 pub mod hooks;
+mod inbox;
 mod preferences;
 mod smart;
 pub mod staff;
@@ -135,6 +136,8 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
             .route("/app/consent", web::post().to(smart::record_consent))
             .route("/app/send", web::post().to(smart::send_now))
             .route("/app/break-glass", web::post().to(smart::break_glass))
+            .route("/inbox", web::get().to(inbox::show))
+            .route("/inbox/done", web::post().to(inbox::done))
             .route("/p/{token}", web::get().to(preferences::show))
             .route("/p/{token}", web::post().to(preferences::save))
             .route("/login", web::get().to(staff::login_form))

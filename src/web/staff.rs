@@ -49,7 +49,7 @@ fn origin(req: &HttpRequest) -> Origin {
     }
 }
 
-fn page(status: StatusCode, title: &str, body: &str) -> HttpResponse {
+pub(crate) fn page(status: StatusCode, title: &str, body: &str) -> HttpResponse {
     HttpResponse::build(status)
         .content_type("text/html; charset=utf-8")
         .insert_header((
@@ -64,7 +64,7 @@ fn page(status: StatusCode, title: &str, body: &str) -> HttpResponse {
         ))
 }
 
-fn see_other(to: &str) -> HttpResponse {
+pub(crate) fn see_other(to: &str) -> HttpResponse {
     HttpResponse::SeeOther()
         .insert_header(("location", to))
         .finish()
