@@ -5,6 +5,7 @@
 //! once, here).
 
 mod audit_api;
+mod audit_page;
 mod communication_api;
 mod consent_api;
 mod errors;
@@ -126,6 +127,9 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
                 "/hooks/fhir/{subscription}/{type}/{id}",
                 web::put().to(fhir_hooks::notify),
             )
+            .route("/audit", web::get().to(audit_page::page))
+            .route("/audit/export", web::get().to(audit_page::export))
+            .route("/audit/audit.css", web::get().to(audit_page::stylesheet))
             .route("/p/{token}", web::get().to(preferences::show))
             .route("/p/{token}", web::post().to(preferences::save))
             .service(
