@@ -74,9 +74,14 @@ async fn health_request_ids_and_error_bodies() {
     assert_eq!(s, 404);
     assert_eq!(ct, "application/problem+json");
     assert_eq!(body["code"], "not-found");
-    let (s, _, _, body) = get(&app, "/fhir/AuditEvent?subtype=read").await;
+    let (s, _, _, body) = get(&app, "/fhir/AuditEvent?purpose=TREAT").await;
     assert_eq!(s, 400);
     assert_eq!(body["issue"][0]["code"], "invalid");
+    let msg = body["issue"][0]["details"]["text"].as_str().unwrap();
+    assert!(
+        msg.contains("purpose") && msg.contains("supported: date"),
+        "{msg}"
+    );
     let (s, _, _, _) = get(&app, "/fhir/AuditEvent?date=yesterday").await;
     assert_eq!(s, 400);
     let (s, _, _, body) = get(&app, "/fhir/metadata").await;
