@@ -207,9 +207,10 @@ enum KeysCommand {
 
 #[derive(Subcommand)]
 enum AuditCommand {
-    /// Check the hash chain; exit 1 naming the first broken record.
+    /// Check the hash chain; exit 1 naming the first broken record. The result
+    /// is recorded for the /audit page.
     Verify,
-    /// Write AuditEvents to stdout.
+    /// Write AuditEvents to stdout (the export is itself audited).
     Export {
         /// From this instant (RFC 3339 or YYYY-MM-DD), inclusive.
         #[arg(long)]
@@ -220,7 +221,39 @@ enum AuditCommand {
         /// Output format.
         #[arg(long, value_enum, default_value = "ndjson")]
         format: ExportFormat,
+        /// Who is reading (recorded in the audit log; default: the OS user).
+        #[arg(long = "as")]
+        reader: Option<String>,
     },
+    /// Who accessed or sent what, when, why and with what outcome: every event
+    /// about a patient, or by a user, for a breach investigation (audited).
+    #[command(group(clap::ArgGroup::new("subject").required(true).args(["patient", "user"])))]
+    Report {
+        /// The patient's logical id (or Patient/id).
+        #[arg(long)]
+        patient: Option<String>,
+        /// A staff user id (or herald, anonymous).
+        #[arg(long)]
+        user: Option<String>,
+        /// From this instant (RFC 3339 or YYYY-MM-DD), inclusive.
+        #[arg(long)]
+        since: Option<String>,
+        /// Until this instant, exclusive.
+        #[arg(long)]
+        until: Option<String>,
+        /// text: one line per event; ndjson: one JSON object per event.
+        #[arg(long, value_enum, default_value = "text")]
+        format: ReportFormatArg,
+        /// Who is reading (recorded in the audit log; default: the OS user).
+        #[arg(long = "as")]
+        reader: Option<String>,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ReportFormatArg {
+    Text,
+    Ndjson,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -265,6 +298,17 @@ fn parse_instant(s: &str) -> anyhow::Result<chrono::NaiveDateTime> {
         .with_context(|| {
             format!("{s:?} is not an instant such as 2026-12-01 or 2026-12-01T17:00:00Z")
         })
+}
+
+/// `&since=…&until=…` for the AuditEvent of a CLI read, with only what was given.
+fn window(since: Option<String>, until: Option<String>) -> String {
+    let mut q = String::new();
+    for (k, v) in [("since", since), ("until", until)] {
+        if let Some(v) = v {
+            q.push_str(&format!("&{k}={v}"));
+        }
+    }
+    q
 }
 
 fn open_pool(settings: &Settings) -> anyhow::Result<db::Pool> {
@@ -431,8 +475,30 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Audit { command } => {
             let pool = open_pool(&settings)?;
             let mut conn = pool.get()?;
+            db::migrate(&mut conn)?;
+            // The CLI reader, for the AuditEvent a read of the log writes.
+            let reader_record = |reader: Option<String>, query: String, patient: Option<String>| {
+                let who = reader.unwrap_or_else(|| {
+                    let os = env
+                        .get("USER")
+                        .or_else(|| env.get("LOGNAME"))
+                        .cloned()
+                        .unwrap_or_else(|| "unknown".into());
+                    format!("os:{os}")
+                });
+                herald::domain::audit::AuditRecord {
+                    recorded: herald::clock::Clock::now(&clock),
+                    activity: herald::domain::audit::Activity::AuditQuery { query },
+                    actor: herald::domain::audit::Actor::Staff(who),
+                    outcome: herald::domain::audit::Outcome::Success,
+                    outcome_desc: None,
+                    patient_id: patient,
+                    request_id: None,
+                    ehr: None,
+                }
+            };
             match command {
-                AuditCommand::Verify => match audit::verify(&mut conn)? {
+                AuditCommand::Verify => match audit::verify_and_record(&mut conn, &clock)? {
                     audit::Verdict::Intact { count } => {
                         writeln!(stdout, "audit: chain intact ({count} records)")?;
                         Ok(ExitCode::SUCCESS)
@@ -446,15 +512,68 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     since,
                     until,
                     format,
+                    reader,
                 } => {
+                    let (s, u) = (since.clone(), until.clone());
                     let since = since.as_deref().map(parse_instant).transpose()?;
                     let until = until.as_deref().map(parse_instant).transpose()?;
                     let format = match format {
                         ExportFormat::Ndjson => audit::Format::Ndjson,
                         ExportFormat::Csv => audit::Format::Csv,
                     };
+                    let query = format!(
+                        "_export={}{}",
+                        if format == audit::Format::Csv {
+                            "csv"
+                        } else {
+                            "ndjson"
+                        },
+                        window(s, u)
+                    );
+                    // The export's record commits before the first byte leaves.
+                    audit::append_now(&mut conn, &[reader_record(reader, query, None)])?;
                     let mut lock = stdout.lock();
                     audit::export(&mut conn, since, until, format, &mut lock)?;
+                    Ok(ExitCode::SUCCESS)
+                }
+                AuditCommand::Report {
+                    patient,
+                    user,
+                    since,
+                    until,
+                    format,
+                    reader,
+                } => {
+                    use herald::audit::report::{self, ReportFormat, Subject};
+                    let subject = match (patient, user) {
+                        (Some(p), _) => Subject::Patient(p),
+                        (None, Some(u)) => Subject::User(u),
+                        (None, None) => anyhow::bail!("give --patient P or --user U"),
+                    };
+                    let (s, u) = (since.clone(), until.clone());
+                    let since = since.as_deref().map(parse_instant).transpose()?;
+                    let until = until.as_deref().map(parse_instant).transpose()?;
+                    let q = report::query_for(&subject, since, until);
+                    let (what, patient) = match &subject {
+                        Subject::Patient(p) => {
+                            let id = p.trim_start_matches("Patient/").to_string();
+                            (format!("patient=Patient/{id}"), Some(id))
+                        }
+                        Subject::User(u) => (format!("agent={u}"), None),
+                    };
+                    let query = format!("_report=breach&{what}{}", window(s, u));
+                    audit::append_now(&mut conn, &[reader_record(reader, query, patient)])?;
+                    let format = match format {
+                        ReportFormatArg::Text => ReportFormat::Text,
+                        ReportFormatArg::Ndjson => ReportFormat::Ndjson,
+                    };
+                    let mut out = std::io::BufWriter::new(stdout.lock());
+                    let (n, patients) = report::write(&mut conn, &q, format, &mut out)?;
+                    out.flush()?;
+                    writeln!(
+                        std::io::stderr(),
+                        "audit report: {n} events naming {patients} patients"
+                    )?;
                     Ok(ExitCode::SUCCESS)
                 }
             }
@@ -491,6 +610,33 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if once {
                 return Ok(ExitCode::SUCCESS);
             }
+            // The audit log is for auditors only: the demo makes one (a
+            // random password nobody needs) and prints an API token for it.
+            let mut conn = pool.get()?;
+            let now = herald::clock::Clock::now(&clock);
+            let name = format!(
+                "demo-auditor-{}",
+                &uuid::Uuid::new_v4().simple().to_string()[..8]
+            );
+            let password = uuid::Uuid::new_v4().to_string();
+            herald::service::staff::add_user(
+                &mut conn,
+                &ring,
+                now,
+                &name,
+                herald::domain::staff::Role::Auditor,
+                &password,
+            )
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let token = herald::service::staff::issue_token(&mut conn, now, &name, 1)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            drop(conn);
+            writeln!(stdout, "Demo auditor token (1 day): {token}")?;
+            writeln!(
+                stdout,
+                "  e.g. curl -H 'Authorization: Bearer {token}' 'http://{}/fhir/AuditEvent?_count=20&_sort=-date'",
+                settings.server.bind
+            )?;
             let state = web::AppState {
                 settings: Arc::new(settings),
                 pool,
@@ -811,6 +957,28 @@ fn serve(state: web::AppState, out: &mut dyn std::io::Write) -> anyhow::Result<E
                 tokio::time::sleep(std::time::Duration::from_secs(600)).await;
             }
         });
+        // A full chain verification every hour, recorded for the /audit page
+        // (which checks only what was appended since the newest one).
+        let verifier = state.clone();
+        tokio::spawn(async move {
+            loop {
+                let st = verifier.clone();
+                let done =
+                    tokio::task::spawn_blocking(move || -> anyhow::Result<audit::Verdict> {
+                        let mut conn = st.pool.get()?;
+                        Ok(audit::verify_and_record(&mut conn, st.clock.as_ref())?)
+                    })
+                    .await;
+                match done {
+                    Ok(Ok(audit::Verdict::Broken(b))) => {
+                        tracing::error!(target: "security", seq = b.seq, "audit chain broken: {b}")
+                    }
+                    Ok(Err(e)) => tracing::warn!(error = %e, "audit verification failed"),
+                    _ => {}
+                }
+                tokio::time::sleep(AUDIT_VERIFY_EVERY).await;
+            }
+        });
         let server = web::server(state, listener)?;
         let handle = server.handle();
         tokio::spawn(async move {
@@ -821,6 +989,9 @@ fn serve(state: web::AppState, out: &mut dyn std::io::Write) -> anyhow::Result<E
     })?;
     Ok(ExitCode::SUCCESS)
 }
+
+/// How often `herald serve` verifies the whole audit chain.
+const AUDIT_VERIFY_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
 
 fn check_profiles() -> Vec<String> {
     let mut problems = Vec::new();

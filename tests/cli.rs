@@ -143,17 +143,22 @@ fn demo_keeps_serving_and_prints_the_urls() {
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut token = String::new();
     let addr = loop {
         let line = lines.next().expect("demo exited before listening").unwrap();
+        if let Some(t) = line.strip_prefix("Demo auditor token (1 day): ") {
+            token = t.trim().to_string();
+        }
         if let Some(rest) = line.strip_prefix("Herald is listening on http://") {
             break rest.trim().to_string();
         }
     };
+    assert!(!token.is_empty(), "the demo prints an auditor token");
     let get = |path: &str| {
         let mut s = std::net::TcpStream::connect(&addr).unwrap();
         write!(
             s,
-            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
         )
         .unwrap();
         let mut buf = String::new();
@@ -320,4 +325,107 @@ fn inbox_lists_open_texts_and_marks_them_done_audited() {
         !dump.contains("can I bring my son?"),
         "the text is sealed at rest"
     );
+}
+
+#[test]
+fn audit_report_verify_and_export_are_audited() {
+    let db = super::support::sqlite();
+    let mut c = db.conn();
+    herald::db::migrate(&mut c).unwrap();
+    for i in 0..9 {
+        herald::audit::append_now(&mut c, &[super::audit_chain::record(i)]).unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        herald(dir.path())
+            .args(args)
+            .env("HERALD_DATABASE__URL", db.url.expose())
+            .output()
+            .unwrap()
+    };
+    // record(i) has patient p{i % 3}: p1 has i = 1, 4, 7.
+    let out = run(&["audit", "report", "--patient", "p1", "--as", "auditor-1"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    // Three disclosures and the report's own record (written before it reads).
+    assert_eq!(lines.len(), 4, "{text}");
+    for i in [1, 4, 7] {
+        assert!(
+            lines.iter().any(|l| l.contains(&format!(
+                "herald  R disclose  Appointment/a{i} via sms  patient=Patient/p1  purpose=TREAT  outcome=0  AuditEvent/"
+            ))),
+            "{text}"
+        );
+    }
+    assert!(
+        lines.iter().any(|l| l.contains(
+            "user:auditor-1  E search-type  query AuditEvent?_report=breach&patient=Patient/p1  patient=Patient/p1"
+        )),
+        "{text}"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("4 events naming 1 patients"));
+    // By user, as NDJSON: what auditor-1 did (the first report), read by someone else.
+    let ndjson = |args: &[&str]| -> Vec<serde_json::Value> {
+        let out = run(args);
+        assert_eq!(out.status.code(), Some(0));
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let lines = ndjson(&[
+        "audit",
+        "report",
+        "--user",
+        "auditor-1",
+        "--format",
+        "ndjson",
+        "--as",
+        "auditor-2",
+    ]);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert_eq!(lines[0]["who"], "user:auditor-1");
+    assert_eq!(lines[0]["patient"], "Patient/p1");
+    assert_eq!(lines[0]["what"], "search-type");
+    // A window that holds nothing.
+    let lines = ndjson(&[
+        "audit",
+        "report",
+        "--user",
+        "auditor-1",
+        "--since",
+        "2100-01-01",
+        "--format",
+        "ndjson",
+    ]);
+    assert!(lines.is_empty());
+    // Neither --patient nor --user: a usage error.
+    assert_eq!(run(&["audit", "report"]).status.code(), Some(2));
+    // Export is audited (the OS user, when --as is not given) and verify is recorded.
+    let before = herald::db::audit_store::head(&mut c).unwrap().0;
+    assert_eq!(
+        run(&["audit", "export", "--format", "csv"]).status.code(),
+        Some(0)
+    );
+    let after = herald::db::audit_store::scan(&mut c, before, 10).unwrap();
+    assert_eq!(after.len(), 1);
+    assert_eq!(after[0].agent_who.as_deref(), Some("user:os:unknown"));
+    assert!(
+        herald::db::audit_store::latest_verification(&mut c)
+            .unwrap()
+            .is_none()
+    );
+    let out = run(&["audit", "verify"]);
+    assert_eq!(out.status.code(), Some(0));
+    let v = herald::db::audit_store::latest_verification(&mut c)
+        .unwrap()
+        .unwrap();
+    assert_eq!((v.through_seq, v.broken_seq), (before + 1, None));
 }

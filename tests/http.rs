@@ -14,6 +14,7 @@ use super::support::{self, TestDb};
 
 fn state(db: &TestDb) -> AppState {
     let (ring, _) = support::ready(db);
+    support::auditor(db, &ring);
     AppState {
         settings: Arc::new(Settings::default()),
         pool: db.pool.clone(),
@@ -31,7 +32,11 @@ where
         >,
     B: actix_web::body::MessageBody,
 {
-    let res = test::call_service(app, test::TestRequest::get().uri(uri).to_request()).await;
+    let res = test::call_service(
+        app,
+        support::as_auditor(test::TestRequest::get().uri(uri)).to_request(),
+    )
+    .await;
     let status = res.status().as_u16();
     let ct = res
         .headers()
@@ -74,9 +79,14 @@ async fn health_request_ids_and_error_bodies() {
     assert_eq!(s, 404);
     assert_eq!(ct, "application/problem+json");
     assert_eq!(body["code"], "not-found");
-    let (s, _, _, body) = get(&app, "/fhir/AuditEvent?subtype=read").await;
+    let (s, _, _, body) = get(&app, "/fhir/AuditEvent?purpose=TREAT").await;
     assert_eq!(s, 400);
     assert_eq!(body["issue"][0]["code"], "invalid");
+    let msg = body["issue"][0]["details"]["text"].as_str().unwrap();
+    assert!(
+        msg.contains("purpose") && msg.contains("supported: date"),
+        "{msg}"
+    );
     let (s, _, _, _) = get(&app, "/fhir/AuditEvent?date=yesterday").await;
     assert_eq!(s, 400);
     let (s, _, _, body) = get(&app, "/fhir/metadata").await;
@@ -142,7 +152,9 @@ async fn audit_search_pages_every_event_once_while_events_arrive() {
         assert!(
             rows.iter()
                 .filter(|r| r.subtype_code.as_deref() == Some("search-type")
-                    && r.agent_who.as_deref() == Some("anonymous"))
+                    && r.agent_who
+                        .as_deref()
+                        .is_some_and(|a| a.starts_with("user:")))
                 .count()
                 >= pages as usize
         );
@@ -206,7 +218,14 @@ async fn database_outage_is_a_503_without_its_cause() {
     };
     let app = test::init_service(app(st)).await;
     for (uri, fhir) in [("/readyz", false), ("/fhir/AuditEvent", true)] {
-        let res = test::call_service(&app, test::TestRequest::get().uri(uri).to_request()).await;
+        let res = test::call_service(
+            &app,
+            test::TestRequest::get()
+                .uri(uri)
+                .insert_header(("authorization", "Bearer hrt_unreachable"))
+                .to_request(),
+        )
+        .await;
         assert_eq!(res.status().as_u16(), 503, "{uri}");
         let body = String::from_utf8(test::read_body(res).await.to_vec()).unwrap();
         for leak in [

@@ -12,6 +12,7 @@
 )]
 
 mod audit_chain;
+mod audit_search;
 mod channels;
 mod cli;
 mod demo;

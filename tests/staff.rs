@@ -1137,3 +1137,66 @@ async fn the_staff_inbox_lists_texts_to_read_and_closes_them() {
                 .is_some_and(|x| x.iter().any(|x| x["query"].is_string()))
     }));
 }
+
+#[actix_web::test]
+async fn only_auditors_read_the_audit_log() {
+    // Issue 6 item 5: auditor role only — bearer tokens for the API, a
+    // session for the page; a clinician gets 403, nobody 401.
+    let db = support::sqlite();
+    let cx = ctx(&db);
+    add(&db, &cx, "erin", Role::Clinician);
+    add(&db, &cx, "audra", Role::Auditor);
+    let token = svc::issue_token(&mut db.conn(), cx.clock.now(), "audra", 7).unwrap();
+    assert!(matches!(
+        svc::issue_token(&mut db.conn(), cx.clock.now(), "erin", 7),
+        Err(StaffError::NotAuditor)
+    ));
+    let app = app!(cx);
+    let api = |auth: Option<String>| {
+        let mut r = req().uri("/fhir/AuditEvent?_count=5");
+        if let Some(a) = auth {
+            r = r.insert_header(("authorization", a));
+        }
+        r.to_request()
+    };
+    assert_eq!(
+        at::call_service(&app, api(None)).await.status().as_u16(),
+        401
+    );
+    assert_eq!(
+        at::call_service(&app, api(Some("Bearer hrt_forged".into())))
+            .await
+            .status()
+            .as_u16(),
+        401
+    );
+    assert_eq!(
+        at::call_service(&app, api(Some(format!("Bearer {token}"))))
+            .await
+            .status()
+            .as_u16(),
+        200
+    );
+    let (_, _, clinician) = sign_in(&app, "erin", PASSWORD, &code(&db, &cx, "erin")).await;
+    let clinician = clinician.unwrap();
+    let (s, _, _) = get(&app, "/audit", &clinician).await;
+    assert_eq!(s, 403, "a clinician's session is refused");
+    let res = at::call_service(
+        &app,
+        req()
+            .uri("/fhir/AuditEvent")
+            .cookie(clinician.clone())
+            .to_request(),
+    )
+    .await;
+    assert_eq!(
+        res.status().as_u16(),
+        401,
+        "the API takes no browser cookie"
+    );
+    let (_, _, auditor) = sign_in(&app, "audra", PASSWORD, &code(&db, &cx, "audra")).await;
+    let (s, html, _) = get(&app, "/audit", &auditor.unwrap()).await;
+    assert_eq!(s, 200, "{html}");
+    let res = at::call_service(&app, req().uri("/audit").to_request()).await;
+    assert_eq!(res.status().as_u16(), 303, "signed out: to /login");
+}

@@ -235,3 +235,38 @@ pub fn npm_dir(rel: &str) -> PathBuf {
     }
     dir
 }
+
+thread_local! {
+    /// The auditor token of the current test's app (see [`auditor`]).
+    pub static AUDITOR: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Makes an auditor account with an API token on `db` and remembers the
+/// token for [`as_auditor`] on this thread (the audit API is auditors only).
+pub fn auditor(db: &TestDb, ring: &KeyRing) -> String {
+    let mut c = db.conn();
+    let name = format!(
+        "auditor-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    );
+    herald::service::staff::add_user(
+        &mut c,
+        ring,
+        now(),
+        &name,
+        herald::domain::staff::Role::Auditor,
+        "correct horse battery staple",
+    )
+    .unwrap();
+    let token = herald::service::staff::issue_token(&mut c, now(), &name, 30).unwrap();
+    AUDITOR.with(|a| *a.borrow_mut() = Some(token.clone()));
+    token
+}
+
+/// Adds this thread's auditor token to a test request.
+pub fn as_auditor(r: actix_web::test::TestRequest) -> actix_web::test::TestRequest {
+    match AUDITOR.with(|a| a.borrow().clone()) {
+        Some(t) => r.insert_header(("authorization", format!("Bearer {t}"))),
+        None => r,
+    }
+}

@@ -107,6 +107,54 @@ fn architecture_invariants_hold() {
     );
 }
 
+/// Handlers in the audit-log modules that do not call `authorize_auditor`
+/// before anything else (the one place the auditor role is checked).
+pub fn unguarded_audit_handlers(root: &Path) -> Vec<String> {
+    // Public handlers that read no audit data.
+    const OPEN: [&str; 2] = ["metadata", "stylesheet"];
+    let mut bad = Vec::new();
+    for file in ["src/web/audit_api.rs", "src/web/audit_page.rs"] {
+        let src = std::fs::read_to_string(root.join(file)).unwrap();
+        for chunk in src.split("pub async fn ").skip(1) {
+            let name = chunk.split('(').next().unwrap_or("").trim();
+            if OPEN.contains(&name) {
+                continue;
+            }
+            // The body, up to its first statement's end.
+            let body = chunk.split_once("{").map(|(_, b)| b).unwrap_or("");
+            let first = body.split(';').next().unwrap_or("");
+            if !first.contains("authorize_auditor(") {
+                bad.push(format!(
+                    "{file}: {name} does not start with authorize_auditor"
+                ));
+            }
+        }
+    }
+    bad
+}
+
+#[test]
+fn every_audit_log_handler_checks_the_auditor_first() {
+    let root = super::support::repo_root();
+    assert_eq!(unguarded_audit_handlers(&root), Vec::<String>::new());
+    // And the check notices a handler that skips it.
+    let tmp = tempfile::tempdir().unwrap();
+    copy_dir(&root.join("src"), &tmp.path().join("src"));
+    let page = tmp.path().join("src/web/audit_page.rs");
+    let text = std::fs::read_to_string(&page).unwrap();
+    std::fs::write(
+        &page,
+        format!(
+            "{text}\npub async fn leak(req: HttpRequest) -> HttpResponse {{ let x = 1; todo!() }}\n"
+        ),
+    )
+    .unwrap();
+    assert_eq!(
+        unguarded_audit_handlers(tmp.path()),
+        vec!["src/web/audit_page.rs: leak does not start with authorize_auditor".to_string()]
+    );
+}
+
 #[test]
 fn tidy_fails_when_domain_imports_actix() {
     // Copy the tree, plant a violation, and expect tidy to name it.

@@ -20,11 +20,39 @@ const BALP_ENTITY: &str = "https://profiles.ihe.net/ITI/BALP/CodeSystem/BasicAud
 const PARTICIPATION: &str = "http://terminology.hl7.org/CodeSystem/v3-ParticipationType";
 const ACT_REASON: &str = "http://terminology.hl7.org/CodeSystem/v3-ActReason";
 const SOURCE_TYPE: &str = "http://terminology.hl7.org/CodeSystem/security-source-type";
-const HERALD_SYSTEM: &str = "urn:herald:system";
-const HERALD_USER: &str = "urn:herald:user";
+/// The identifier system of Herald itself as an agent.
+pub const HERALD_SYSTEM: &str = "urn:herald:system";
+/// The identifier system of Herald's staff users as agents.
+pub const HERALD_USER: &str = "urn:herald:user";
 const HERALD_ATTEMPT: &str = "urn:herald:attempted-user";
 const HERALD_GRANT: &str = "urn:herald:break-glass";
 const SECURITY_ROLE: &str = "http://terminology.hl7.org/CodeSystem/extra-security-role-type";
+
+/// Every (system, code) Herald writes as `AuditEvent.type`: a token search
+/// with a system resolves against this list (the column keeps the code only).
+/// A unit test checks that [`build`] writes nothing else.
+pub const TYPE_CODINGS: &[(&str, &str)] = &[
+    (AUDIT_TYPE, "rest"),
+    (DCM, "110106"),
+    (DCM, "110113"),
+    (DCM, "110114"),
+];
+
+/// Every (system, code) Herald writes as `AuditEvent.subtype`.
+pub const SUBTYPE_CODINGS: &[(&str, &str)] = &[
+    (RESTFUL, "read"),
+    (RESTFUL, "vread"),
+    (RESTFUL, "search-type"),
+    (RESTFUL, "create"),
+    (RESTFUL, "update"),
+    (RESTFUL, "operation"),
+    (LIFECYCLE, "disclose"),
+    (AUTHZ_SUBTYPE, "AuthZ-Consent"),
+    (DCM, "110122"),
+    (DCM, "110123"),
+    (DCM, "110137"),
+    (DCM, "110127"),
+];
 
 /// The search columns derived from a record (stored beside the JSON and
 /// re-derived by `herald audit verify`).
@@ -501,4 +529,97 @@ pub fn columns_of(ev: &Value) -> Option<Columns> {
         agent_who,
         entity_ref,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::audit::{Outcome, RestInteraction};
+
+    fn record(activity: Activity, actor: Actor) -> AuditRecord {
+        AuditRecord {
+            recorded: chrono::DateTime::UNIX_EPOCH,
+            activity,
+            actor,
+            outcome: Outcome::Success,
+            outcome_desc: None,
+            patient_id: Some("p1".into()),
+            request_id: Some("r1".into()),
+            ehr: None,
+        }
+    }
+
+    /// The search resolves `system|code` through TYPE_CODINGS and
+    /// SUBTYPE_CODINGS: every coding Herald writes must be listed there.
+    #[test]
+    fn every_written_coding_is_searchable() {
+        let mut activities = vec![
+            Activity::EhrRead {
+                resource_type: "Appointment".into(),
+                id: "a1".into(),
+            },
+            Activity::Disclosure {
+                intent_id: "i1".into(),
+                channel: Channel::Sms,
+                purpose: Purpose::Appointment,
+                about: "Appointment/a1".into(),
+            },
+            Activity::ConsentDecision {
+                intent_id: "i1".into(),
+                channel: Channel::Sms,
+                purpose: Purpose::Appointment,
+                permit: true,
+                consent_id: Some("c1".into()),
+            },
+            Activity::ConsentRecorded {
+                consent_id: "c1".into(),
+            },
+            Activity::AuditQuery { query: "x".into() },
+            Activity::InboundMessage {
+                message_ref: "m1".into(),
+                reading: "stop".into(),
+            },
+            Activity::RecordQuery {
+                resource_type: "Communication".into(),
+                query: "x".into(),
+            },
+        ];
+        for interaction in [
+            RestInteraction::Read,
+            RestInteraction::Vread,
+            RestInteraction::Search,
+            RestInteraction::Create,
+            RestInteraction::Update,
+            RestInteraction::Operation,
+        ] {
+            activities.push(Activity::EhrRest {
+                interaction,
+                resource_type: "Appointment".into(),
+                id: Some("a1".into()),
+                query: None,
+                token_jti: None,
+            });
+        }
+        for a in activities {
+            for actor in [
+                Actor::System,
+                Actor::Staff("u1".into()),
+                Actor::Anonymous("127.0.0.1".into()),
+            ] {
+                let (ev, cols) = build("id1", &record(a.clone(), actor));
+                let pair = |v: &Value| {
+                    (
+                        v["system"].as_str().unwrap_or("").to_string(),
+                        v["code"].as_str().unwrap_or("").to_string(),
+                    )
+                };
+                let listed = |list: &[(&str, &str)], (s, c): (String, String)| {
+                    list.iter().any(|(ls, lc)| *ls == s && *lc == c)
+                };
+                assert!(listed(TYPE_CODINGS, pair(&ev["type"])), "{a:?}");
+                assert!(listed(SUBTYPE_CODINGS, pair(&ev["subtype"][0])), "{a:?}");
+                assert_eq!(columns_of(&ev), Some(cols));
+            }
+        }
+    }
 }

@@ -7,10 +7,12 @@
 #![allow(clippy::indexing_slicing)]
 
 pub mod balp;
+pub mod report;
+pub mod search;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 
-use crate::db::audit_store::{self, AuditRow};
+use crate::db::audit_store::{self, AuditRow, VerificationRow};
 use crate::db::{DbConn, DbError};
 use crate::domain::audit::AuditRecord;
 
@@ -174,11 +176,35 @@ pub fn check_row(row: &AuditRow, expected_seq: i64, expected_prev: &str) -> Opti
     None
 }
 
+/// Where a walk of the chain ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Walk {
+    /// What the walk found.
+    pub verdict: Verdict,
+    /// The last record that chained (0 when none did).
+    pub through_seq: i64,
+    /// Its hash (the genesis hash when none did).
+    pub through_hash: String,
+}
+
 /// Walks the whole chain from the genesis hash and compares the end with the
 /// stored head (which catches removal of the newest records).
 pub fn verify(conn: &mut DbConn) -> Result<Verdict, DbError> {
-    let mut expected_seq = 1i64;
-    let mut prev = GENESIS.to_string();
+    Ok(walk(conn, 0, GENESIS)?.verdict)
+}
+
+/// Walks the chain from the record after `after_seq`, which must chain from
+/// `after_hash`, to the head. From (0, [`GENESIS`]) this is [`verify`]; from a
+/// point an earlier full walk reached, it checks only what was appended since.
+/// `Intact { count }` is the newest record's seq either way.
+pub fn walk(conn: &mut DbConn, after_seq: i64, after_hash: &str) -> Result<Walk, DbError> {
+    let mut expected_seq = after_seq + 1;
+    let mut prev = after_hash.to_string();
+    let done = |verdict: Verdict, seq: i64, prev: &str| Walk {
+        verdict,
+        through_seq: seq,
+        through_hash: prev.to_string(),
+    };
     loop {
         let batch = audit_store::scan(conn, expected_seq - 1, 1000)?;
         // A gap right after the cursor shows up as a batch starting later.
@@ -187,7 +213,7 @@ pub fn verify(conn: &mut DbConn) -> Result<Verdict, DbError> {
         }
         for row in &batch {
             if let Some(b) = check_row(row, expected_seq, &prev) {
-                return Ok(Verdict::Broken(b));
+                return Ok(done(Verdict::Broken(b), expected_seq - 1, &prev));
             }
             prev.clone_from(&row.hash);
             expected_seq += 1;
@@ -200,41 +226,135 @@ pub fn verify(conn: &mut DbConn) -> Result<Verdict, DbError> {
         let (head_seq, head_hash) = audit_store::head(conn)?;
         let last = expected_seq - 1;
         if head_seq == last && head_hash == prev {
-            return Ok(Verdict::Intact { count: last });
+            return Ok(done(Verdict::Intact { count: last }, last, &prev));
         }
         if head_seq < last {
-            return Ok(Verdict::Broken(Break {
+            let b = Break {
                 seq: head_seq + 1,
                 id: None,
                 problem: format!(
                     "records after seq {head_seq} are not in the chain head: inserted"
                 ),
-            }));
+            };
+            return Ok(done(Verdict::Broken(b), last, &prev));
         }
         let more = audit_store::scan(conn, last, 1000)?;
         if more.is_empty() {
-            return Ok(Verdict::Broken(Break {
+            let b = Break {
                 seq: last + 1,
                 id: None,
                 problem: format!(
                     "the log ends at seq {last} but its head says seq {head_seq}: records removed or the head altered"
                 ),
-            }));
+            };
+            return Ok(done(Verdict::Broken(b), last, &prev));
         }
         for row in &more {
             if let Some(b) = check_row(row, expected_seq, &prev) {
-                return Ok(Verdict::Broken(b));
+                return Ok(done(Verdict::Broken(b), expected_seq - 1, &prev));
             }
             prev.clone_from(&row.hash);
             expected_seq += 1;
         }
     }
     let last = expected_seq - 1;
-    Ok(Verdict::Broken(Break {
+    let b = Break {
         seq: last + 1,
         id: None,
         problem: "the chain head keeps moving; verify again when appends pause".into(),
-    }))
+    };
+    Ok(done(Verdict::Broken(b), last, &prev))
+}
+
+/// Verifies the whole chain and records the result in `audit_verifications`
+/// (`herald audit verify` and the periodic check in `herald serve`), so the
+/// /audit page can show it without walking the log.
+pub fn verify_and_record(
+    conn: &mut DbConn,
+    clock: &dyn crate::clock::Clock,
+) -> Result<Verdict, DbError> {
+    let started = std::time::Instant::now();
+    let w = walk(conn, 0, GENESIS)?;
+    let (broken_seq, problem) = match &w.verdict {
+        Verdict::Intact { .. } => (None, None),
+        Verdict::Broken(b) => (Some(b.seq), Some(b.to_string())),
+    };
+    let row = VerificationRow {
+        id: uuid::Uuid::new_v4().to_string(),
+        checked_at: clock.now().naive_utc(),
+        through_seq: w.through_seq,
+        through_hash: w.through_hash,
+        broken_seq,
+        problem,
+        duration_ms: i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX),
+    };
+    crate::db::write_tx(conn, |c| audit_store::insert_verification(c, &row))?;
+    Ok(w.verdict)
+}
+
+/// What is known about the chain now, cheaply enough for a page view.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainStatus {
+    /// The newest full verification, if any ran.
+    pub last_full: Option<VerificationRow>,
+    /// The records appended since it (or all, when none ran).
+    pub since: SinceCheck,
+    /// The chain head's seq now.
+    pub head_seq: i64,
+}
+
+/// The check of the records a full verification has not covered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SinceCheck {
+    /// They were walked now and chain on; `count` records checked.
+    Intact {
+        /// Records checked now.
+        count: i64,
+    },
+    /// Walking them now found a break.
+    Broken(Break),
+    /// Too many to walk during a page view; the next full verification will.
+    NotChecked {
+        /// Records not yet checked.
+        pending: i64,
+    },
+    /// The last full verification found a break; nothing after it is checked.
+    AfterBreak,
+}
+
+/// The newest full verification and a walk of what was appended since, when
+/// that is at most `max_walk` records.
+pub fn chain_status(conn: &mut DbConn, max_walk: i64) -> Result<ChainStatus, DbError> {
+    let last_full = audit_store::latest_verification(conn)?;
+    let (head_seq, _) = audit_store::head(conn)?;
+    let (from_seq, from_hash) = match &last_full {
+        Some(v) if v.broken_seq.is_some() => {
+            return Ok(ChainStatus {
+                last_full,
+                since: SinceCheck::AfterBreak,
+                head_seq,
+            });
+        }
+        Some(v) => (v.through_seq, v.through_hash.clone()),
+        None => (0, GENESIS.to_string()),
+    };
+    let pending = head_seq - from_seq;
+    let since = if pending > max_walk {
+        SinceCheck::NotChecked { pending }
+    } else {
+        let w = walk(conn, from_seq, &from_hash)?;
+        match w.verdict {
+            Verdict::Intact { count } => SinceCheck::Intact {
+                count: count - from_seq,
+            },
+            Verdict::Broken(b) => SinceCheck::Broken(b),
+        }
+    };
+    Ok(ChainStatus {
+        last_full,
+        since,
+        head_seq,
+    })
 }
 
 /// Export format.
@@ -246,35 +366,28 @@ pub enum Format {
     Csv,
 }
 
-/// Writes AuditEvents recorded in [since, until) to `out`, in chain order.
-pub fn export(
-    conn: &mut DbConn,
-    since: Option<NaiveDateTime>,
-    until: Option<NaiveDateTime>,
-    format: Format,
-    out: &mut dyn std::io::Write,
-) -> anyhow::Result<u64> {
-    let mut after = 0i64;
-    let mut n = 0u64;
-    let csv = match format {
+/// The first bytes of an export: the CSV header, nothing for NDJSON.
+pub fn export_header(format: Format) -> anyhow::Result<Vec<u8>> {
+    Ok(match format {
         Format::Csv => {
             let mut w = csv::Writer::from_writer(Vec::new());
             w.write_record([
                 "seq", "id", "recorded", "type", "subtype", "action", "outcome", "patient",
                 "agent", "entity", "hash",
             ])?;
-            out.write_all(&w.into_inner()?)?;
-            true
+            w.into_inner()?
         }
-        Format::Ndjson => false,
-    };
-    loop {
-        let batch = audit_store::scan_between(conn, after, since, until, 1000)?;
-        let Some(last) = batch.last() else { break };
-        after = last.seq;
-        for r in &batch {
-            if csv {
-                let mut w = csv::Writer::from_writer(Vec::new());
+        Format::Ndjson => Vec::new(),
+    })
+}
+
+/// Appends rows to an export: one CSV row (search columns and chain hash) or
+/// one AuditEvent JSON line each.
+pub fn export_rows(format: Format, rows: &[AuditRow], out: &mut Vec<u8>) -> anyhow::Result<()> {
+    match format {
+        Format::Csv => {
+            let mut w = csv::Writer::from_writer(out);
+            for r in rows {
                 w.write_record([
                     r.seq.to_string().as_str(),
                     &r.id,
@@ -288,13 +401,40 @@ pub fn export(
                     r.entity_ref.as_deref().unwrap_or(""),
                     &r.hash,
                 ])?;
-                out.write_all(&w.into_inner()?)?;
-            } else {
-                out.write_all(r.resource.as_bytes())?;
-                out.write_all(b"\n")?;
             }
-            n += 1;
+            w.flush()?;
         }
+        Format::Ndjson => {
+            for r in rows {
+                out.extend_from_slice(r.resource.as_bytes());
+                out.push(b'\n');
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Writes AuditEvents recorded in [since, until) to `out`, in chain order,
+/// a thousand rows at a time.
+pub fn export(
+    conn: &mut DbConn,
+    since: Option<NaiveDateTime>,
+    until: Option<NaiveDateTime>,
+    format: Format,
+    out: &mut dyn std::io::Write,
+) -> anyhow::Result<u64> {
+    let mut after = 0i64;
+    let mut n = 0u64;
+    out.write_all(&export_header(format)?)?;
+    let mut buf = Vec::new();
+    loop {
+        let batch = audit_store::scan_between(conn, after, since, until, 1000)?;
+        let Some(last) = batch.last() else { break };
+        after = last.seq;
+        buf.clear();
+        export_rows(format, &batch, &mut buf)?;
+        out.write_all(&buf)?;
+        n += u64::try_from(batch.len()).unwrap_or(0);
     }
     Ok(n)
 }

@@ -131,6 +131,18 @@ diesel::table! {
 }
 
 diesel::table! {
+    audit_verifications (id) {
+        id -> Text,
+        checked_at -> Timestamp,
+        through_seq -> BigInt,
+        through_hash -> Text,
+        broken_seq -> Nullable<BigInt>,
+        problem -> Nullable<Text>,
+        duration_ms -> BigInt,
+    }
+}
+
+diesel::table! {
     signing_keys (kid) {
         kid -> Text,
         alg -> Text,

@@ -1,109 +1,93 @@
-//! `GET /fhir/AuditEvent` (basic search: patient, date, _count, _sort,
-//! keyset paging) and `GET /fhir/AuditEvent/{id}`. Reading the log is itself
-//! audited (reference/fhir.md §1.4 A9). Loopback only until staff sign-in.
-// serde_json::Value indexing yields Null for a missing key or index; it never panics.
-#![allow(clippy::indexing_slicing)]
+//! `GET /fhir/AuditEvent` (FHIR R4 search: date, patient, agent, entity,
+//! type, subtype, action, outcome, `_count`, `_sort`, keyset paging — see
+//! [`crate::audit::search`]) and `GET /fhir/AuditEvent/{id}`.
+//!
+//! Every read of the audit log, here and on the /audit page, passes
+//! [`authorize_auditor`] first and writes its own AuditEvent (reference/fhir.md
+//! §1.4 A9) before any record leaves: a read whose record cannot be written
+//! fails.
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::{ApiError, AppState, access_record, internal};
-use crate::audit;
-use crate::db::audit_store::{self, AuditQuery, DateBound};
-use crate::domain::audit::Activity;
+use crate::audit::{self, search};
+use crate::db::audit_store::{self, AuditRow, DateBound};
+use crate::domain::audit::{Activity, Actor, AuditRecord};
 use crate::error::AppError;
 
 const FHIR_JSON: &str = "application/fhir+json; charset=utf-8";
-const DEFAULT_COUNT: i64 = 50;
-const MAX_COUNT: i64 = 1000;
 
-fn bad(msg: impl Into<String>) -> AppError {
-    AppError::BadRequest(msg.into())
+/// How an auditor reaches the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Via {
+    /// The FHIR API, `/fhir/AuditEvent`: a bearer token.
+    Api,
+    /// The /audit page and its export: a staff session.
+    Page,
 }
 
-/// Parses a FHIR date search value with its prefix into bounds.
-pub(crate) fn date_bounds(raw: &str) -> Result<Vec<DateBound>, AppError> {
-    let (prefix, value) = match raw.get(..2) {
-        Some(p @ ("eq" | "ge" | "gt" | "le" | "lt")) => (p, raw.get(2..).unwrap_or_default()),
-        _ => ("eq", raw),
-    };
-    // The implicit range of the value (a day, or an instant).
-    let (lo, hi): (NaiveDateTime, NaiveDateTime) = if let Ok(d) =
-        NaiveDate::parse_from_str(value, "%Y-%m-%d")
-    {
-        let start = d.and_hms_opt(0, 0, 0).ok_or_else(|| bad("bad date"))?;
-        (start, start + chrono::Duration::days(1))
-    } else if let Ok(t) = DateTime::parse_from_rfc3339(value) {
-        let t = t.with_timezone(&Utc).naive_utc();
-        (t, t + chrono::Duration::microseconds(1))
-    } else {
-        return Err(bad(format!(
-            "date={raw:?} is not a FHIR date search value such as ge2026-12-01 or lt2026-12-01T17:00:00Z"
-        )));
-    };
-    Ok(match prefix {
-        "ge" => vec![DateBound::Ge(lo)],
-        "gt" => vec![DateBound::Ge(hi)],
-        "le" => vec![DateBound::Lt(hi)],
-        "lt" => vec![DateBound::Lt(lo)],
-        _ => vec![DateBound::Ge(lo), DateBound::Lt(hi)],
-    })
-}
-
-fn parse_query(pairs: &[(String, String)]) -> Result<AuditQuery, AppError> {
-    let mut q = AuditQuery {
-        limit: DEFAULT_COUNT,
-        ..AuditQuery::default()
-    };
-    for (k, v) in pairs {
-        match k.as_str() {
-            "patient" => {
-                let id = v.strip_prefix("Patient/").unwrap_or(v);
-                if id.is_empty() {
-                    return Err(bad("patient must name a Patient, e.g. patient=Patient/123"));
-                }
-                q.patient_ref = Some(format!("Patient/{id}"));
-            }
-            "date" => q.dates.extend(date_bounds(v)?),
-            "_count" => {
-                let n: i64 = v
-                    .parse()
-                    .map_err(|_| bad("_count must be a whole number"))?;
-                q.limit = n.clamp(1, MAX_COUNT);
-            }
-            "_sort" => match v.as_str() {
-                "date" | "_lastUpdated" => q.descending = false,
-                "-date" | "-_lastUpdated" => q.descending = true,
-                _ => return Err(bad("_sort supports date and -date")),
-            },
-            "_cursor" => {
-                q.cursor = Some(
-                    parse_cursor(v)
-                        .ok_or_else(|| bad("_cursor is not a paging token Herald issued"))?,
-                )
-            }
-            "_format" => {}
-            other => {
-                // Silently ignoring a filter would mislead an auditor.
-                return Err(bad(format!(
-                    "search parameter {other:?} is not supported here; supported: patient, date, _count, _sort"
-                )));
-            }
-        }
+/// **The** access check for reading the audit log: every handler of
+/// `/fhir/AuditEvent` and `/audit` calls it before anything else, and nothing
+/// else decides who may read the log (`tests/tidy.rs` checks that each
+/// handler calls it). It returns who is reading, for the AuditEvent the read
+/// writes.
+///
+/// The role check goes here: with [`Via::Api`] a bearer token, with
+/// [`Via::Page`] a staff session, and only the auditor role passes (a
+/// clinician's token gets 403 `Forbidden`, no credentials 401). Until staff
+/// sign-in exists, Herald listens on loopback only (`server.allow_non_loopback`)
+/// and the caller is recorded by address, as every other API does.
+pub(crate) async fn authorize_auditor(
+    req: &HttpRequest,
+    state: &AppState,
+    via: Via,
+) -> Result<Actor, ApiError> {
+    // The API is for programs: a bearer token, never a browser's cookie
+    // (which a cross-site request would carry). The page takes the session
+    // (or a token, for scripts that fetch the exports).
+    if via == Via::Api && req.headers().get("authorization").is_none() {
+        return Err(ApiError::new(req, crate::error::AppError::Unauthorized));
     }
-    Ok(q)
+    let staff = super::staff::require(req, state, &[super::staff::Role::Auditor]).await?;
+    Ok(Actor::Staff(staff.user_id))
 }
 
-/// Paging token: microseconds since the epoch and seq of the last entry.
-fn cursor_token(recorded: NaiveDateTime, seq: i64) -> String {
-    format!("{}.{}", recorded.and_utc().timestamp_micros(), seq)
+/// The AuditEvent for a read of the log by `actor`, about `patient` if any.
+pub(crate) fn audit_read_record(
+    state: &AppState,
+    req: &HttpRequest,
+    actor: &Actor,
+    query: String,
+    patient: Option<String>,
+) -> AuditRecord {
+    let mut r = access_record(state, req, Activity::AuditQuery { query }, patient);
+    r.actor = actor.clone();
+    r
 }
 
-fn parse_cursor(s: &str) -> Option<(NaiveDateTime, i64)> {
-    let (t, seq) = s.split_once('.')?;
-    let t = DateTime::from_timestamp_micros(t.parse().ok()?)?.naive_utc();
-    Some((t, seq.parse().ok()?))
+/// The records a search writes: one per patient it names (BALP, A5), or one.
+pub(crate) fn search_records(
+    state: &AppState,
+    req: &HttpRequest,
+    actor: &Actor,
+    q: &audit_store::AuditQuery,
+    query: &str,
+) -> Vec<AuditRecord> {
+    let patients = search::patients(q);
+    if patients.is_empty() {
+        return vec![audit_read_record(state, req, actor, query.into(), None)];
+    }
+    patients
+        .into_iter()
+        .map(|p| audit_read_record(state, req, actor, query.into(), Some(p)))
+        .collect()
+}
+
+/// Parses a FHIR date search value with its prefix into bounds (shared with
+/// the Consent and Communication searches).
+pub(crate) fn date_bounds(raw: &str) -> Result<Vec<DateBound>, AppError> {
+    search::date_bounds(raw).map_err(|e| AppError::BadRequest(e.0))
 }
 
 pub(crate) fn base_url(req: &HttpRequest, state: &AppState) -> String {
@@ -119,7 +103,7 @@ pub(crate) fn base_url(req: &HttpRequest, state: &AppState) -> String {
 pub(crate) fn encode(s: &str) -> String {
     let mut out = String::new();
     for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {
+        if b.is_ascii_alphanumeric() || b"-._~/:".contains(&b) {
             out.push(char::from(b));
         } else {
             out.push_str(&format!("%{b:02X}"));
@@ -128,16 +112,61 @@ pub(crate) fn encode(s: &str) -> String {
     out
 }
 
-fn query_string(pairs: &[(String, String)], cursor: Option<String>) -> String {
+/// The query string again, with `_cursor` replaced.
+pub(crate) fn query_string(pairs: &[(String, String)], cursor: Option<&str>) -> String {
     let mut parts: Vec<String> = pairs
         .iter()
         .filter(|(k, _)| k != "_cursor")
         .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
         .collect();
     if let Some(c) = cursor {
-        parts.push(format!("_cursor={}", encode(&c)));
+        parts.push(format!("_cursor={}", encode(c)));
     }
     parts.join("&")
+}
+
+/// A JSON string literal.
+fn js(s: &str) -> String {
+    serde_json::Value::String(s.to_string()).to_string()
+}
+
+/// The searchset Bundle, written around the stored AuditEvent JSON as it is
+/// (Herald wrote it and the chain hash covers those exact bytes), so a page
+/// costs no parse and re-serialisation of its resources.
+fn bundle(
+    base: &str,
+    self_url: &str,
+    next_url: Option<&str>,
+    rows: &[AuditRow],
+    total: Option<usize>,
+) -> String {
+    let mut out =
+        String::with_capacity(256 + rows.iter().map(|r| r.resource.len() + 160).sum::<usize>());
+    out.push_str(r#"{"resourceType":"Bundle","type":"searchset","#);
+    if let Some(t) = total {
+        out.push_str(&format!(r#""total":{t},"#));
+    }
+    out.push_str(r#""link":[{"relation":"self","url":"#);
+    out.push_str(&js(self_url));
+    out.push('}');
+    if let Some(n) = next_url {
+        out.push_str(r#",{"relation":"next","url":"#);
+        out.push_str(&js(n));
+        out.push('}');
+    }
+    out.push_str(r#"],"entry":["#);
+    for (i, r) in rows.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(r#"{"fullUrl":"#);
+        out.push_str(&js(&format!("{base}/fhir/AuditEvent/{}", r.id)));
+        out.push_str(r#","resource":"#);
+        out.push_str(&r.resource);
+        out.push_str(r#","search":{"mode":"match"}}"#);
+    }
+    out.push_str("]}");
+    out
 }
 
 /// GET /fhir/AuditEvent
@@ -146,60 +175,39 @@ pub async fn search(
     state: web::Data<AppState>,
     params: web::Query<Vec<(String, String)>>,
 ) -> Result<HttpResponse, ApiError> {
+    let actor = authorize_auditor(&req, &state, Via::Api).await?;
     let pairs = params.into_inner();
-    let q = parse_query(&pairs).map_err(|e| ApiError::new(&req, e))?;
-    let record = access_record(
-        &state,
-        &req,
-        Activity::AuditQuery {
-            query: query_string(&pairs, q.cursor.map(|(t, s)| cursor_token(t, s))),
-        },
-        q.patient_ref
-            .as_ref()
-            .map(|p| p.trim_start_matches("Patient/").to_string()),
-    );
+    let q = search::parse(&pairs).map_err(|e| ApiError::new(&req, AppError::BadRequest(e.0)))?;
+    let cursor = q.cursor.map(|(t, s)| search::cursor_token(t, s));
+    let self_query = query_string(&pairs, cursor.as_deref());
+    let records = search_records(&state, &req, &actor, &q, &self_query);
     let pool = state.pool.clone();
-    let mut probe = q.clone();
-    probe.limit = q.limit + 1;
-    let rows = web::block(move || -> Result<_, crate::db::DbError> {
+    let query = q.clone();
+    let page = web::block(move || -> Result<_, crate::db::DbError> {
         let mut c = pool.get()?;
-        let rows = audit_store::search(&mut c, &probe)?;
-        audit::append_now(&mut c, &[record])?;
-        Ok(rows)
+        let page = search::run(&mut c, &query)?;
+        audit::append_now(&mut c, &records)?;
+        Ok(page)
     })
     .await
     .map_err(|e| internal(&req, e))?
     .map_err(|e| ApiError::new(&req, e.into()))?;
     let base = base_url(&req, &state);
-    let more = i64::try_from(rows.len()).unwrap_or(i64::MAX) > q.limit;
-    let page: Vec<_> = rows
-        .into_iter()
-        .take(usize::try_from(q.limit).unwrap_or(0))
-        .collect();
-    let mut links = vec![
-        json!({ "relation": "self", "url": format!("{base}/fhir/AuditEvent?{}", query_string(&pairs, q.cursor.map(|(t, s)| cursor_token(t, s)))) }),
-    ];
-    if more && let Some(last) = page.last() {
-        links.push(json!({ "relation": "next", "url": format!("{base}/fhir/AuditEvent?{}", query_string(&pairs, Some(cursor_token(last.recorded, last.seq)))) }));
-    }
-    let entries: Vec<Value> = page
-        .iter()
-        .filter_map(|r| {
-            let resource: Value = serde_json::from_str(&r.resource).ok()?;
-            Some(json!({
-                "fullUrl": format!("{base}/fhir/AuditEvent/{}", r.id),
-                "resource": resource,
-                "search": { "mode": "match" },
-            }))
-        })
-        .collect();
-    let bundle = json!({
-        "resourceType": "Bundle",
-        "type": "searchset",
-        "link": links,
-        "entry": entries,
-    });
-    Ok(HttpResponse::Ok().content_type(FHIR_JSON).json(bundle))
+    let self_url = format!("{base}/fhir/AuditEvent?{self_query}");
+    let next_url = page
+        .next
+        .as_deref()
+        .map(|c| format!("{base}/fhir/AuditEvent?{}", query_string(&pairs, Some(c))));
+    // The total is known without counting only when the first page holds
+    // everything; otherwise it is left out (never a COUNT over the log).
+    let total = (q.cursor.is_none() && page.next.is_none()).then_some(page.rows.len());
+    Ok(HttpResponse::Ok().content_type(FHIR_JSON).body(bundle(
+        &base,
+        &self_url,
+        next_url.as_deref(),
+        &page.rows,
+        total,
+    )))
 }
 
 /// GET /fhir/AuditEvent/{id}
@@ -208,6 +216,7 @@ pub async fn read(
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
+    let actor = authorize_auditor(&req, &state, Via::Api).await?;
     let id = id.into_inner();
     if id.is_empty()
         || id.len() > 64
@@ -218,17 +227,15 @@ pub async fn read(
         return Err(ApiError::new(&req, AppError::NotFound));
     }
     let pool = state.pool.clone();
-    let record = access_record(
-        &state,
-        &req,
-        Activity::AuditQuery {
-            query: format!("_id={id}"),
-        },
-        None,
-    );
+    let mut record = audit_read_record(&state, &req, &actor, format!("_id={id}"), None);
     let row = web::block(move || -> Result<_, crate::db::DbError> {
         let mut c = pool.get()?;
         let row = audit_store::get(&mut c, &id)?;
+        // The read is about the event's patient, when it names one.
+        record.patient_id = row
+            .as_ref()
+            .and_then(|r| r.patient_ref.as_deref())
+            .map(|p| p.trim_start_matches("Patient/").to_string());
         audit::append_now(&mut c, &[record])?;
         Ok(row)
     })
@@ -244,10 +251,12 @@ pub async fn read(
 /// GET /fhir/metadata: what this endpoint offers (FHIR R4 CapabilityStatement).
 pub async fn metadata(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     let base = base_url(&req, &state);
+    let param =
+        |name: &str, ty: &str, doc: &str| json!({ "name": name, "type": ty, "documentation": doc });
     HttpResponse::Ok().content_type(FHIR_JSON).json(json!({
         "resourceType": "CapabilityStatement",
         "status": "active",
-        "date": "2026-12-01",
+        "date": "2026-12-08",
         "kind": "instance",
         "software": { "name": "Herald", "version": env!("CARGO_PKG_VERSION") },
         "implementation": { "description": "Herald patient messaging", "url": format!("{base}/fhir") },
@@ -259,61 +268,18 @@ pub async fn metadata(req: HttpRequest, state: web::Data<AppState>) -> HttpRespo
                 "type": "AuditEvent",
                 "interaction": [{ "code": "read" }, { "code": "search-type" }],
                 "searchParam": [
-                    { "name": "patient", "type": "reference" },
-                    { "name": "date", "type": "date" },
-                    { "name": "_count", "type": "number" },
-                    { "name": "_sort", "type": "string" }
+                    param("date", "date", "recorded; prefixes eq, ge, gt, le, lt; the value's precision sets its range (UTC)"),
+                    param("patient", "reference", "Patient/x or x"),
+                    param("agent", "reference", "the requesting agent: user:<id>, herald or anonymous; or agent:identifier=urn:herald:user|<id>"),
+                    param("entity", "reference", "a typed reference: the patient or the data entity"),
+                    param("type", "token", "code or system|code"),
+                    param("subtype", "token", "code or system|code"),
+                    param("action", "token", "C, R, U, D, E"),
+                    param("outcome", "token", "0, 4, 8, 12"),
+                    param("_count", "number", "page size, 1 to 1000 (default 50)"),
+                    param("_sort", "string", "date or -date; pages follow Bundle.link next (keyset: stable while events are added); no total count"),
                 ]
             }]
         }]
     }))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn dt(s: &str) -> NaiveDateTime {
-        DateTime::parse_from_rfc3339(s)
-            .unwrap()
-            .with_timezone(&Utc)
-            .naive_utc()
-    }
-
-    #[test]
-    fn date_prefixes() {
-        assert_eq!(
-            date_bounds("2026-12-01").unwrap(),
-            vec![
-                DateBound::Ge(dt("2026-12-01T00:00:00Z")),
-                DateBound::Lt(dt("2026-12-02T00:00:00Z"))
-            ]
-        );
-        assert_eq!(
-            date_bounds("ge2026-12-01").unwrap(),
-            vec![DateBound::Ge(dt("2026-12-01T00:00:00Z"))]
-        );
-        assert_eq!(
-            date_bounds("le2026-12-01").unwrap(),
-            vec![DateBound::Lt(dt("2026-12-02T00:00:00Z"))]
-        );
-        assert_eq!(
-            date_bounds("lt2026-12-01T17:00:00Z").unwrap(),
-            vec![DateBound::Lt(dt("2026-12-01T17:00:00Z"))]
-        );
-        assert!(date_bounds("yesterday").is_err());
-    }
-
-    #[test]
-    fn unknown_parameters_are_refused() {
-        let e = parse_query(&[("subtype".into(), "read".into())]).unwrap_err();
-        assert!(e.public_message().contains("subtype"));
-        let q = parse_query(&[
-            ("patient".into(), "p1".into()),
-            ("_count".into(), "5000".into()),
-        ])
-        .unwrap();
-        assert_eq!(q.patient_ref.as_deref(), Some("Patient/p1"));
-        assert_eq!(q.limit, MAX_COUNT);
-    }
 }

@@ -5,6 +5,7 @@
 //! once, here).
 
 mod audit_api;
+mod audit_page;
 mod communication_api;
 mod consent_api;
 mod errors;
@@ -138,6 +139,9 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
             .route("/app/break-glass", web::post().to(smart::break_glass))
             .route("/inbox", web::get().to(inbox::show))
             .route("/inbox/done", web::post().to(inbox::done))
+            .route("/audit", web::get().to(audit_page::page))
+            .route("/audit/export", web::get().to(audit_page::export))
+            .route("/audit/audit.css", web::get().to(audit_page::stylesheet))
             .route("/p/{token}", web::get().to(preferences::show))
             .route("/p/{token}", web::post().to(preferences::save))
             .route("/login", web::get().to(staff::login_form))
