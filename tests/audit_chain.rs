@@ -194,3 +194,39 @@ fn swapped_records_are_named() {
         assert_eq!(broken_at(&db), 3, "{}", db.backend);
     }
 }
+
+/// One-record appends (a single statement on PostgreSQL, hashed by the
+/// database) from several threads at once, some with non-ASCII text, chain
+/// without gaps and verify with Herald's own hash, interleaved with batches.
+#[test]
+fn concurrent_single_appends_chain_and_verify() {
+    for db in support::backends() {
+        herald::db::migrate(&mut db.conn()).unwrap();
+        std::thread::scope(|s| {
+            for t in 0..4u32 {
+                let pool = db.pool.clone();
+                s.spawn(move || {
+                    let mut c = pool.get().unwrap();
+                    for i in 0..25 {
+                        let mut r = record(t * 100 + i);
+                        r.outcome = Outcome::MinorFailure;
+                        r.outcome_desc = Some(format!("réessayer — 再试 {t}/{i} \\ \"q\""));
+                        if i % 10 == 9 {
+                            audit::append_now(&mut c, &[r.clone(), record(i)]).unwrap();
+                        } else {
+                            audit::append_now(&mut c, &[r]).unwrap();
+                        }
+                    }
+                });
+            }
+        });
+        assert_eq!(
+            audit::verify(&mut db.conn()).unwrap(),
+            Verdict::Intact {
+                count: 4 * 25 + 4 * 2
+            },
+            "{}",
+            db.backend
+        );
+    }
+}

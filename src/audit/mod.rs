@@ -33,7 +33,9 @@ pub fn chain_hash(prev: &str, seq: i64, id: &str, resource: &str) -> String {
     crate::crypto::sha256_hex(&buf)
 }
 
-fn row_for(seq: i64, prev: &str, r: &AuditRecord) -> Result<AuditRow, DbError> {
+/// A record's row before it is chained (seq 0, no hashes): the id, the
+/// AuditEvent JSON and its search columns.
+fn unchained(r: &AuditRecord) -> Result<AuditRow, DbError> {
     use chrono::SubsecRound as _;
     let id = uuid::Uuid::new_v4().to_string();
     // The JSON carries microseconds; the column must hold the same instant.
@@ -43,9 +45,8 @@ fn row_for(seq: i64, prev: &str, r: &AuditRecord) -> Result<AuditRow, DbError> {
     };
     let (json, cols) = balp::build(&id, r);
     let resource = serde_json::to_string(&json).map_err(|e| DbError::Other(e.into()))?;
-    let hash = chain_hash(prev, seq, &id, &resource);
     Ok(AuditRow {
-        seq,
+        seq: 0,
         id,
         recorded: r.recorded.naive_utc(),
         type_code: cols.type_code,
@@ -56,32 +57,49 @@ fn row_for(seq: i64, prev: &str, r: &AuditRecord) -> Result<AuditRow, DbError> {
         agent_who: cols.agent_who,
         entity_ref: cols.entity_ref,
         resource,
-        prev_hash: prev.to_string(),
-        hash,
+        prev_hash: String::new(),
+        hash: String::new(),
     })
 }
 
 /// Appends records to the chain. Call inside the action's [`crate::db::write_tx`].
 /// Returns the new AuditEvent ids.
+///
+/// One record on PostgreSQL is one statement ([`audit_store::append_one`]: the
+/// database locks the head, hashes with the same formula as [`chain_hash`],
+/// inserts and moves the head); otherwise the head is locked, each row is
+/// chained here and the rows inserted.
 pub fn append(conn: &mut DbConn, records: &[AuditRecord]) -> Result<Vec<String>, DbError> {
-    if records.is_empty() {
+    let mut rows = records
+        .iter()
+        .map(unchained)
+        .collect::<Result<Vec<_>, _>>()?;
+    if let [row] = rows.as_slice()
+        && audit_store::append_one(conn, row)?
+    {
+        return Ok(vec![row.id.clone()]);
+    }
+    if rows.is_empty() {
         return Ok(Vec::new());
     }
     let (mut seq, mut prev) = audit_store::lock_head(conn)?;
-    let mut rows = Vec::with_capacity(records.len());
-    for r in records {
+    for row in &mut rows {
         seq += 1;
-        let row = row_for(seq, &prev, r)?;
-        prev.clone_from(&row.hash);
-        rows.push(row);
+        row.seq = seq;
+        row.hash = chain_hash(&prev, seq, &row.id, &row.resource);
+        row.prev_hash = std::mem::replace(&mut prev, row.hash.clone());
     }
     audit_store::insert(conn, &rows)?;
     Ok(rows.into_iter().map(|r| r.id).collect())
 }
 
 /// Appends records in a transaction of their own (for activities that change
-/// nothing else, such as a read).
+/// nothing else, such as a read). One record on PostgreSQL is a single
+/// statement, a transaction by itself.
 pub fn append_now(conn: &mut DbConn, records: &[AuditRecord]) -> Result<Vec<String>, DbError> {
+    if records.len() == 1 && audit_store::appends_in_one_statement(conn) {
+        return append(conn, records);
+    }
     crate::db::write_tx(conn, |c| append(c, records))
 }
 

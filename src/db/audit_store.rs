@@ -41,17 +41,95 @@ pub struct AuditRow {
 
 /// Locks the chain head for this transaction and returns (seq, hash).
 /// The no-op UPDATE takes the row lock on PostgreSQL and the write lock on
-/// SQLite, so concurrent appenders queue here.
+/// SQLite, so concurrent appenders queue here; RETURNING reads the head in
+/// the same statement (one round trip less per append).
 pub fn lock_head(conn: &mut DbConn) -> Result<(i64, String), DbError> {
-    diesel::update(h::table.find(1))
+    Ok(diesel::update(h::table.find(1))
         .set(h::seq.eq(h::seq))
-        .execute(conn)?;
-    Ok(h::table.find(1).select((h::seq, h::hash)).first(conn)?)
+        .returning((h::seq, h::hash))
+        .get_result(conn)?)
 }
 
 /// The chain head without locking.
 pub fn head(conn: &mut DbConn) -> Result<(i64, String), DbError> {
     Ok(h::table.find(1).select((h::seq, h::hash)).first(conn)?)
+}
+
+/// Whether [`append_one`] appends in one statement on this connection
+/// (PostgreSQL, whose `sha256()` computes the chain hash).
+pub fn appends_in_one_statement(conn: &DbConn) -> bool {
+    matches!(conn, DbConn::Pg(_))
+}
+
+/// The one-statement append on PostgreSQL: lock the head row, chain the row
+/// from the head's hash — SHA-256 over `prev ‖ "\n" ‖ seq ‖ "\n" ‖ id ‖ "\n" ‖
+/// JSON`, hex: the formula of `audit::chain_hash`, which `herald audit verify`
+/// recomputes — insert it and move the head, in one round trip. Concurrent
+/// appenders queue on the head row; each re-reads the head it waited for. A
+/// query type of its own (not `sql_query`), so diesel keeps it prepared.
+struct AppendOne<'a>(&'a AuditRow);
+
+impl diesel::query_builder::QueryId for AppendOne<'_> {
+    type QueryId = AppendOne<'static>;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for AppendOne<'_> {
+    fn walk_ast<'b>(
+        &'b self,
+        mut out: diesel::query_builder::AstPass<'_, 'b, diesel::pg::Pg>,
+    ) -> QueryResult<()> {
+        use diesel::sql_types::{Nullable, Text, Timestamp};
+        let r = self.0;
+        out.push_sql(
+            "WITH h AS (UPDATE audit_head SET prev_hash = hash, seq = seq + 1, \
+             hash = encode(sha256(convert_to(hash || chr(10) || (seq + 1)::text || chr(10) || ",
+        );
+        out.push_bind_param::<Text, _>(&r.id)?;
+        out.push_sql(" || chr(10) || ");
+        out.push_bind_param::<Text, _>(&r.resource)?;
+        out.push_sql(
+            ", 'UTF8')), 'hex') WHERE id = 1 RETURNING seq, prev_hash, hash) \
+             INSERT INTO audit_events (seq, id, recorded, type_code, subtype_code, action, \
+             outcome, patient_ref, agent_who, entity_ref, resource, prev_hash, hash) \
+             SELECT h.seq, ",
+        );
+        out.push_bind_param::<Text, _>(&r.id)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Timestamp, _>(&r.recorded)?;
+        for (i, v) in [&r.type_code, &r.action, &r.outcome]
+            .into_iter()
+            .enumerate()
+        {
+            if i == 1 {
+                out.push_sql(", ");
+                out.push_bind_param::<Nullable<Text>, _>(&r.subtype_code)?;
+            }
+            out.push_sql(", ");
+            out.push_bind_param::<Text, _>(v)?;
+        }
+        for v in [&r.patient_ref, &r.agent_who, &r.entity_ref] {
+            out.push_sql(", ");
+            out.push_bind_param::<Nullable<Text>, _>(v)?;
+        }
+        out.push_sql(", ");
+        out.push_bind_param::<Text, _>(&r.resource)?;
+        out.push_sql(", h.prev_hash, h.hash FROM h");
+        Ok(())
+    }
+}
+
+impl<Conn> RunQueryDsl<Conn> for AppendOne<'_> {}
+
+/// Appends one row (its `seq`, `prev_hash` and `hash` are ignored) in a single
+/// statement where the database can hash (PostgreSQL); `Ok(false)` on SQLite,
+/// where the caller chains it ([`lock_head`], [`insert`]).
+pub fn append_one(conn: &mut DbConn, row: &AuditRow) -> Result<bool, DbError> {
+    let DbConn::Pg(c) = conn else {
+        return Ok(false);
+    };
+    AppendOne(row).execute(c)?;
+    Ok(true)
 }
 
 /// Inserts rows and moves the head to the last one. Call after [`lock_head`]
@@ -60,7 +138,12 @@ pub fn insert(conn: &mut DbConn, rows: &[AuditRow]) -> Result<(), DbError> {
     let Some(last) = rows.last() else {
         return Ok(());
     };
-    for chunk in rows.chunks(100) {
+    if let [row] = rows {
+        // One row (a read's record): a plain INSERT, without the savepoint
+        // diesel wraps around a SQLite batch.
+        diesel::insert_into(a::table).values(row).execute(conn)?;
+    }
+    for chunk in rows.chunks(100).filter(|_| rows.len() > 1) {
         // Multi-row VALUES is backend-specific in diesel.
         match conn {
             DbConn::Pg(c) => diesel::insert_into(a::table).values(chunk).execute(c)?,

@@ -1,3 +1,4 @@
+ALTER TABLE audit_head DROP COLUMN prev_hash;
 DROP INDEX audit_verifications_checked;
 DROP TABLE audit_verifications;
 DROP INDEX audit_events_failures_recorded;

@@ -46,3 +46,9 @@ CREATE TABLE audit_verifications (
     duration_ms BIGINT NOT NULL
 );
 CREATE INDEX audit_verifications_checked ON audit_verifications (checked_at);
+
+-- On PostgreSQL a one-record append (every read's own AuditEvent) is a single
+-- statement that moves the head and inserts the row (db::audit_store::
+-- append_one); the head keeps the hash it moved from, so that statement can
+-- give it to the new row as prev_hash. Scratch only: the chain is in the rows.
+ALTER TABLE audit_head ADD COLUMN prev_hash TEXT;
