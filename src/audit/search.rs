@@ -582,7 +582,7 @@ mod tests {
         );
         check(
             "type=http://dicom.nema.org/resources/ontology/DCM|",
-            vec![(Type, vec!["110106", "110113"])],
+            vec![(Type, vec!["110106", "110113", "110114"])],
         );
         // The right code under another system, or no system: nothing matches.
         check(
