@@ -93,9 +93,10 @@ diesel::table! {
     }
 }
 
-/// The DDL of `audit_events` and its two indexes, copied from
-/// migrations/sqlite/2026-12-01-000001_init/up.sql (table renamed; no
-/// triggers, no head table).
+/// The DDL of `audit_events` and its indexes, copied from
+/// migrations/sqlite/2026-12-01-000001_init/up.sql and
+/// 2026-12-08-000001_audit_search/up.sql (table renamed; no triggers, no head
+/// table).
 const RAW_DDL: &str = "
 CREATE TABLE raw_audit_events (
     seq INTEGER PRIMARY KEY NOT NULL,
@@ -114,6 +115,12 @@ CREATE TABLE raw_audit_events (
 );
 CREATE INDEX raw_audit_events_patient_recorded ON raw_audit_events (patient_ref, recorded, seq);
 CREATE INDEX raw_audit_events_recorded ON raw_audit_events (recorded, seq);
+CREATE INDEX raw_audit_events_agent_recorded ON raw_audit_events (agent_who, recorded, seq);
+CREATE INDEX raw_audit_events_entity_recorded ON raw_audit_events (entity_ref, recorded, seq)
+    WHERE entity_ref IS NOT NULL;
+CREATE INDEX raw_audit_events_subtype_recorded ON raw_audit_events (subtype_code, recorded, seq);
+CREATE INDEX raw_audit_events_failures_recorded ON raw_audit_events (outcome, recorded, seq)
+    WHERE outcome <> '0';
 ";
 
 /// One pre-built row. `None` binds NULL, so every insert has the same SQL and

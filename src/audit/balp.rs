@@ -60,7 +60,7 @@ pub const SUBTYPE_CODINGS: &[(&str, &str)] = &[
 pub struct Columns {
     /// type.code
     pub type_code: String,
-    /// subtype[0].code
+    /// `subtype[0].code`
     pub subtype_code: Option<String>,
     /// action
     pub action: String,

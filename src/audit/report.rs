@@ -14,7 +14,7 @@ use crate::db::audit_store::AuditRow;
 pub struct Line {
     /// AuditEvent.recorded (RFC 3339, UTC).
     pub recorded: String,
-    /// The requesting agent ("user:<id>", "herald", "anonymous").
+    /// The requesting agent (`user:<id>`, `herald`, `anonymous`).
     pub who: String,
     /// The requesting agent's network address, when recorded.
     pub address: Option<String>,
@@ -192,7 +192,7 @@ pub enum Subject {
 pub enum ReportFormat {
     /// One line per event ([`text`]).
     Text,
-    /// One JSON object per line ([`json`]).
+    /// One JSON object per line ([`fn@json`]).
     Ndjson,
 }
 

@@ -19,13 +19,13 @@ pub struct AuditRow {
     pub recorded: NaiveDateTime,
     /// type.code.
     pub type_code: String,
-    /// subtype[0].code.
+    /// `subtype[0].code`.
     pub subtype_code: Option<String>,
     /// action.
     pub action: String,
     /// outcome.
     pub outcome: String,
-    /// "Patient/<id>" of the patient entity.
+    /// `Patient/<id>` of the patient entity.
     pub patient_ref: Option<String>,
     /// The requesting agent's who (reference or identifier value).
     pub agent_who: Option<String>,
@@ -205,11 +205,11 @@ pub enum DateBound {
 /// AuditEvent JSON by `audit::balp::columns_of`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Field {
-    /// `patient_ref`: "Patient/<id>".
+    /// `patient_ref`: `Patient/<id>`.
     Patient,
     /// `entity_ref`: the data entity's reference.
     Entity,
-    /// `agent_who`: the requesting agent ("user:<id>", "herald", "anonymous").
+    /// `agent_who`: the requesting agent (`user:<id>`, `herald`, `anonymous`).
     Agent,
     /// `subtype_code`.
     Subtype,
