@@ -14,10 +14,10 @@
 //!   recorded < ? ORDER BY recorded, seq LIMIT 51`), rows loaded;
 //! - `search`: Herald's query layer, what the handler calls: `audit::search::parse`
 //!   of the FHIR parameters and `audit::search::run` on a pooled connection;
-//! - `handler`: `GET /fhir/AuditEvent?patient=…&date=ge…&date=lt…` through the
-//!   actix app in process (server side, no socket): the auditor check, the
-//!   parse, the pool checkout, the search, the AuditEvent the read writes
-//!   (committed) and the Bundle;
+//! - `handler`: `GET /fhir/AuditEvent?patient=…&date=ge…&date=lt…` with an
+//!   auditor's bearer token, through the actix app in process (server side, no
+//!   socket): the token check, the parse, the search, the AuditEvent the read
+//!   writes (committed) and the Bundle;
 //! - `search+append`: the handler's database work without HTTP — the search,
 //!   then the read's AuditEvent committed — to show where the time goes.
 //!
@@ -302,6 +302,23 @@ fn main() {
     let m = herald::crypto::MasterKey::generate().unwrap();
     let ring =
         herald::crypto::KeyRing::open(&m, &[herald::crypto::new_data_key(&m, 1).unwrap()]).unwrap();
+    // The audit API is auditors' only: an auditor account and its API token
+    // (a new one each run; the handler path checks it on every request).
+    let token = {
+        let mut c = pool.get().unwrap();
+        let name = format!("bench-auditor-{}", uuid::Uuid::new_v4().simple());
+        let now = Utc::now();
+        herald::service::staff::add_user(
+            &mut c,
+            &ring,
+            now,
+            &name,
+            herald::domain::staff::Role::Auditor,
+            "correct horse battery staple",
+        )
+        .unwrap();
+        herald::service::staff::issue_token(&mut c, now, &name, 30).unwrap()
+    };
     let state = herald::web::AppState {
         settings: Arc::new(Settings::default()),
         pool: pool.clone(),
@@ -380,7 +397,10 @@ fn main() {
                             );
                             let res = test::call_service(
                                 &app,
-                                test::TestRequest::get().uri(&uri).to_request(),
+                                test::TestRequest::get()
+                                    .uri(&uri)
+                                    .insert_header(("authorization", format!("Bearer {token}")))
+                                    .to_request(),
                             )
                             .await;
                             let status = res.status().as_u16();
