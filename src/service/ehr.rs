@@ -588,30 +588,45 @@ impl Follower {
         Ok(out)
     }
 
+    /// Runs `work` under the instance-wide lease `{kind}|{base}` with a
+    /// fresh client; None when another instance holds it. The client's
+    /// leftover audit records are committed and the lease given back
+    /// whatever `work` returns.
+    fn leased<T>(
+        &self,
+        kind: &str,
+        holder: &str,
+        hold: chrono::Duration,
+        work: impl FnOnce(&mut DbConn, &FhirClient) -> Result<T, FollowError>,
+    ) -> Result<Option<T>, FollowError> {
+        let mut conn = self.conn()?;
+        let lease = format!("{kind}|{}", self.base);
+        let now = self.clock.now();
+        if !store::try_lease(&mut conn, &lease, holder, now + hold, now)? {
+            return Ok(None);
+        }
+        let client = self.client();
+        let result = work(&mut conn, &client);
+        let flushed = self.append_leftover(&mut conn, client.take_audit());
+        store::release_lease(&mut conn, &lease, holder)?;
+        let out = result?;
+        flushed?;
+        Ok(Some(out))
+    }
+
     // -------------------------------------------------------------- notifications
 
     /// Processes stored notifications (oldest first) under the instance-wide
     /// lease, so several Herald instances do not process the same EHR at once.
     pub fn process_notifications(&self, holder: &str, limit: i64) -> Result<Report, FollowError> {
-        let mut conn = self.conn()?;
-        let lease = format!("notifications|{}", self.base);
+        let done = self.leased("notifications", holder, chrono::Duration::minutes(5), |conn, client| {
         let now = self.clock.now();
-        if !store::try_lease(
-            &mut conn,
-            &lease,
-            holder,
-            now + chrono::Duration::minutes(5),
-            now,
-        )? {
-            return Ok(Report::default());
-        }
-        let client = self.client();
         let mut report = Report::default();
-        let notes = store::pending_notifications(&mut conn, &self.ring, limit)?;
+        let notes = store::pending_notifications(conn, &self.ring, limit)?;
         for n in notes {
-            let Some(sub) = store::subscription(&mut conn, &self.ring, &n.subscription_id)? else {
+            let Some(sub) = store::subscription(conn, &self.ring, &n.subscription_id)? else {
                 store::finish_notification(
-                    &mut conn,
+                    conn,
                     &n.id,
                     "failed",
                     Some("unknown subscription"),
@@ -620,9 +635,9 @@ impl Follower {
                 continue;
             };
             let mut one = Report::default();
-            match self.handle(&mut conn, &client, &sub, &n, &mut one) {
+            match self.handle(conn, client, &sub, &n, &mut one) {
                 Ok(()) => {
-                    store::finish_notification(&mut conn, &n.id, "done", None, self.clock.now())?;
+                    store::finish_notification(conn, &n.id, "done", None, self.clock.now())?;
                     one.notifications += 1;
                     report.add(&one);
                 }
@@ -634,19 +649,19 @@ impl Follower {
                     };
                     tracing::warn!(notification = %n.id, error = %err, state, "a notification could not be processed");
                     store::finish_notification(
-                        &mut conn,
+                        conn,
                         &n.id,
                         state,
                         Some(&err.to_string()),
                         self.clock.now(),
                     )?;
-                    self.append_leftover(&mut conn, client.take_audit())?;
+                    self.append_leftover(conn, client.take_audit())?;
                 }
             }
         }
-        self.append_leftover(&mut conn, client.take_audit())?;
-        store::release_lease(&mut conn, &lease, holder)?;
         Ok(report)
+        })?;
+        Ok(done.unwrap_or_default())
     }
 
     fn handle(
@@ -916,34 +931,22 @@ impl Follower {
     /// One polling pass over every followed type, under the instance-wide
     /// lease (`herald poll --once`; the schedule runs the same).
     pub fn poll_once(&self, holder: &str) -> Result<Option<Report>, FollowError> {
-        let mut conn = self.conn()?;
-        let lease = format!("poll|{}", self.base);
-        let now = self.clock.now();
-        if !store::try_lease(
-            &mut conn,
-            &lease,
-            holder,
-            now + chrono::Duration::minutes(30),
-            now,
-        )? {
-            return Ok(None);
-        }
-        let client = self.client();
-        let mut report = Report::default();
         let mut types = vec!["Appointment", "MedicationRequest"];
         if self.settings.ehr.import_consents {
             types.push("Consent");
         }
-        let result = (|| {
-            for rt in types {
-                let r = self.resync(&mut conn, &client, rt)?;
-                report.add(&r);
-            }
-            Ok::<_, FollowError>(())
-        })();
-        self.append_leftover(&mut conn, client.take_audit())?;
-        store::release_lease(&mut conn, &lease, holder)?;
-        result.map(|()| Some(report))
+        self.leased(
+            "poll",
+            holder,
+            chrono::Duration::minutes(30),
+            |conn, client| {
+                let mut report = Report::default();
+                for rt in types {
+                    report.add(&self.resync(conn, client, rt)?);
+                }
+                Ok(report)
+            },
+        )
     }
 
     /// Bulk Data reconcile (V13, V14): `Group/{id}/$export` with `_since` the
@@ -956,19 +959,11 @@ impl Follower {
         let Some(group) = e.bulk_group.clone() else {
             return Ok(None);
         };
-        let mut conn = self.conn()?;
-        let lease = format!("bulk|{}", self.base);
-        let now = self.clock.now();
         let hold = chrono::Duration::seconds(i64::try_from(e.bulk_max_wait_secs).unwrap_or(3600))
             + chrono::Duration::minutes(30);
-        if !store::try_lease(&mut conn, &lease, holder, now + hold, now)? {
-            return Ok(None);
-        }
-        let client = self.client();
-        let result = self.bulk_pass(&mut conn, &client, &group);
-        self.append_leftover(&mut conn, client.take_audit())?;
-        store::release_lease(&mut conn, &lease, holder)?;
-        result.map(Some)
+        self.leased("bulk", holder, hold, |conn, client| {
+            self.bulk_pass(conn, client, &group)
+        })
     }
 
     fn bulk_pass(
@@ -1057,29 +1052,18 @@ impl Follower {
     /// accept is skipped (the staff queue keeps the reply). Retries back off.
     pub fn process_writes(&self, holder: &str, limit: i64) -> Result<usize, FollowError> {
         use crate::db::writes::{self, WriteKind};
-        let mut conn = self.conn()?;
-        let lease = format!("writes|{}", self.base);
+        let done = self.leased("writes", holder, chrono::Duration::minutes(5), |conn, client| {
         let now = self.clock.now();
-        if !store::try_lease(
-            &mut conn,
-            &lease,
-            holder,
-            now + chrono::Duration::minutes(5),
-            now,
-        )? {
-            return Ok(0);
-        }
-        let client = self.client();
         let accepts = |t: &str| self.settings.ehr.writes.iter().any(|w| w == t);
         let mut done = 0;
-        for w in writes::due(&mut conn, now, limit)? {
+        for w in writes::due(conn, now, limit)? {
             let wanted = match w.kind {
                 WriteKind::Consent => "Consent",
                 _ => "Appointment",
             };
             if !accepts(wanted) {
                 writes::finish(
-                    &mut conn,
+                    conn,
                     &w.id,
                     "skipped",
                     None,
@@ -1090,10 +1074,10 @@ impl Follower {
                 continue;
             }
             let result = match w.kind {
-                WriteKind::Consent => self.write_consent(&mut conn, &client, &w.target),
+                WriteKind::Consent => self.write_consent(conn, client, &w.target),
                 WriteKind::AppointmentAccept | WriteKind::AppointmentCancel => self
                     .write_appointment(
-                        &client,
+                        client,
                         &w.target,
                         &w.patient_id,
                         w.kind == WriteKind::AppointmentCancel,
@@ -1103,7 +1087,7 @@ impl Follower {
             let now = self.clock.now();
             match result {
                 Ok(remote) => {
-                    db::write_tx(&mut conn, |c| {
+                    db::write_tx(conn, |c| {
                         writes::finish(c, &w.id, "done", remote.as_deref(), None, None, now)?;
                         if let Some(k) = &w.inbound_key {
                             crate::db::inbound::mark_handled(c, k, "ehr-writeback", now)?;
@@ -1120,7 +1104,7 @@ impl Follower {
                     if retry.is_none() {
                         tracing::warn!(alert = "ehr-writeback", write = %w.id, error = %err, "a write-back to the EHR failed for good");
                     }
-                    db::write_tx(&mut conn, |c| {
+                    db::write_tx(conn, |c| {
                         writes::finish(
                             c,
                             &w.id,
@@ -1136,8 +1120,9 @@ impl Follower {
                 }
             }
         }
-        store::release_lease(&mut conn, &lease, holder)?;
         Ok(done)
+        })?;
+        Ok(done.unwrap_or(0))
     }
 
     fn write_consent(
