@@ -319,12 +319,12 @@ fn main() {
         .unwrap();
         herald::service::staff::issue_token(&mut c, now, &name, 30).unwrap()
     };
-    let state = herald::web::AppState {
-        settings: Arc::new(Settings::default()),
-        pool: pool.clone(),
-        ring: Arc::new(ring),
-        clock: Arc::new(herald::clock::SystemClock),
-    };
+    let state = herald::web::AppState::new(
+        Arc::new(Settings::default()),
+        pool.clone(),
+        Arc::new(ring),
+        Arc::new(herald::clock::SystemClock),
+    );
     let mut conn = pool.get().unwrap();
 
     let sys = actix_web::rt::System::new();

@@ -23,6 +23,9 @@ pub enum AppError {
     /// The body is larger than Herald accepts.
     #[error("payload too large")]
     TooLarge,
+    /// The body's media type is not one this route reads.
+    #[error("unsupported media type")]
+    UnsupportedMediaType,
     /// The request conflicts with the current state.
     #[error("conflict")]
     Conflict,
@@ -43,6 +46,7 @@ impl AppError {
             Self::Forbidden => "forbidden",
             Self::Unauthorized => "unauthorized",
             Self::TooLarge => "too-large",
+            Self::UnsupportedMediaType => "unsupported-media-type",
             Self::Conflict => "conflict",
             Self::Unavailable(_) => "unavailable",
             Self::Internal(_) => "internal",
@@ -57,6 +61,9 @@ impl AppError {
             Self::Forbidden => "You are not allowed to do this.".into(),
             Self::Unauthorized => "The request is not authenticated.".into(),
             Self::TooLarge => "The request body is too large.".into(),
+            Self::UnsupportedMediaType => {
+                "The body's Content-Type is not one this route accepts.".into()
+            }
             Self::Conflict => "The request conflicts with the current state.".into(),
             Self::Unavailable(_) => {
                 "The service is temporarily unavailable; try again shortly.".into()
@@ -73,6 +80,7 @@ impl AppError {
             Self::Forbidden => 403,
             Self::Unauthorized => 401,
             Self::TooLarge => 413,
+            Self::UnsupportedMediaType => 415,
             Self::Conflict => 409,
             Self::Unavailable(_) => 503,
             Self::Internal(_) => 500,

@@ -333,12 +333,12 @@ fn open_store(settings: &Settings) -> anyhow::Result<(db::Pool, herald::crypto::
 /// What `serve` and `worker` run on.
 fn open_state(settings: Settings, clock: SystemClock) -> anyhow::Result<web::AppState> {
     let (pool, ring) = open_store(&settings)?;
-    Ok(web::AppState {
-        settings: Arc::new(settings),
+    Ok(web::AppState::new(
+        Arc::new(settings),
         pool,
-        ring: Arc::new(ring),
-        clock: Arc::new(clock),
-    })
+        Arc::new(ring),
+        Arc::new(clock),
+    ))
 }
 
 fn refuse_invalid(settings: &Settings) -> anyhow::Result<()> {
@@ -637,12 +637,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 "  e.g. curl -H 'Authorization: Bearer {token}' 'http://{}/fhir/AuditEvent?_count=20&_sort=-date'",
                 settings.server.bind
             )?;
-            let state = web::AppState {
-                settings: Arc::new(settings),
-                pool,
-                ring: Arc::new(ring),
-                clock: Arc::new(clock),
-            };
+            let state =
+                web::AppState::new(Arc::new(settings), pool, Arc::new(ring), Arc::new(clock));
             serve(state, &mut stdout)
         }
         Command::Serve => {

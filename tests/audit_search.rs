@@ -457,12 +457,12 @@ fn cases() -> Vec<(String, Pred)> {
 fn state(db: &TestDb) -> AppState {
     let (ring, _) = support::ready(db);
     support::auditor(db, &ring);
-    AppState {
-        settings: Arc::new(Settings::default()),
-        pool: db.pool.clone(),
-        ring: Arc::new(ring),
-        clock: Arc::new(support::clock()),
-    }
+    AppState::new(
+        Arc::new(Settings::default()),
+        db.pool.clone(),
+        Arc::new(ring),
+        Arc::new(support::clock()),
+    )
 }
 
 async fn get<S, B>(app: &S, uri: &str) -> (u16, Value)

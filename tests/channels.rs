@@ -329,12 +329,13 @@ fn sms_voice_status_callbacks_carrier_opt_out_and_communications() {
 
 async fn http_part(db: TestDb, ring: herald::crypto::KeyRing, sms_intent: String, sid: String) {
     // Delivery status callbacks: signed, out of order, never backwards (W1, W3).
-    let state = AppState {
-        settings: Arc::new(settings()),
-        pool: db.pool.clone(),
-        ring: Arc::new(ring),
-        clock: Arc::new(support::clock()),
-    };
+    support::clinician(&db, &ring);
+    let state = AppState::new(
+        Arc::new(settings()),
+        db.pool.clone(),
+        Arc::new(ring),
+        Arc::new(support::clock()),
+    );
     let app = atest::init_service(app(state)).await;
     let path = "/hooks/sms/twilio/status";
     let delivered = [
@@ -386,7 +387,7 @@ async fn http_part(db: TestDb, ring: herald::crypto::KeyRing, sms_intent: String
     );
 
     // Every send and suppression is a Communication, valid FHIR R4.
-    let req = atest::TestRequest::get()
+    let req = support::as_clinician(atest::TestRequest::get())
         .uri("/fhir/Communication?_count=50")
         .to_request();
     let res = atest::call_service(&app, req).await;
@@ -434,13 +435,19 @@ async fn http_part(db: TestDb, ring: herald::crypto::KeyRing, sms_intent: String
             2,
         ),
     ] {
-        let res = atest::call_service(&app, atest::TestRequest::get().uri(uri).to_request()).await;
+        let res = atest::call_service(
+            &app,
+            support::as_clinician(atest::TestRequest::get())
+                .uri(uri)
+                .to_request(),
+        )
+        .await;
         let b: Value = serde_json::from_slice(&atest::read_body(res).await).unwrap();
         assert_eq!(b["entry"].as_array().map_or(0, Vec::len), n, "{uri}: {b}");
     }
     let res = atest::call_service(
         &app,
-        atest::TestRequest::get()
+        support::as_clinician(atest::TestRequest::get())
             .uri(&format!("/fhir/Communication/{sms_intent}"))
             .to_request(),
     )
@@ -448,7 +455,7 @@ async fn http_part(db: TestDb, ring: herald::crypto::KeyRing, sms_intent: String
     assert_eq!(res.status().as_u16(), 200);
     let res = atest::call_service(
         &app,
-        atest::TestRequest::get()
+        support::as_clinician(atest::TestRequest::get())
             .uri("/fhir/Communication?colour=blue")
             .to_request(),
     )

@@ -381,12 +381,12 @@ async fn notifications_are_authenticated_checked_and_stored_before_the_answer() 
     store::insert_subscription(&mut c, &ring, &sub, now).unwrap();
     let mut settings = Settings::default();
     settings.ehr.max_notification_bytes = 4096;
-    let state = herald::web::AppState {
-        settings: Arc::new(settings),
-        pool: db.pool.clone(),
-        ring: Arc::new(ring),
-        clock: Arc::new(support::clock()),
-    };
+    let state = herald::web::AppState::new(
+        Arc::new(settings),
+        db.pool.clone(),
+        Arc::new(ring),
+        Arc::new(support::clock()),
+    );
     let app = test::init_service(herald::web::app(state)).await;
     let body = appt(
         "n1",

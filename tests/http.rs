@@ -15,12 +15,12 @@ use super::support::{self, TestDb};
 fn state(db: &TestDb) -> AppState {
     let (ring, _) = support::ready(db);
     support::auditor(db, &ring);
-    AppState {
-        settings: Arc::new(Settings::default()),
-        pool: db.pool.clone(),
-        ring: Arc::new(ring),
-        clock: Arc::new(support::clock()),
-    }
+    AppState::new(
+        Arc::new(Settings::default()),
+        db.pool.clone(),
+        Arc::new(ring),
+        Arc::new(support::clock()),
+    )
 }
 
 async fn get<S, B>(app: &S, uri: &str) -> (u16, String, String, Value)
@@ -210,12 +210,12 @@ async fn database_outage_is_a_503_without_its_cause() {
     let m = herald::crypto::MasterKey::generate().unwrap();
     let ring =
         herald::crypto::KeyRing::open(&m, &[herald::crypto::new_data_key(&m, 1).unwrap()]).unwrap();
-    let st = AppState {
-        settings: Arc::new(Settings::default()),
+    let st = AppState::new(
+        Arc::new(Settings::default()),
         pool,
-        ring: Arc::new(ring),
-        clock: Arc::new(support::clock()),
-    };
+        Arc::new(ring),
+        Arc::new(support::clock()),
+    );
     let app = test::init_service(app(st)).await;
     for (uri, fhir) in [("/readyz", false), ("/fhir/AuditEvent", true)] {
         let res = test::call_service(

@@ -72,12 +72,13 @@ async fn stop_start_help_replays_forgeries_and_strangers() {
         "es-US",
         &[(Channel::Sms, PHONE)],
     );
-    let state = AppState {
-        settings: Arc::new(settings()),
-        pool: db.pool.clone(),
-        ring: Arc::clone(&ring),
-        clock: clock.clone(),
-    };
+    support::clinician(&db, &ring);
+    let state = AppState::new(
+        Arc::new(settings()),
+        db.pool.clone(),
+        Arc::clone(&ring),
+        clock.clone(),
+    );
     let app = atest::init_service(app(state)).await;
     let post = |f: Vec<(&str, &str)>, sig: Option<String>| {
         let mut r = atest::TestRequest::post().uri(PATH).set_form(&f);
@@ -243,7 +244,7 @@ async fn stop_start_help_replays_forgeries_and_strangers() {
     // The ledger as FHIR: every Consent valid R4, history per resource, POST.
     let res = atest::call_service(
         &app,
-        atest::TestRequest::get()
+        support::as_clinician(atest::TestRequest::get())
             .uri("/fhir/Consent?patient=Patient/p-in&_count=1000")
             .to_request(),
     )
@@ -262,7 +263,7 @@ async fn stop_start_help_replays_forgeries_and_strangers() {
     let id = consents[0]["id"].as_str().unwrap().to_string();
     let res = atest::call_service(
         &app,
-        atest::TestRequest::get()
+        support::as_clinician(atest::TestRequest::get())
             .uri(&format!("/fhir/Consent/{id}/_history"))
             .to_request(),
     )
@@ -284,7 +285,7 @@ async fn stop_start_help_replays_forgeries_and_strangers() {
     });
     let res = atest::call_service(
         &app,
-        atest::TestRequest::post()
+        support::as_clinician(atest::TestRequest::post())
             .uri("/fhir/Consent")
             .insert_header(("content-type", "application/fhir+json"))
             .set_payload(given.to_string())
@@ -308,7 +309,7 @@ async fn stop_start_help_replays_forgeries_and_strangers() {
     broken.as_object_mut().unwrap().remove("policyRule");
     let res = atest::call_service(
         &app,
-        atest::TestRequest::post()
+        support::as_clinician(atest::TestRequest::post())
             .uri("/fhir/Consent")
             .set_payload(broken.to_string())
             .to_request(),
@@ -319,7 +320,7 @@ async fn stop_start_help_replays_forgeries_and_strangers() {
     assert_eq!(oo["resourceType"], "OperationOutcome");
     let res = atest::call_service(
         &app,
-        atest::TestRequest::get()
+        support::as_clinician(atest::TestRequest::get())
             .uri("/fhir/Consent/no-such-consent")
             .to_request(),
     )
@@ -361,12 +362,13 @@ async fn email_only_request_stops_sms_and_voice_at_once() {
             (Channel::Email, "p-cc@example.org"),
         ],
     );
-    let state = AppState {
-        settings: Arc::new(settings()),
-        pool: db.pool.clone(),
-        ring: Arc::clone(&ring),
-        clock: clock.clone(),
-    };
+    support::clinician(&db, &ring);
+    let state = AppState::new(
+        Arc::new(settings()),
+        db.pool.clone(),
+        Arc::clone(&ring),
+        clock.clone(),
+    );
     let app = atest::init_service(app(state)).await;
     clock.advance(chrono::Duration::minutes(1));
     let request = serde_json::json!({
@@ -382,7 +384,7 @@ async fn email_only_request_stops_sms_and_voice_at_once() {
     });
     let res = atest::call_service(
         &app,
-        atest::TestRequest::post()
+        support::as_clinician(atest::TestRequest::post())
             .uri("/fhir/Consent")
             .set_payload(request.to_string())
             .to_request(),
@@ -474,12 +476,13 @@ async fn two_way_answers_get_replies_in_the_patients_language() {
             channel: Channel::Sms
         }
     );
-    let state = AppState {
-        settings: Arc::new(settings()),
-        pool: db.pool.clone(),
-        ring: Arc::clone(&ring),
-        clock: clock.clone(),
-    };
+    support::clinician(&db, &ring);
+    let state = AppState::new(
+        Arc::new(settings()),
+        db.pool.clone(),
+        Arc::clone(&ring),
+        clock.clone(),
+    );
     let app = atest::init_service(app(state)).await;
     let mut replies = Vec::new();
     for (n, text) in ["C", "R", "cancelar cita", "¿dónde me estaciono?"]
@@ -623,12 +626,12 @@ async fn provider_confirmations_mean_herald_sends_none() {
         ("HERALD_SMS__AUTH_TOKEN".to_string(), TOKEN.to_string()),
     ]);
     env.insert("HERALD_SMS__KEYWORD_CONFIRMATIONS".into(), "false".into());
-    let state = AppState {
-        settings: Arc::new(Settings::load(None, &env).unwrap()),
-        pool: db.pool.clone(),
-        ring: Arc::clone(&ring),
-        clock: Arc::new(support::clock()),
-    };
+    let state = AppState::new(
+        Arc::new(Settings::load(None, &env).unwrap()),
+        db.pool.clone(),
+        Arc::clone(&ring),
+        Arc::new(support::clock()),
+    );
     let app = atest::init_service(app(state)).await;
     let f = form("SMaoo", PHONE, "STOP");
     let res = atest::call_service(

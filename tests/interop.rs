@@ -128,12 +128,12 @@ pub fn herald_for(
     s.ehr.timeout_ms = 10_000;
     tweak(&mut s);
     herald::service::ehr::init_signing_keys(&mut db.conn(), &ring, SystemClock.now()).unwrap();
-    let state = AppState {
-        settings: Arc::new(s),
-        pool: db.pool.clone(),
-        ring: Arc::new(ring),
-        clock: Arc::new(SystemClock),
-    };
+    let state = AppState::new(
+        Arc::new(s),
+        db.pool.clone(),
+        Arc::new(ring),
+        Arc::new(SystemClock),
+    );
     let handle = serve(state.clone(), listener);
     admin(
         h,

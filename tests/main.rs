@@ -11,6 +11,7 @@
     clippy::as_conversions
 )]
 
+mod access;
 mod audit_chain;
 mod audit_search;
 mod channels;

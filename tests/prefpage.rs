@@ -39,12 +39,12 @@ fn preference_page_in_headless_chromium() {
     let tampered = String::from_utf8(tampered).unwrap();
     let ring = Arc::new(ring);
     let clock = Arc::new(support::clock());
-    let state = AppState {
-        settings: Arc::new(herald::config::Settings::default()),
-        pool: db.pool.clone(),
-        ring: Arc::clone(&ring),
-        clock: clock.clone(),
-    };
+    let state = AppState::new(
+        Arc::new(herald::config::Settings::default()),
+        db.pool.clone(),
+        Arc::clone(&ring),
+        clock.clone(),
+    );
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (tx, rx) = std::sync::mpsc::channel();

@@ -67,12 +67,7 @@ fn setup() -> Setup {
     s.smart.allowed_iss = vec![h.fhir.clone()];
     s.smart.client_id = Some("herald-app".into());
     let clock = Arc::new(FixedClock::new(SystemClock.now()));
-    let state = AppState {
-        settings: Arc::new(s),
-        pool: db.pool.clone(),
-        ring: Arc::new(ring),
-        clock: clock.clone(),
-    };
+    let state = AppState::new(Arc::new(s), db.pool.clone(), Arc::new(ring), clock.clone());
     let (tx, rx) = std::sync::mpsc::channel();
     let st = state.clone();
     std::thread::spawn(move || {

@@ -32,12 +32,12 @@ fn ctx_with(db: &TestDb, settings: Settings) -> Ctx {
     let (ring, _) = support::ready(db);
     let clock = Arc::new(support::clock());
     Ctx {
-        state: AppState {
-            settings: Arc::new(settings),
-            pool: db.pool.clone(),
-            ring: Arc::new(ring.clone()),
-            clock: clock.clone(),
-        },
+        state: AppState::new(
+            Arc::new(settings),
+            db.pool.clone(),
+            Arc::new(ring.clone()),
+            clock.clone(),
+        ),
         clock,
         ring,
     }
@@ -651,13 +651,13 @@ async fn auditors_use_api_tokens_through_the_extractor() {
     let db = support::sqlite();
     let cx = ctx(&db);
     let ivy = add(&db, &cx, "ivy", Role::Auditor);
-    add(&db, &cx, "jon", Role::Clinician);
+    add(&db, &cx, "jon", Role::Admin);
     let mut c = db.conn();
     let token = svc::issue_token(&mut c, cx.clock.now(), "ivy", 30).unwrap();
     assert!(token.starts_with("herald_"));
     assert!(matches!(
         svc::issue_token(&mut c, cx.clock.now(), "jon", 30),
-        Err(StaffError::NotAuditor)
+        Err(StaffError::NoTokenForRole)
     ));
     drop(c);
     assert!(!db.dump().contains(&token), "stored hashed");
@@ -1144,12 +1144,12 @@ async fn only_auditors_read_the_audit_log() {
     // session for the page; a clinician gets 403, nobody 401.
     let db = support::sqlite();
     let cx = ctx(&db);
-    add(&db, &cx, "erin", Role::Clinician);
+    add(&db, &cx, "erin", Role::Admin);
     add(&db, &cx, "audra", Role::Auditor);
     let token = svc::issue_token(&mut db.conn(), cx.clock.now(), "audra", 7).unwrap();
     assert!(matches!(
         svc::issue_token(&mut db.conn(), cx.clock.now(), "erin", 7),
-        Err(StaffError::NotAuditor)
+        Err(StaffError::NoTokenForRole)
     ));
     let app = app!(cx);
     let api = |auth: Option<String>| {

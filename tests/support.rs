@@ -239,6 +239,8 @@ pub fn npm_dir(rel: &str) -> PathBuf {
 thread_local! {
     /// The auditor token of the current test's app (see [`auditor`]).
     pub static AUDITOR: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+    /// The clinician token of the current test's app (see [`clinician`]).
+    pub static CLINICIAN: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
 }
 
 /// Makes an auditor account with an API token on `db` and remembers the
@@ -261,6 +263,37 @@ pub fn auditor(db: &TestDb, ring: &KeyRing) -> String {
     let token = herald::service::staff::issue_token(&mut c, now(), &name, 30).unwrap();
     AUDITOR.with(|a| *a.borrow_mut() = Some(token.clone()));
     token
+}
+
+/// A clinician account with an API token (the Consent and Communication
+/// API's staff credential); the token is returned and kept for
+/// [`as_clinician`].
+pub fn clinician(db: &TestDb, ring: &KeyRing) -> String {
+    let mut c = db.conn();
+    let name = format!(
+        "clinician-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    );
+    herald::service::staff::add_user(
+        &mut c,
+        ring,
+        now(),
+        &name,
+        herald::domain::staff::Role::Clinician,
+        "correct horse battery staple",
+    )
+    .unwrap();
+    let token = herald::service::staff::issue_token(&mut c, now(), &name, 30).unwrap();
+    CLINICIAN.with(|a| *a.borrow_mut() = Some(token.clone()));
+    token
+}
+
+/// Adds this thread's clinician token to a test request.
+pub fn as_clinician(r: actix_web::test::TestRequest) -> actix_web::test::TestRequest {
+    match CLINICIAN.with(|a| a.borrow().clone()) {
+        Some(t) => r.insert_header(("authorization", format!("Bearer {t}"))),
+        None => r,
+    }
 }
 
 /// Adds this thread's auditor token to a test request.

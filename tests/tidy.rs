@@ -16,15 +16,86 @@ fn rust_files(dir: &Path, out: &mut Vec<(String, String)>) {
     }
 }
 
-/// Lines outside `#[cfg(test)] mod tests` blocks (tests may do as they like).
-fn code_lines(src: &str) -> Vec<(usize, &str)> {
+/// Lines outside `#[cfg(test)]` items (tests may do as they like), from the
+/// whole file: an item under `#[cfg(test)]` (a `mod tests { … }`, a test-only
+/// const or fn) is skipped to its end, and checking resumes after it.
+pub fn code_lines(src: &str) -> Vec<(usize, &str)> {
     let mut out = Vec::new();
+    let mut skipping = false;
+    let mut depth: i64 = 0;
+    let mut opened = false;
     for (i, l) in src.lines().enumerate() {
-        if l.trim_start().starts_with("#[cfg(test)]") {
-            break;
+        let t = l.trim_start();
+        if !skipping && t.starts_with("#[cfg(test)]") {
+            skipping = true;
+            depth = 0;
+            opened = false;
+            continue;
         }
-        if !l.trim_start().starts_with("//") {
+        if skipping {
+            if t.starts_with("#[") || t.starts_with("//") || t.is_empty() {
+                continue;
+            }
+            let mut ended = false;
+            for c in strip_literals(l).chars() {
+                match c {
+                    '{' | '(' | '[' => {
+                        depth += 1;
+                        opened |= c == '{';
+                    }
+                    '}' | ')' | ']' => {
+                        depth -= 1;
+                        if c == '}' && depth == 0 && opened {
+                            ended = true;
+                        }
+                    }
+                    ';' if depth == 0 => ended = true,
+                    _ => {}
+                }
+            }
+            if ended {
+                skipping = false;
+            }
+            continue;
+        }
+        if !t.starts_with("//") {
             out.push((i + 1, l));
+        }
+    }
+    out
+}
+
+/// A line with its string and char literals blanked, so braces inside them
+/// do not count.
+fn strip_literals(l: &str) -> String {
+    let mut out = String::new();
+    let mut in_str = false;
+    let mut chars = l.chars().peekable();
+    while let Some(c) = chars.next() {
+        if in_str {
+            if c == '\\' {
+                chars.next();
+            } else if c == '"' {
+                in_str = false;
+            }
+            continue;
+        }
+        match c {
+            '"' => in_str = true,
+            '\'' => {
+                // A char literal ('{', '\\n'), not a lifetime ('a).
+                let rest: String = chars.clone().take(3).collect();
+                if rest.chars().nth(1) == Some('\'') {
+                    chars.next();
+                    chars.next();
+                } else if rest.starts_with('\\') {
+                    for _ in 0..3 {
+                        chars.next();
+                    }
+                }
+            }
+            '/' if chars.peek() == Some(&'/') => break,
+            _ => out.push(c),
         }
     }
     out
@@ -63,6 +134,19 @@ pub fn violations(root: &Path) -> Vec<String> {
                     || line.contains(&format!("{word}_")) && line.contains("use ")
                 {
                     bad.push(format!("{rel}:{n}: {why}: {}", line.trim()));
+                }
+            }
+        }
+        // Routes exist only as rows of the access table (web::access).
+        if (rel.starts_with("src/web/") || rel == "src/main.rs") && rel != "src/web/access.rs" {
+            for (n, line) in code_lines(src) {
+                for word in [".route(", "web::resource(", "web::scope(", ".service("] {
+                    if line.contains(word) {
+                        bad.push(format!(
+                            "{rel}:{n}: routes are registered only from the access table (src/web/access.rs): {}",
+                            line.trim()
+                        ));
+                    }
                 }
             }
         }
@@ -194,4 +278,41 @@ fn copy_dir(from: &Path, to: &Path) {
             std::fs::copy(&p, &dest).unwrap();
         }
     }
+}
+
+#[test]
+fn tidy_reads_whole_files_and_refuses_routes_outside_the_access_table() {
+    // Code after a test-only item is checked (it used to stop at the first
+    // `#[cfg(test)]`).
+    let src = "#[cfg(test)]\nconst T: &str = \"{\";\nfn f() {}\n#[cfg(test)]\nmod tests {\n    fn g() { let _ = '}'; }\n}\nfn h() {}\n";
+    let lines: Vec<usize> = code_lines(src).into_iter().map(|(n, _)| n).collect();
+    assert_eq!(lines, vec![3, 8], "{src}");
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    copy_dir(&super::support::repo_root().join("src"), &src);
+    let rules = src.join("guard/rules.rs");
+    let text = std::fs::read_to_string(&rules).unwrap();
+    std::fs::write(
+        &rules,
+        format!("{text}\nfn late() {{ let _ = std::env::args(); }}\n"),
+    )
+    .unwrap();
+    let web = src.join("web/mod.rs");
+    let text = std::fs::read_to_string(&web).unwrap();
+    std::fs::write(
+        &web,
+        format!("{text}\nfn sneak(c: &mut web::ServiceConfig) {{ c.route(\"/x\", web::get().to(health::healthz)); }}\n"),
+    )
+    .unwrap();
+    let v = violations(tmp.path());
+    assert!(
+        v.iter()
+            .any(|l| l.starts_with("src/guard/rules.rs:") && l.contains("std::env")),
+        "{v:?}"
+    );
+    assert!(
+        v.iter()
+            .any(|l| l.starts_with("src/web/mod.rs:") && l.contains("access table")),
+        "{v:?}"
+    );
 }

@@ -75,12 +75,12 @@ fn https_with_the_configured_certificate_tls_1_2_or_later_and_hsts() {
     s.server.tls_cert = Some(cert);
     s.server.tls_key = Some(key);
     assert!(s.validate().is_empty(), "{:?}", s.validate());
-    let state = AppState {
-        settings: Arc::new(s),
-        pool: db.pool.clone(),
-        ring: Arc::new(ring),
-        clock: Arc::new(support::clock()),
-    };
+    let state = AppState::new(
+        Arc::new(s),
+        db.pool.clone(),
+        Arc::new(ring),
+        Arc::new(support::clock()),
+    );
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let (tx, rx) = std::sync::mpsc::channel();

@@ -102,6 +102,10 @@ fn actor_who(actor: &Actor) -> (Value, String) {
             format!("attempt:{h}"),
         ),
         Actor::Anonymous(_) => (json!({ "display": "anonymous" }), "anonymous".into()),
+        Actor::ApiClient { issuer, client } => (
+            json!({ "identifier": { "system": issuer, "value": client } }),
+            format!("client:{client}"),
+        ),
     }
 }
 

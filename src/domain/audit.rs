@@ -67,6 +67,14 @@ pub enum Actor {
     Staff(String),
     /// An unauthenticated caller (e.g. a webhook), by network address.
     Anonymous(String),
+    /// A system of the hospital's, by the access token its authorization
+    /// server issued (`[api]` issuers): the issuer and the client id.
+    ApiClient {
+        /// The token's issuer.
+        issuer: String,
+        /// The client (`client_id`, else `sub`).
+        client: String,
+    },
     /// A staff user acting under a break-glass grant: every record carries
     /// purposeOfUse BTG and names the grant.
     BreakGlass {

@@ -89,9 +89,10 @@ pub enum StaffError {
     /// No such account.
     #[error("no such user; `herald user add NAME --role ...` creates one")]
     NoSuchUser,
-    /// API tokens are for auditors.
-    #[error("API tokens are issued to auditors only")]
-    NotAuditor,
+    /// API tokens are for auditors (the audit API) and clinicians (the
+    /// Consent and Communication API); administrators get none.
+    #[error("API tokens are issued to auditors and clinicians only")]
+    NoTokenForRole,
     /// Storage failed.
     #[error(transparent)]
     Db(DbError),
@@ -188,7 +189,7 @@ pub fn add_user(
     Ok((id.clone(), totp::enrolment_uri(ISSUER, name, &secret)))
 }
 
-/// Issues an API bearer token to an auditor, valid for `days`; returns the
+/// Issues an API bearer token to an auditor or clinician, valid for `days`; returns the
 /// token (shown once; only its hash is kept).
 pub fn issue_token(
     conn: &mut DbConn,
@@ -197,8 +198,8 @@ pub fn issue_token(
     days: u32,
 ) -> Result<String, StaffError> {
     let user = repo::user_by_name(conn, name)?.ok_or(StaffError::NoSuchUser)?;
-    if user.role != Role::Auditor {
-        return Err(StaffError::NotAuditor);
+    if !matches!(user.role, Role::Auditor | Role::Clinician) {
+        return Err(StaffError::NoTokenForRole);
     }
     let token = format!("{TOKEN_PREFIX}{}", crypto::random_token()?);
     let expires = now + Duration::days(i64::from(days));
@@ -532,8 +533,9 @@ pub fn session_staff(
     }
 }
 
-/// The auditor an API token belongs to, while it is unexpired and the
-/// account is an enabled auditor's.
+/// The staff member an API token belongs to, while it is unexpired and the
+/// account enabled; what the role may reach is the access table's business
+/// (`web::access`).
 pub fn token_staff(
     conn: &mut DbConn,
     now: DateTime<Utc>,
@@ -549,7 +551,7 @@ pub fn token_staff(
         return Ok(None);
     }
     Ok(repo::user(conn, &user_id)?
-        .filter(|u| !u.disabled && u.role == Role::Auditor)
+        .filter(|u| !u.disabled)
         .map(|u| Staff {
             user_id: u.id,
             name: u.name,

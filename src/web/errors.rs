@@ -65,6 +65,7 @@ impl ResponseError for ApiError {
                 AppError::Forbidden => "forbidden",
                 AppError::Unauthorized => "login",
                 AppError::TooLarge => "too-costly",
+                AppError::UnsupportedMediaType => "not-supported",
                 AppError::Conflict => "conflict",
                 AppError::Unavailable(_) => "transient",
                 AppError::Internal(_) => "exception",

@@ -4,6 +4,7 @@
 //! elsewhere, and a 5xx body never carries its cause (the cause is logged
 //! once, here).
 
+pub mod access;
 mod audit_api;
 mod audit_page;
 mod communication_api;
@@ -31,7 +32,7 @@ use crate::config::Settings;
 use crate::crypto::KeyRing;
 use crate::db::Pool;
 
-/// What every handler may use.
+/// What every handler may use. Build it with [`AppState::new`].
 #[derive(Clone)]
 pub struct AppState {
     /// Settings.
@@ -44,6 +45,23 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
 }
 
+impl AppState {
+    /// The state for `settings`, a pool, a key ring and a clock.
+    pub fn new(
+        settings: Arc<Settings>,
+        pool: Pool,
+        ring: Arc<KeyRing>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self {
+            settings,
+            pool,
+            ring,
+            clock,
+        }
+    }
+}
+
 /// The caller's IP address ("unknown" when the connection does not say).
 pub(crate) fn peer(req: &actix_web::HttpRequest) -> String {
     req.peer_addr()
@@ -51,8 +69,9 @@ pub(crate) fn peer(req: &actix_web::HttpRequest) -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
-/// The AuditEvent for an access through Herald's HTTP API: the caller by
-/// address (loopback only until staff sign-in), the request id.
+/// The AuditEvent for an access through Herald's HTTP API: the caller the
+/// access table found (a staff member, an API client, else the address),
+/// the request id.
 pub(crate) fn access_record(
     state: &AppState,
     req: &actix_web::HttpRequest,
@@ -62,7 +81,7 @@ pub(crate) fn access_record(
     crate::domain::audit::AuditRecord {
         recorded: state.clock.now(),
         activity,
-        actor: crate::domain::audit::Actor::Anonymous(peer(req)),
+        actor: access::Caller::of(req).actor(peer(req)),
         outcome: crate::domain::audit::Outcome::Success,
         outcome_desc: None,
         patient_id: patient,
@@ -107,69 +126,7 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
                 )
                 .into()
             }))
-            .route("/healthz", web::get().to(health::healthz))
-            .route("/readyz", web::get().to(health::readyz))
-            .route(
-                "/hooks/sms/{provider}/status",
-                web::post().to(hooks::status),
-            )
-            .route(
-                "/hooks/sms/{provider}/inbound",
-                web::post().to(hooks::inbound),
-            )
-            .route("/.well-known/jwks.json", web::get().to(fhir_hooks::jwks))
-            .route(
-                "/hooks/fhir/{subscription}",
-                web::post().to(fhir_hooks::notify),
-            )
-            .route(
-                "/hooks/fhir/{subscription}/{type}",
-                web::post().to(fhir_hooks::notify),
-            )
-            .route(
-                "/hooks/fhir/{subscription}/{type}/{id}",
-                web::put().to(fhir_hooks::notify),
-            )
-            .route("/smart/launch", web::get().to(smart::ehr_launch))
-            .route("/smart/login", web::get().to(smart::standalone))
-            .route("/smart/callback", web::get().to(smart::callback))
-            .route("/app", web::get().to(smart::app_page))
-            .route("/app/consent", web::post().to(smart::record_consent))
-            .route("/app/send", web::post().to(smart::send_now))
-            .route("/app/break-glass", web::post().to(smart::break_glass))
-            .route("/inbox", web::get().to(inbox::show))
-            .route("/inbox/done", web::post().to(inbox::done))
-            .route("/audit", web::get().to(audit_page::page))
-            .route("/audit/export", web::get().to(audit_page::export))
-            .route("/audit/audit.css", web::get().to(audit_page::stylesheet))
-            .route("/p/{token}", web::get().to(preferences::show))
-            .route("/p/{token}", web::post().to(preferences::save))
-            .route("/login", web::get().to(staff::login_form))
-            .route("/login", web::post().to(staff::login))
-            .route("/logout", web::post().to(staff::logout))
-            .route("/admin", web::get().to(staff::admin))
-            .route("/break-glass", web::get().to(staff::break_glass_form))
-            .route("/break-glass", web::post().to(staff::break_glass))
-            .service(
-                web::scope("/fhir")
-                    .route("/metadata", web::get().to(audit_api::metadata))
-                    .route("/AuditEvent", web::get().to(audit_api::search))
-                    .route("/AuditEvent/{id}", web::get().to(audit_api::read))
-                    .route("/Consent", web::get().to(consent_api::search))
-                    .route("/Consent", web::post().to(consent_api::create))
-                    .route("/Consent/{id}", web::get().to(consent_api::read))
-                    .route(
-                        "/Consent/{id}/_history",
-                        web::get().to(consent_api::history),
-                    )
-                    .route("/Communication", web::get().to(communication_api::search))
-                    .route(
-                        "/Communication/{id}",
-                        web::get().to(communication_api::read),
-                    )
-                    .default_service(web::to(errors::not_found)),
-            )
-            .default_service(web::to(errors::not_found));
+            .configure(access::configure);
     }
 }
 

@@ -137,14 +137,20 @@ fn read_patient_name(
 impl Caller {
     fn of(req: &HttpRequest, state: &AppState) -> Self {
         use actix_web::HttpMessage as _;
+        // Each borrow of the request's extensions ends before the next
+        // reader (`connection_info` borrows them mutably): holding one across
+        // panicked the worker ("already borrowed").
+        let request_id = {
+            let ext = req.extensions();
+            ext.get::<super::RequestId>().map(|r| r.0.clone())
+        };
+        let app_cookie = req.cookie(APP_COOKIE).map(|c| c.value().to_string());
+        let redirect_uri = redirect_uri(req, state);
         Self {
-            app_cookie: req.cookie(APP_COOKIE).map(|c| c.value().to_string()),
-            request_id: req
-                .extensions()
-                .get::<super::RequestId>()
-                .map(|r| r.0.clone()),
+            app_cookie,
+            request_id,
             ip: peer(req),
-            redirect_uri: redirect_uri(req, state),
+            redirect_uri,
         }
     }
 }
@@ -885,4 +891,31 @@ pub async fn break_glass(
     form: web::Form<Vec<(String, String)>>,
 ) -> HttpResponse {
     act(req, state, form, Act::BreakGlass).await
+}
+
+/// Whether the request carries the cookie of a live (active, within its idle
+/// and absolute limits) clinician session: the access table's check
+/// (`web::access`); the handlers load, refresh and touch the session.
+pub(crate) async fn has_live_session(
+    req: &HttpRequest,
+    state: &AppState,
+) -> Result<bool, actix_web::error::BlockingError> {
+    let Some(token) = req.cookie(APP_COOKIE).map(|c| c.value().to_string()) else {
+        return Ok(false);
+    };
+    let st = state.clone();
+    web::block(move || {
+        let Ok(mut c) = st.pool.get() else {
+            return false;
+        };
+        let Ok(Some(s)) = store::get(&mut c, &st.ring, &launch::hash_token(&token)) else {
+            return false;
+        };
+        let now = st.clock.now();
+        let idle = Duration::minutes(i64::from(st.settings.smart.idle_minutes));
+        s.phase == "active"
+            && now - s.last_seen_at <= idle
+            && now - s.created_at <= Duration::hours(ABSOLUTE_HOURS)
+    })
+    .await
 }

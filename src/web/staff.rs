@@ -94,8 +94,52 @@ fn bearer(req: &HttpRequest) -> Option<String> {
 /// `last_seen_at` moved) or else an auditor's bearer token. `None` when
 /// neither holds.
 pub async fn authenticate(req: &HttpRequest, state: &AppState) -> Result<Option<Staff>, ApiError> {
+    // The access table's middleware has already looked (`web::access`).
+    if let super::access::Caller::Staff(s) = super::access::Caller::of(req) {
+        return Ok(Some(s));
+    }
     let cookie = req.cookie(SESSION_COOKIE).map(|c| c.value().to_string());
     let token = bearer(req);
+    lookup(req, state, cookie, token).await
+}
+
+/// The staff member of the session cookie alone (for `web::access`).
+pub(crate) async fn session_of(
+    req: &HttpRequest,
+    state: &AppState,
+) -> Result<Option<Staff>, ApiError> {
+    let cookie = req.cookie(SESSION_COOKIE).map(|c| c.value().to_string());
+    lookup(req, state, cookie, None).await
+}
+
+/// The staff member of an API bearer token alone (for `web::access`).
+pub(crate) async fn token_of(token: &str, state: &AppState) -> Result<Option<Staff>, ApiError> {
+    if !token.starts_with(svc::TOKEN_PREFIX) {
+        return Ok(None);
+    }
+    let st = state.clone();
+    let token = token.to_string();
+    let found = web::block(move || -> Result<Option<Staff>, crate::db::DbError> {
+        let mut c = st.pool.get()?;
+        svc::token_staff(&mut c, st.clock.now(), &token)
+    })
+    .await;
+    match found {
+        Ok(Ok(s)) => Ok(s),
+        Ok(Err(e)) => Err(ApiError::for_path("/", AppError::from(e))),
+        Err(e) => Err(ApiError::for_path(
+            "/",
+            AppError::Internal(anyhow::anyhow!("{e}")),
+        )),
+    }
+}
+
+async fn lookup(
+    req: &HttpRequest,
+    state: &AppState,
+    cookie: Option<String>,
+    token: Option<String>,
+) -> Result<Option<Staff>, ApiError> {
     if cookie.is_none() && token.is_none() {
         return Ok(None);
     }
