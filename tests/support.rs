@@ -243,12 +243,12 @@ thread_local! {
     pub static CLINICIAN: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
 }
 
-/// Makes an auditor account with an API token on `db` and remembers the
-/// token for [`as_auditor`] on this thread (the audit API is auditors only).
-pub fn auditor(db: &TestDb, ring: &KeyRing) -> String {
+/// A staff account of `role` with an API token; the token is returned.
+fn staff_with_token(db: &TestDb, ring: &KeyRing, role: herald::domain::staff::Role) -> String {
     let mut c = db.conn();
     let name = format!(
-        "auditor-{}",
+        "{}-{}",
+        role.code(),
         &uuid::Uuid::new_v4().simple().to_string()[..8]
     );
     herald::service::staff::add_user(
@@ -256,11 +256,17 @@ pub fn auditor(db: &TestDb, ring: &KeyRing) -> String {
         ring,
         now(),
         &name,
-        herald::domain::staff::Role::Auditor,
+        role,
         "correct horse battery staple",
     )
     .unwrap();
-    let token = herald::service::staff::issue_token(&mut c, now(), &name, 30).unwrap();
+    herald::service::staff::issue_token(&mut c, now(), &name, 30).unwrap()
+}
+
+/// Makes an auditor account with an API token on `db` and remembers the
+/// token for [`as_auditor`] on this thread (the audit API is auditors only).
+pub fn auditor(db: &TestDb, ring: &KeyRing) -> String {
+    let token = staff_with_token(db, ring, herald::domain::staff::Role::Auditor);
     AUDITOR.with(|a| *a.borrow_mut() = Some(token.clone()));
     token
 }
@@ -269,21 +275,7 @@ pub fn auditor(db: &TestDb, ring: &KeyRing) -> String {
 /// API's staff credential); the token is returned and kept for
 /// [`as_clinician`].
 pub fn clinician(db: &TestDb, ring: &KeyRing) -> String {
-    let mut c = db.conn();
-    let name = format!(
-        "clinician-{}",
-        &uuid::Uuid::new_v4().simple().to_string()[..8]
-    );
-    herald::service::staff::add_user(
-        &mut c,
-        ring,
-        now(),
-        &name,
-        herald::domain::staff::Role::Clinician,
-        "correct horse battery staple",
-    )
-    .unwrap();
-    let token = herald::service::staff::issue_token(&mut c, now(), &name, 30).unwrap();
+    let token = staff_with_token(db, ring, herald::domain::staff::Role::Clinician);
     CLINICIAN.with(|a| *a.borrow_mut() = Some(token.clone()));
     token
 }
