@@ -108,6 +108,16 @@ fn callers(db: &TestDb, ring: &KeyRing) -> Callers {
         },
     )
     .unwrap();
+    drop(c);
+    super::channels::patient(
+        db,
+        ring,
+        "p-walk",
+        Some("+12125550177"),
+        None,
+        "en-US",
+        &[(herald::domain::Channel::Sms, "+12125550177")],
+    );
     let link =
         herald::service::preferences::issue_link(ring, "p-walk", now + chrono::Duration::days(7))
             .unwrap();

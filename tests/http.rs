@@ -222,7 +222,7 @@ async fn database_outage_is_a_503_without_its_cause() {
             &app,
             test::TestRequest::get()
                 .uri(uri)
-                .insert_header(("authorization", "Bearer hrt_unreachable"))
+                .insert_header(("authorization", "Bearer herald_unreachable"))
                 .to_request(),
         )
         .await;

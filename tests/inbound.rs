@@ -311,6 +311,7 @@ async fn stop_start_help_replays_forgeries_and_strangers() {
         &app,
         support::as_clinician(atest::TestRequest::post())
             .uri("/fhir/Consent")
+            .insert_header(("content-type", "application/fhir+json"))
             .set_payload(broken.to_string())
             .to_request(),
     )
@@ -386,6 +387,7 @@ async fn email_only_request_stops_sms_and_voice_at_once() {
         &app,
         support::as_clinician(atest::TestRequest::post())
             .uri("/fhir/Consent")
+            .insert_header(("content-type", "application/fhir+json"))
             .set_payload(request.to_string())
             .to_request(),
     )

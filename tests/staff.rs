@@ -686,7 +686,7 @@ async fn auditors_use_api_tokens_through_the_extractor() {
     )
     .await;
     assert_eq!(res.status().as_u16(), 401);
-    // A clinician's session is someone, but not an auditor.
+    // An admin's session is someone, but not an auditor.
     let (_, _, jon) = sign_in(&app, "jon", PASSWORD, &code(&db, &cx, "jon")).await;
     let res = at::call_service(
         &app,
@@ -702,7 +702,7 @@ async fn auditors_use_api_tokens_through_the_extractor() {
         req().uri("/test/whoami").cookie(jon.unwrap()).to_request(),
     )
     .await;
-    assert!(body(res).await.starts_with("clinician "));
+    assert!(body(res).await.starts_with("admin "));
     // Tokens expire.
     cx.clock.advance(chrono::Duration::days(30));
     let res = at::call_service(&app, call("/test/audit", Some(format!("Bearer {token}")))).await;
@@ -1036,9 +1036,18 @@ fn user_commands_on_the_command_line() {
     );
     assert_eq!((code, err.lines().count()), (Some(1), 1), "{err}");
     assert!(err.contains("already exists"));
-    let (code, _, err) = herald(&["user", "token", "nurse.joy"], "");
+    // Clinicians get API tokens (the Consent and Communication API, issue
+    // 11); administrators do not.
+    let (code, out, err) = herald(&["user", "token", "nurse.joy"], "");
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("herald_"), "{out}");
+    herald(
+        &["user", "add", "ada", "--role", "admin"],
+        &format!("{PASSWORD}\n"),
+    );
+    let (code, _, err) = herald(&["user", "token", "ada"], "");
     assert_eq!(code, Some(1));
-    assert!(err.contains("auditors only"), "{err}");
+    assert!(err.contains("auditors and clinicians only"), "{err}");
     herald(
         &["user", "add", "audrey", "--role", "auditor"],
         &format!("{PASSWORD}\n"),
@@ -1064,7 +1073,7 @@ fn user_commands_on_the_command_line() {
         .iter()
         .map(|e| e["entity"][0]["detail"][0]["valueString"].as_str().unwrap())
         .collect();
-    assert_eq!(kinds, ["created", "created", "token-issued", "unlocked"]);
+    assert_eq!(kinds, ["created", "token-issued", "created", "created", "token-issued", "unlocked"]);
 }
 
 #[actix_web::test]

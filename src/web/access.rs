@@ -9,8 +9,8 @@
 //! Some credentials can only be checked by the handler, because they cover
 //! the body or live in the path: the patient's sealed link (`/p/{token}`), an
 //! EHR subscription's secret or body HMAC, Twilio's signature. For those the
-//! row still says who may call, [`enforce`] refuses a request that carries no
-//! such credential at all, and the handler checks its value (fail closed).
+//! row still says who may call and the handler checks the value, a missing
+//! one included (fail closed), so that each refusal is audited there.
 //!
 //! `tests/access.rs` walks every row of [`ROUTES`] with every kind of caller,
 //! and `tests/tidy.rs` checks that nothing in `web/` registers a route
@@ -530,12 +530,6 @@ fn bearer(req: &HttpRequest) -> Option<String> {
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then(|| token.to_string())
 }
 
-fn has_header(req: &HttpRequest, name: &str) -> bool {
-    req.headers()
-        .get(name)
-        .is_some_and(|v| !v.as_bytes().is_empty())
-}
-
 /// Why a request was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Refusal {
@@ -559,16 +553,9 @@ async fn decide(rule: &Rule, req: &HttpRequest, state: &AppState) -> Result<Call
                     return Ok(Caller::LinkHolder);
                 }
             }
-            EhrSecret => {
-                if token.is_some() || has_header(req, "x-signature") {
-                    return Ok(Caller::Unverified);
-                }
-            }
-            TwilioSignature => {
-                if has_header(req, "x-twilio-signature") {
-                    return Ok(Caller::Unverified);
-                }
-            }
+            // The handler checks the secret or signature, missing ones
+            // included, so that every refusal gets its AuditEvent there.
+            EhrSecret | TwilioSignature => return Ok(Caller::Unverified),
             SmartClinician => {
                 if smart::has_live_session(req, state)
                     .await
@@ -622,7 +609,12 @@ async fn decide(rule: &Rule, req: &HttpRequest, state: &AppState) -> Result<Call
     })
 }
 
-fn refusal_response(rule: &Rule, req: &HttpRequest, why: Refusal) -> HttpResponse {
+fn refusal_response(
+    rule: &Rule,
+    req: &HttpRequest,
+    state: &AppState,
+    why: Refusal,
+) -> HttpResponse {
     use actix_web::ResponseError as _;
     match (rule.render, why) {
         (_, Refusal::Unavailable) => ApiError::new(
@@ -649,6 +641,11 @@ fn refusal_response(rule: &Rule, req: &HttpRequest, why: Refusal) -> HttpRespons
             if rule.who.iter().any(|w| matches!(w, StaffSession(_))) =>
         {
             staff::see_other("/login")
+        }
+        (Page, Refusal::Unauthenticated)
+            if rule.who.contains(&SmartClinician) && req.cookie(smart::APP_COOKIE).is_some() =>
+        {
+            smart::ended(state)
         }
         (Page, Refusal::Unauthenticated) => staff::page(
             StatusCode::UNAUTHORIZED,
@@ -697,7 +694,14 @@ pub async fn enforce(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
     let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
-        let res = refusal_response(rule, req.request(), Refusal::Unavailable);
+        let res = {
+            use actix_web::ResponseError as _;
+            ApiError::new(
+                req.request(),
+                AppError::Unavailable(anyhow::anyhow!("access check: no application state")),
+            )
+            .error_response()
+        };
         return Ok(req.into_response(res).map_into_right_body());
     };
     let decided = decide(rule, req.request(), &state).await;
@@ -717,7 +721,7 @@ pub async fn enforce(
             if why != Refusal::Unavailable {
                 tracing::info!(target: "security", path = rule.path, status = if why == Refusal::Forbidden { 403 } else { 401 }, "request refused by the access table");
             }
-            let res = refusal_response(rule, req.request(), why);
+            let res = refusal_response(rule, req.request(), &state, why);
             Ok(req.into_response(res).map_into_right_body())
         }
     }

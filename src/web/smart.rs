@@ -25,7 +25,7 @@ use crate::render::escape_markup as esc;
 use crate::smart::launch::{self, LaunchError};
 
 const LAUNCH_COOKIE: &str = "herald_launch";
-const APP_COOKIE: &str = "herald_app";
+pub(crate) const APP_COOKIE: &str = "herald_app";
 /// A clinician session ends after this long whatever happens (H3).
 const ABSOLUTE_HOURS: i64 = 12;
 
@@ -403,7 +403,9 @@ fn session_of(
     Ok(Some(s))
 }
 
-fn ended(state: &AppState) -> HttpResponse {
+/// The page for a session that has ended (idle, absolute limit, signed out):
+/// also what the access table answers for a dead `herald_app` cookie.
+pub(crate) fn ended(state: &AppState) -> HttpResponse {
     page(
         state,
         StatusCode::UNAUTHORIZED,
@@ -893,29 +895,35 @@ pub async fn break_glass(
     act(req, state, form, Act::BreakGlass).await
 }
 
+/// The store could not be asked whether a session is live.
+#[derive(Debug)]
+pub(crate) struct Unavailable;
+
 /// Whether the request carries the cookie of a live (active, within its idle
 /// and absolute limits) clinician session: the access table's check
 /// (`web::access`); the handlers load, refresh and touch the session.
 pub(crate) async fn has_live_session(
     req: &HttpRequest,
     state: &AppState,
-) -> Result<bool, actix_web::error::BlockingError> {
+) -> Result<bool, Unavailable> {
     let Some(token) = req.cookie(APP_COOKIE).map(|c| c.value().to_string()) else {
         return Ok(false);
     };
     let st = state.clone();
-    web::block(move || {
-        let Ok(mut c) = st.pool.get() else {
-            return false;
-        };
-        let Ok(Some(s)) = store::get(&mut c, &st.ring, &launch::hash_token(&token)) else {
-            return false;
+    let live = web::block(move || -> Result<bool, crate::db::DbError> {
+        let mut c = st.pool.get()?;
+        let Some(s) = store::get(&mut c, &st.ring, &launch::hash_token(&token))? else {
+            return Ok(false);
         };
         let now = st.clock.now();
         let idle = Duration::minutes(i64::from(st.settings.smart.idle_minutes));
-        s.phase == "active"
+        Ok(s.phase == "active"
             && now - s.last_seen_at <= idle
-            && now - s.created_at <= Duration::hours(ABSOLUTE_HOURS)
+            && now - s.created_at <= Duration::hours(ABSOLUTE_HOURS))
     })
-    .await
+    .await;
+    match live {
+        Ok(Ok(live)) => Ok(live),
+        Ok(Err(_)) | Err(_) => Err(Unavailable),
+    }
 }
