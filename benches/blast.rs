@@ -214,6 +214,8 @@ fn seed_template(path: &Path, master: &MasterKey) -> KeyRing {
                         decision: Decision::Permit,
                         source: "bench".into(),
                         recorded_at: now - chrono::Duration::days(1),
+                        stated_at: None,
+                        future_dated: false,
                         valid_until: None,
                         resource: "{}".into(),
                     },

@@ -94,6 +94,8 @@ pub fn patient(
                 decision: Decision::Permit,
                 source: "clinician".into(),
                 recorded_at: now - chrono::Duration::days(1),
+                stated_at: None,
+                future_dated: false,
                 valid_until: None,
                 resource: serde_json::json!({
                     "resourceType": "Consent", "id": format!("consent-{id}-{n}"), "status": "active",

@@ -16,6 +16,7 @@ mod audit_chain;
 mod audit_search;
 mod channels;
 mod cli;
+mod consent_guard;
 mod demo;
 mod fhir_follow;
 mod guard;

@@ -28,8 +28,13 @@ pub struct NewConsent {
     pub decision: Decision,
     /// sms-keyword | web | clinician | ehr-import.
     pub source: String,
-    /// When.
+    /// When it ranks: Herald's clock when it records it, or the earlier time
+    /// the sender stated (`domain::consent::ranked_at`); never later than now.
     pub recorded_at: DateTime<Utc>,
+    /// The time the sender stated (`Consent.dateTime`), kept as evidence.
+    pub stated_at: Option<DateTime<Utc>>,
+    /// The sender stated a time in the future; recorded at Herald's time.
+    pub future_dated: bool,
     /// Period end.
     pub valid_until: Option<DateTime<Utc>>,
     /// The FHIR Consent JSON.
@@ -68,6 +73,8 @@ pub fn insert(conn: &mut DbConn, ring: &KeyRing, n: &NewConsent) -> Result<bool,
             c::valid_until.eq(n.valid_until.map(super::ts)),
             c::resource_enc.eq(&enc),
             c::key_id.eq(key_id),
+            c::stated_at.eq(n.stated_at.map(super::ts)),
+            c::future_dated.eq(n.future_dated),
         ))
         .execute(conn)?;
     // Every Consent Herald records is owed to the EHR (written where its
@@ -104,6 +111,7 @@ type EntryRow = (
     String,
     chrono::NaiveDateTime,
     Option<chrono::NaiveDateTime>,
+    bool,
 );
 
 /// Every ledger entry for a patient.
@@ -118,10 +126,11 @@ pub fn entries_for(conn: &mut DbConn, patient_id: &str) -> Result<Vec<ConsentEnt
             c::decision,
             c::recorded_at,
             c::valid_until,
+            c::future_dated,
         ))
         .load(conn)?;
     let mut out = Vec::with_capacity(rows.len());
-    for (id, channel, purpose, address_index, decision, at, until) in rows {
+    for (id, channel, purpose, address_index, decision, at, until, future_dated) in rows {
         // A row Herald cannot read is skipped rather than trusted.
         let Ok(channel) = channel.parse::<Channel>() else {
             continue;
@@ -143,6 +152,7 @@ pub fn entries_for(conn: &mut DbConn, patient_id: &str) -> Result<Vec<ConsentEnt
             decision,
             recorded_at: super::utc(at),
             valid_until: until.map(super::utc),
+            future_dated,
         });
     }
     Ok(out)

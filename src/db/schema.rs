@@ -56,6 +56,8 @@ diesel::table! {
         valid_until -> Nullable<Timestamp>,
         resource_enc -> Binary,
         key_id -> Integer,
+        stated_at -> Nullable<Timestamp>,
+        future_dated -> Bool,
     }
 }
 

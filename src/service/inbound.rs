@@ -298,6 +298,8 @@ pub fn handle(
                                 },
                                 source: "sms-keyword".into(),
                                 recorded_at: now,
+                                stated_at: None,
+                                future_dated: false,
                                 valid_until: None,
                                 resource: consent_resource(&ConsentDraft {
                                     id: &id,

@@ -221,6 +221,8 @@ pub fn apply(
                     },
                     source: "web".into(),
                     recorded_at: now,
+                    stated_at: None,
+                    future_dated: false,
                     valid_until: None,
                     resource: crate::fhir::consent::resource(&crate::fhir::consent::ConsentDraft {
                         id: &id,

@@ -840,6 +840,8 @@ pub(crate) fn carrier_opt_out(
         decision: Decision::Deny,
         source: "carrier".into(),
         recorded_at: now,
+        stated_at: None,
+        future_dated: false,
         valid_until: None,
         resource,
     }

@@ -271,14 +271,25 @@ pub async fn create(
     let raw = v.clone();
     let result = web::block(move || -> Result<bool, IngestError> {
         let mut c = st.pool.get().map_err(|e| IngestError::Db(e.into()))?;
-        ingest::record_consent(&mut c, &st.ring, st.clock.as_ref(), &raw, "api", who, None)
+        ingest::record_consent(
+            &mut c,
+            &st.ring,
+            st.clock.as_ref(),
+            &raw,
+            "api",
+            who,
+            None,
+            ingest::FutureDated::Refuse,
+        )
     })
     .await
     .map_err(|e| internal(&req, e))?;
     match result {
         Ok(true) => {}
         Ok(false) => return Err(ApiError::new(&req, AppError::Conflict)),
-        Err(IngestError::Parse(e)) => return Err(ApiError::new(&req, bad(e.to_string()))),
+        Err(e @ (IngestError::Parse(_) | IngestError::Refused { .. })) => {
+            return Err(ApiError::new(&req, bad(e.to_string())));
+        }
         Err(IngestError::Db(e)) => return Err(ApiError::new(&req, e.into())),
     }
     let base = base_url(&req, &state);
