@@ -34,3 +34,4 @@ mod support;
 mod tidy;
 mod tls;
 mod twilio_double;
+mod webhook_guard;

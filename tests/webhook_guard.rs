@@ -1,0 +1,242 @@
+//! Issue 11 item 3, the SMS webhooks under attack (security review F6, F8a):
+//! a carrier opt-out commits with its status and its AuditEvent or not at
+//! all; a replayed signed text changes nothing whatever its unsigned headers
+//! say; what unauthenticated callers send never reaches the audit log
+//! verbatim.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use actix_web::test as atest;
+use serde_json::Value;
+
+use herald::clock::Clock as _;
+use herald::config::Settings;
+use herald::crypto::normalize_phone;
+use herald::db::{consents, outbox};
+use herald::domain::Channel;
+use herald::domain::consent::{self, DenyReason, Verdict};
+use herald::providers::MemorySender;
+use herald::service::send;
+use herald::web::{AppState, app, hooks};
+
+use super::support::{self, TestDb};
+
+const PUBLIC: &str = "https://herald.example.org";
+const TOKEN: &str = "webhook-guard-token";
+const STATUS: &str = "/hooks/sms/twilio/status";
+const PHONE: &str = "+12125550188";
+const PATIENT: &str = "p-hook";
+
+fn settings() -> Settings {
+    let env = BTreeMap::from([
+        ("HERALD_SERVER__PUBLIC_URL".to_string(), PUBLIC.to_string()),
+        ("HERALD_SMS__AUTH_TOKEN".to_string(), TOKEN.to_string()),
+    ]);
+    Settings::load(None, &env).unwrap()
+}
+
+fn sign(path: &str, form: &[(&str, &str)]) -> String {
+    let params: Vec<(String, String)> = form
+        .iter()
+        .map(|(k, v)| ((*k).into(), (*v).into()))
+        .collect();
+    hooks::twilio_signature(TOKEN, &format!("{PUBLIC}{path}"), &params)
+}
+
+/// A signed form POST to `path`.
+fn signed(path: &str, form: &[(&str, &str)]) -> atest::TestRequest {
+    atest::TestRequest::post()
+        .uri(path)
+        .set_form(form)
+        .insert_header(("X-Twilio-Signature", sign(path, form)))
+}
+
+struct Fixture {
+    ring: Arc<herald::crypto::KeyRing>,
+    clock: Arc<herald::clock::FixedClock>,
+    state: AppState,
+}
+
+/// A patient with SMS consent on `PHONE`, and the app.
+fn fixture(db: &TestDb) -> Fixture {
+    let (ring, _) = support::ready(db);
+    let ring = Arc::new(ring);
+    let clock = Arc::new(support::clock());
+    super::channels::patient(
+        db,
+        &ring,
+        PATIENT,
+        Some(PHONE),
+        None,
+        "en-US",
+        &[(Channel::Sms, PHONE)],
+    );
+    support::clinician(db, &ring);
+    let state = AppState::new(
+        Arc::new(settings()),
+        db.pool.clone(),
+        Arc::clone(&ring),
+        clock.clone(),
+    );
+    Fixture { ring, clock, state }
+}
+
+/// Sends one message to the patient; returns (intent id, provider id).
+fn sent_message(db: &TestDb, f: &Fixture, n: u32) -> (String, String) {
+    let sender = MemorySender::default();
+    let parts = support::Parts::new();
+    let ctx = parts.ctx(&f.ring, f.clock.as_ref(), &sender);
+    let mut c = db.conn();
+    let id = super::channels::intent_with(&mut c, PATIENT, n);
+    let r = send::run_due(&mut c, &ctx, &sender, "w1").unwrap();
+    assert!(
+        r.iter()
+            .any(|x| x.intent_id == id && matches!(x.outcome, send::SendOutcome::Sent { .. })),
+        "{r:?}"
+    );
+    let provider_ref = outbox::get(&mut c, &id)
+        .unwrap()
+        .unwrap()
+        .provider_ref
+        .unwrap();
+    (id, provider_ref)
+}
+
+fn verdict(db: &TestDb, f: &Fixture) -> Verdict {
+    let entries = consents::entries_for(&mut db.conn(), PATIENT).unwrap();
+    let idx = f.ring.blind_index("phone", &normalize_phone(PHONE));
+    consent::decide(
+        &entries,
+        Channel::Sms,
+        herald::domain::Purpose::Appointment,
+        &idx,
+        f.clock.now(),
+    )
+}
+
+fn events(db: &TestDb) -> Vec<Value> {
+    super::fhir_follow::events_of(&mut db.conn())
+}
+
+/// The AuditEvents that name `reference` as an entity.
+fn naming(db: &TestDb, reference: &str) -> Vec<Value> {
+    events(db)
+        .into_iter()
+        .filter(|e| {
+            e["entity"]
+                .as_array()
+                .is_some_and(|es| es.iter().any(|x| x["what"]["reference"] == reference))
+        })
+        .collect()
+}
+
+fn carrier_stop(provider_ref: &str) -> Vec<(&str, &str)> {
+    vec![
+        ("MessageSid", provider_ref),
+        ("MessageStatus", "undelivered"),
+        ("ErrorCode", "21610"),
+        ("AccountSid", "AC00000000000000000000000000000001"),
+    ]
+}
+
+/// F6a: a 21610 callback writes the carrier's opt-out to the ledger with its
+/// AuditEvent, and the status with it.
+#[actix_web::test]
+async fn a_carrier_stop_is_recorded_with_its_audit_event() {
+    for db in support::backends() {
+        let f = fixture(&db);
+        let app = atest::init_service(app(f.state.clone())).await;
+        let (intent, sid) = sent_message(&db, &f, 1);
+        let form = carrier_stop(&sid);
+        let res = atest::call_service(&app, signed(STATUS, &form).to_request()).await;
+        assert_eq!(res.status().as_u16(), 204, "{}", db.backend);
+        let row = outbox::get(&mut db.conn(), &intent).unwrap().unwrap();
+        assert_eq!(row.delivery_status.as_deref(), Some("undelivered"));
+        assert_eq!(row.error_code.as_deref(), Some("21610"));
+        assert!(
+            matches!(
+                verdict(&db, &f),
+                Verdict::Deny {
+                    reason: DenyReason::OptedOut,
+                    ..
+                }
+            ),
+            "{}",
+            db.backend
+        );
+        let id = herald::service::delivery::carrier_opt_out_id(&intent);
+        let audited = naming(&db, &format!("Consent/{id}"));
+        assert_eq!(audited.len(), 1, "{}: {audited:?}", db.backend);
+        assert!(
+            audited[0]["entity"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|x| x["what"]["reference"] == format!("Patient/{PATIENT}"))
+        );
+        // Twilio's retry of the same callback records nothing twice.
+        let res = atest::call_service(&app, signed(STATUS, &form).to_request()).await;
+        assert_eq!(res.status().as_u16(), 204);
+        let rows = consents::entries_for(&mut db.conn(), PATIENT).unwrap();
+        assert_eq!(rows.iter().filter(|e| e.consent_id == id).count(), 1);
+        assert_eq!(naming(&db, &format!("Consent/{id}")).len(), 1);
+    }
+}
+
+/// F6a: when the ledger write fails, nothing of the callback is kept (503),
+/// so Twilio's retry still records the opt-out.
+#[actix_web::test]
+async fn a_carrier_stop_survives_a_failed_first_attempt() {
+    for db in support::backends() {
+        let f = fixture(&db);
+        let app = atest::init_service(app(f.state.clone())).await;
+        let (intent, sid) = sent_message(&db, &f, 1);
+        let form = carrier_stop(&sid);
+        // The ledger refuses writes for the first attempt.
+        if db.backend == "sqlite" {
+            db.raw(
+                "CREATE TRIGGER consents_fail BEFORE INSERT ON consents \
+                 BEGIN SELECT RAISE(ABORT, 'injected failure'); END;",
+            );
+        } else {
+            db.raw(
+                "CREATE FUNCTION consents_fail() RETURNS trigger AS $$ \
+                 BEGIN RAISE EXCEPTION 'injected failure'; END $$ LANGUAGE plpgsql; \
+                 CREATE TRIGGER consents_fail BEFORE INSERT ON consents \
+                 FOR EACH ROW EXECUTE FUNCTION consents_fail();",
+            );
+        }
+        let res = atest::call_service(&app, signed(STATUS, &form).to_request()).await;
+        assert_eq!(res.status().as_u16(), 503, "{}", db.backend);
+        let row = outbox::get(&mut db.conn(), &intent).unwrap().unwrap();
+        assert_eq!(
+            row.delivery_status, None,
+            "{}: the status committed without the opt-out",
+            db.backend
+        );
+        if db.backend == "sqlite" {
+            db.raw("DROP TRIGGER consents_fail;");
+        } else {
+            db.raw("DROP TRIGGER consents_fail ON consents; DROP FUNCTION consents_fail();");
+        }
+        // Twilio retries.
+        let res = atest::call_service(&app, signed(STATUS, &form).to_request()).await;
+        assert_eq!(res.status().as_u16(), 204, "{}", db.backend);
+        assert!(
+            matches!(
+                verdict(&db, &f),
+                Verdict::Deny {
+                    reason: DenyReason::OptedOut,
+                    ..
+                }
+            ),
+            "{}: the retry lost the carrier's opt-out",
+            db.backend
+        );
+        let id = herald::service::delivery::carrier_opt_out_id(&intent);
+        assert_eq!(naming(&db, &format!("Consent/{id}")).len(), 1);
+        let row = outbox::get(&mut db.conn(), &intent).unwrap().unwrap();
+        assert_eq!(row.delivery_status.as_deref(), Some("undelivered"));
+    }
+}
