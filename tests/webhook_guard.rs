@@ -240,3 +240,112 @@ async fn a_carrier_stop_survives_a_failed_first_attempt() {
         assert_eq!(row.delivery_status.as_deref(), Some("undelivered"));
     }
 }
+
+const INBOUND: &str = "/hooks/sms/twilio/inbound";
+
+fn text_form<'a>(sid: &'a str, body: &'a str) -> Vec<(&'a str, &'a str)> {
+    vec![
+        ("MessageSid", sid),
+        ("AccountSid", "AC00000000000000000000000000000001"),
+        ("From", PHONE),
+        ("To", "+18005550199"),
+        ("Body", body),
+    ]
+}
+
+fn permitted(v: &Verdict) -> bool {
+    matches!(v, Verdict::Permit { .. })
+}
+
+/// F8a: the inbound dedupe rests on the signed MessageSid. A captured signed
+/// STOP replayed after the patient's START, with another
+/// `I-Twilio-Idempotency-Token`, changes nothing; nor does one recorded
+/// under an idempotency token before the fix.
+#[actix_web::test]
+async fn a_replayed_text_with_a_new_idempotency_header_changes_nothing() {
+    for db in support::backends() {
+        let f = fixture(&db);
+        let app = atest::init_service(app(f.state.clone())).await;
+        let tick = || f.clock.advance(chrono::Duration::minutes(1));
+        let stop = text_form("SMreplay0000000000000000000000001", "STOP");
+        tick();
+        let res = atest::call_service(
+            &app,
+            signed(INBOUND, &stop)
+                .insert_header(("I-Twilio-Idempotency-Token", "captured-token-1"))
+                .to_request(),
+        )
+        .await;
+        assert_eq!(res.status().as_u16(), 200, "{}", db.backend);
+        assert!(!permitted(&verdict(&db, &f)));
+        let start = text_form("SMreplay0000000000000000000000002", "START");
+        tick();
+        let res = atest::call_service(&app, signed(INBOUND, &start).to_request()).await;
+        assert_eq!(res.status().as_u16(), 200);
+        assert!(permitted(&verdict(&db, &f)), "{}", db.backend);
+        let rows = consents::entries_for(&mut db.conn(), PATIENT)
+            .unwrap()
+            .len();
+        // The attacker replays the captured STOP with a fresh header.
+        for token in ["captured-token-2", "anything-else"] {
+            tick();
+            let res = atest::call_service(
+                &app,
+                signed(INBOUND, &stop)
+                    .insert_header(("I-Twilio-Idempotency-Token", token))
+                    .to_request(),
+            )
+            .await;
+            assert_eq!(res.status().as_u16(), 200);
+        }
+        assert!(
+            permitted(&verdict(&db, &f)),
+            "{}: a replayed STOP opted the patient out again",
+            db.backend
+        );
+        assert_eq!(
+            consents::entries_for(&mut db.conn(), PATIENT)
+                .unwrap()
+                .len(),
+            rows
+        );
+        let replays = events(&db)
+            .iter()
+            .filter(|e| e.to_string().contains("replay ignored"))
+            .count();
+        assert_eq!(replays, 2, "{}", db.backend);
+
+        // A text recorded under an idempotency token before the fix is found
+        // by its MessageSid.
+        herald::db::inbound::insert(
+            &mut db.conn(),
+            &f.ring,
+            &herald::db::inbound::NewInbound {
+                dedupe_key: "token:legacy-token",
+                provider: "twilio",
+                message_ref: "SMlegacy000000000000000000000003",
+                patient_id: Some(PATIENT),
+                reading: "stop",
+                body: "STOP",
+                received_at: f.clock.now(),
+                due_by: None,
+            },
+        )
+        .unwrap();
+        let legacy = text_form("SMlegacy000000000000000000000003", "STOP");
+        tick();
+        let res = atest::call_service(&app, signed(INBOUND, &legacy).to_request()).await;
+        assert_eq!(res.status().as_u16(), 200);
+        assert!(permitted(&verdict(&db, &f)), "{}", db.backend);
+
+        // A signed text without a MessageSid has nothing to be deduplicated
+        // on: refused.
+        let no_sid: Vec<(&str, &str)> = text_form("", "STOP")
+            .into_iter()
+            .filter(|(k, _)| *k != "MessageSid")
+            .collect();
+        let res = atest::call_service(&app, signed(INBOUND, &no_sid).to_request()).await;
+        assert_eq!(res.status().as_u16(), 400);
+        assert!(permitted(&verdict(&db, &f)));
+    }
+}

@@ -1,5 +1,6 @@
 //! Inbound SMS (issue 5 §3): a reply from a patient's number, already
-//! authenticated by the webhook, is recorded once (replays change nothing),
+//! authenticated by the webhook, is recorded once per signed message id
+//! (replays change nothing, whatever their unsigned headers say),
 //! read by `domain::reply::classify`, and acted on in one transaction with
 //! its audit records: STOP writes a deny to the ledger for every purpose on
 //! that number (SMS and voice) and queues exactly one confirmation; START
@@ -27,7 +28,8 @@ use crate::fhir::consent::{ConsentDraft, resource as consent_resource};
 pub struct InboundSms {
     /// "twilio".
     pub provider: String,
-    /// The provider's idempotency token, else its message id.
+    /// Its key in the inbound table: the provider's signed message id
+    /// (`sid:…`), never an unsigned header a replayer could change.
     pub dedupe_key: String,
     /// The provider's message id.
     pub message_ref: String,
@@ -194,7 +196,10 @@ pub fn handle(
 ) -> Result<Handled, DbError> {
     let now = clock.now();
     db::write_tx(conn, |c| {
-        if inbound::seen(c, &msg.dedupe_key)? {
+        // By key, and by message id for rows recorded under an older key.
+        if inbound::seen(c, &msg.dedupe_key)?
+            || inbound::seen_message(c, &msg.provider, &msg.message_ref)?
+        {
             audit::append(
                 c,
                 &[inbound_record(

@@ -147,9 +147,11 @@ pub async fn status(
 const EMPTY_TWIML: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response></Response>";
 
 /// POST /hooks/sms/{provider}/inbound: a patient's text. Signature first
-/// (403 otherwise, audited); then recorded once per idempotency token or
-/// MessageSid, read, and acted on in one transaction. Answers at once with
-/// empty TwiML: replies go through the outbox (consent, language, audit).
+/// (403 otherwise, audited); then recorded once per signed MessageSid, read,
+/// and acted on in one transaction. The unsigned `I-Twilio-Idempotency-Token`
+/// header is ignored: a captured signed request replayed with another token
+/// is still a replay (F8a). Answers at once with empty TwiML: replies go
+/// through the outbox (consent, language, audit).
 pub async fn inbound(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -160,18 +162,19 @@ pub async fn inbound(
         return problem(actix_web::http::StatusCode::NOT_FOUND, "Unknown provider");
     }
     let params = form.into_inner();
-    let message_ref = param(&params, "MessageSid")
-        .or_else(|| param(&params, "SmsSid"))
-        .unwrap_or("unknown")
-        .to_string();
+    let verified = verify_twilio(&state, &req, &params).is_ok();
+    let sid = param(&params, "MessageSid").or_else(|| param(&params, "SmsSid"));
+    if verified && sid.is_none_or(str::is_empty) {
+        return problem(
+            actix_web::http::StatusCode::BAD_REQUEST,
+            "MessageSid is required",
+        );
+    }
+    let message_ref = sid.unwrap_or("unknown").to_string();
     let msg = crate::service::inbound::InboundSms {
         provider: provider.into_inner(),
-        dedupe_key: req
-            .headers()
-            .get("i-twilio-idempotency-token")
-            .and_then(|v| v.to_str().ok())
-            .map(|t| format!("token:{t}"))
-            .unwrap_or_else(|| format!("sid:{message_ref}")),
+        // The signed message id, never an unsigned header.
+        dedupe_key: format!("sid:{message_ref}"),
         message_ref,
         from: param(&params, "From").unwrap_or_default().to_string(),
         body: param(&params, "Body").unwrap_or_default().to_string(),
@@ -182,7 +185,6 @@ pub async fn inbound(
             state.settings.messaging.reply_review_hours,
         )),
     };
-    let verified = verify_twilio(&state, &req, &params).is_ok();
     let st = state.clone();
     let done = web::block(move || -> Result<bool, db::DbError> {
         let mut c = st.pool.get()?;
