@@ -349,3 +349,177 @@ async fn a_replayed_text_with_a_new_idempotency_header_changes_nothing() {
         assert!(permitted(&verdict(&db, &f)));
     }
 }
+
+/// Every AuditEvent as text, with each query entity's base64 decoded.
+fn log_text(db: &TestDb) -> String {
+    use base64::Engine as _;
+    let mut out = String::new();
+    for e in events(db) {
+        out.push_str(&e.to_string());
+        for x in e["entity"].as_array().into_iter().flatten() {
+            if let Some(q) = x["query"].as_str() {
+                let plain = base64::engine::general_purpose::STANDARD.decode(q).unwrap();
+                out.push_str(&String::from_utf8_lossy(&plain));
+            }
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// F6c: what an unauthenticated caller writes never enters the append-only
+/// log verbatim — an unsigned text's MessageSid, an unknown subscription in a
+/// FHIR hook's URL — and the request id stored is Herald's own.
+#[actix_web::test]
+async fn unsigned_callers_leave_no_text_of_theirs_in_the_audit_log() {
+    for db in support::backends() {
+        let f = fixture(&db);
+        let app = atest::init_service(app(f.state.clone())).await;
+        let planted = "SMJaneDoeHasHIVcallher2125550100";
+        let form = text_form(planted, "START");
+        for sig in [None, Some("bm90IGEgc2lnbmF0dXJl")] {
+            let mut r = atest::TestRequest::post().uri(INBOUND).set_form(&form);
+            if let Some(s) = sig {
+                r = r.insert_header(("X-Twilio-Signature", s));
+            }
+            let res = atest::call_service(&app, r.to_request()).await;
+            assert_eq!(res.status().as_u16(), 403);
+        }
+        let hook = "/hooks/fhir/JaneDoeHasHIV";
+        let res = atest::call_service(
+            &app,
+            atest::TestRequest::post()
+                .uri(hook)
+                .insert_header(("content-type", "application/fhir+json"))
+                .set_payload("{}")
+                .to_request(),
+        )
+        .await;
+        assert_eq!(res.status().as_u16(), 401);
+        let log = log_text(&db);
+        assert!(
+            !log.contains("JaneDoe"),
+            "{}: caller text in the audit log:\n{log}",
+            db.backend
+        );
+        let refused: Vec<&str> = log.lines().filter(|l| l.contains("refused:")).collect();
+        assert_eq!(refused.len(), 3, "{log}");
+        assert!(refused.iter().all(|l| l.contains("hmac:")), "{log}");
+        // The same text maps to the same value, so refusals can be correlated.
+        let id = f.ring.untrusted_ref("provider-message", planted);
+        assert_eq!(log.matches(&id).count(), 2);
+    }
+}
+
+/// F6c: `?patient=` is recorded only when it names a patient Herald holds
+/// (else as a keyed hash), and so is an id read that finds nothing; every
+/// other value in a recorded query is one Herald vetted.
+#[actix_web::test]
+async fn queries_are_recorded_only_as_far_as_herald_can_vouch_for_them() {
+    for db in support::backends() {
+        let f = fixture(&db);
+        let app = atest::init_service(app(f.state.clone())).await;
+        for uri in [
+            "/fhir/Consent?patient=Patient/JaneDoeHasHIV&status=JaneDoe&category=JaneDoe&_format=JaneDoe",
+            "/fhir/Communication?patient=JaneDoeHasHIV&_format=JaneDoe",
+            "/fhir/Communication?subject=Patient/JaneDoeHasHIV",
+            "/fhir/Consent/JaneDoeHasHIV",
+            "/fhir/Consent/JaneDoeHasHIV/_history",
+            "/fhir/Communication/JaneDoeHasHIV",
+        ] {
+            let res = atest::call_service(
+                &app,
+                support::as_clinician(atest::TestRequest::get())
+                    .uri(uri)
+                    .to_request(),
+            )
+            .await;
+            assert!(
+                [200, 404].contains(&res.status().as_u16()),
+                "{uri}: {}",
+                res.status()
+            );
+        }
+        let log = log_text(&db);
+        assert!(
+            !log.contains("JaneDoe"),
+            "{}: caller text in the audit log:\n{log}",
+            db.backend
+        );
+        assert_eq!(
+            log.lines().filter(|l| l.contains("hmac:")).count(),
+            6,
+            "{log}"
+        );
+        // A patient Herald holds is named, in the query and as the patient.
+        let before = events(&db).len();
+        let res = atest::call_service(
+            &app,
+            support::as_clinician(atest::TestRequest::get())
+                .uri(&format!(
+                    "/fhir/Consent?patient=Patient/{PATIENT}&status=active&_count=5"
+                ))
+                .to_request(),
+        )
+        .await;
+        assert_eq!(res.status().as_u16(), 200);
+        let after = events(&db);
+        let rec = after.get(before).unwrap();
+        assert!(
+            rec["entity"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|x| x["what"]["reference"] == format!("Patient/{PATIENT}")),
+            "{rec}"
+        );
+        let log = log_text(&db);
+        assert!(
+            log.contains(&format!("patient=Patient/{PATIENT}&status=active&_count=5")),
+            "{log}"
+        );
+    }
+}
+
+/// F6c: the request id stored with an AuditEvent, and sent back, is always
+/// Herald's own; a caller's is never adopted.
+#[actix_web::test]
+async fn the_request_id_is_always_herald_s_own() {
+    let db = support::sqlite();
+    let f = fixture(&db);
+    let app = atest::init_service(app(f.state.clone())).await;
+    for theirs in [
+        "JaneDoeHasHIV",
+        "0f1e2d3c-4b5a-4968-8776-655443322110",
+        "0f1e2d3c4b5a49688776655443322110",
+    ] {
+        let res = atest::call_service(
+            &app,
+            support::as_clinician(atest::TestRequest::get())
+                .uri(&format!("/fhir/Consent?patient=Patient/{PATIENT}"))
+                .insert_header(("x-request-id", theirs))
+                .to_request(),
+        )
+        .await;
+        assert_eq!(res.status().as_u16(), 200);
+        let ours = res
+            .headers()
+            .get("x-request-id")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_string();
+        assert_ne!(ours, theirs);
+        assert!(uuid::Uuid::try_parse(&ours).is_ok(), "{ours}");
+        let last = events(&db).pop().unwrap();
+        let stored: Vec<&Value> = last["entity"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|x| x["type"]["code"] == "XrequestId")
+            .map(|x| &x["what"]["identifier"]["value"])
+            .collect();
+        assert_eq!(stored, [&Value::String(ours)], "{last}");
+    }
+    assert!(!log_text(&db).contains("JaneDoe"));
+}

@@ -276,6 +276,15 @@ impl KeyRing {
             .mac(&[domain.as_bytes(), &[0], normalized.as_bytes()]))
     }
 
+    /// What the audit log keeps of text an unauthenticated or unvetted caller
+    /// chose (a message id on an unsigned webhook, an unknown patient id in a
+    /// query): `hmac:` and its keyed hash, fixed in form, so nothing a caller
+    /// writes enters the append-only log, yet the same text always maps to
+    /// the same value (issue 11 F6c).
+    pub fn untrusted_ref(&self, domain: &str, text: &str) -> String {
+        format!("hmac:{}", self.blind_index(domain, text))
+    }
+
     /// A ring with one fixed key, for unit tests.
     #[cfg(test)]
     pub fn for_testing() -> Self {

@@ -89,16 +89,29 @@ fn inbound_record(
 }
 
 /// Records a refused webhook (bad or missing signature) in the audit log.
+/// Nothing the unauthenticated caller wrote is kept verbatim: its message id
+/// is recorded as a keyed hash (issue 11 F6c).
 pub fn refused(
     conn: &mut DbConn,
+    ring: &KeyRing,
     clock: &dyn Clock,
     msg: &InboundSms,
     why: &str,
 ) -> Result<(), DbError> {
+    let unverified = InboundSms {
+        message_ref: ring.untrusted_ref("provider-message", &msg.message_ref),
+        ..msg.clone()
+    };
     db::write_tx(conn, |c| {
         audit::append(
             c,
-            &[inbound_record(clock, msg, None, why, Outcome::MinorFailure)],
+            &[inbound_record(
+                clock,
+                &unverified,
+                None,
+                why,
+                Outcome::MinorFailure,
+            )],
         )?;
         Ok(())
     })

@@ -12,10 +12,11 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::{Value, json};
 
 use super::audit_api::{base_url, date_bounds, encode};
-use super::{ApiError, AppState, access_record, internal, peer};
+use super::{ApiError, AppState, access_record, internal, known_format, peer, recorded_query};
 use crate::audit;
 use crate::db::audit_store::DateBound;
 use crate::db::consents::{self, StoredConsent};
+use crate::db::patients;
 use crate::domain::audit::{Activity, Actor};
 use crate::error::AppError;
 use crate::service::ingest::{self, IngestError};
@@ -25,6 +26,16 @@ const FHIR_JSON: &str = "application/fhir+json; charset=utf-8";
 fn bad(msg: impl Into<String>) -> AppError {
     AppError::BadRequest(msg.into())
 }
+
+/// FHIR R4 Consent.status codes.
+const CONSENT_STATUS: [&str; 6] = [
+    "draft",
+    "proposed",
+    "active",
+    "rejected",
+    "inactive",
+    "entered-in-error",
+];
 
 fn consent_query(query: String) -> Activity {
     Activity::RecordQuery {
@@ -111,11 +122,26 @@ pub async fn search(
         .iter()
         .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
         .collect();
-    let record = access_record(&state, &req, consent_query(qs.join("&")), patient.clone());
+    let mut record = access_record(&state, &req, consent_query(String::new()), None);
     let pool = state.pool.clone();
     let ring = state.ring.clone();
     let rows = web::block(move || -> Result<_, crate::db::DbError> {
         let mut c = pool.get()?;
+        // The audit log names a patient, and keeps the query's values, only
+        // as far as Herald can vouch for them (F6c).
+        let known = match &patient {
+            Some(p) => patients::exists(&mut c, p)?,
+            None => false,
+        };
+        record.activity = consent_query(recorded_query(&ring, &pairs, |k, v| match k {
+            "patient" => known,
+            "status" => CONSENT_STATUS.contains(&v),
+            "category" => v == "59284-0" || v == "http://loinc.org|59284-0",
+            "date" | "_count" => true,
+            "_format" => known_format(v),
+            _ => false,
+        }));
+        record.patient_id = patient.clone().filter(|_| known);
         let rows = consents::search(&mut c, &ring, patient.as_deref(), from, to, 10_000)?;
         audit::append_now(&mut c, &[record])?;
         Ok(rows)
@@ -155,12 +181,14 @@ pub async fn search(
     })))
 }
 
+/// One Consent by id, audited as `_id=…` (`history`: `&_history` follows).
 async fn load_one(
     req: &HttpRequest,
     state: &AppState,
     id: &str,
-    query: String,
+    history: bool,
 ) -> Result<Value, ApiError> {
+    let history = if history { "&_history" } else { "" };
     if id.is_empty()
         || id.len() > 64
         || !id
@@ -171,10 +199,19 @@ async fn load_one(
     }
     let pool = state.pool.clone();
     let ring = state.ring.clone();
-    let mut record = access_record(state, req, consent_query(query), None);
+    let mut record = access_record(state, req, consent_query(String::new()), None);
     let id = id.to_string();
     let found = web::block(move || -> Result<_, crate::db::DbError> {
         let mut c = pool.get()?;
+        let recorded = |found: bool| {
+            // An id that names no Consent is the caller's text (F6c).
+            let shown = if found {
+                encode(&id)
+            } else {
+                ring.untrusted_ref("audit-query", &id)
+            };
+            consent_query(format!("_id={shown}{history}"))
+        };
         // A multi-purpose Consent is stored as id-0, id-1, …; read the first.
         let mut found = None;
         for row in [id.clone(), format!("{id}-0")] {
@@ -191,6 +228,7 @@ async fn load_one(
             None => Vec::new(),
         };
         record.patient_id = rows.first().map(|r| r.patient_id.clone());
+        record.activity = recorded(!rows.is_empty());
         audit::append_now(&mut c, &[record])?;
         Ok(rows)
     })
@@ -209,7 +247,7 @@ pub async fn read(
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let v = load_one(&req, &state, &id, format!("_id={}", encode(&id))).await?;
+    let v = load_one(&req, &state, &id, false).await?;
     Ok(HttpResponse::Ok().content_type(FHIR_JSON).json(v))
 }
 
@@ -220,7 +258,7 @@ pub async fn history(
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let v = load_one(&req, &state, &id, format!("_id={}&_history", encode(&id))).await?;
+    let v = load_one(&req, &state, &id, true).await?;
     let base = base_url(&req, &state);
     let last = v["meta"]["lastUpdated"].clone();
     Ok(HttpResponse::Ok().content_type(FHIR_JSON).json(json!({
@@ -293,7 +331,7 @@ pub async fn create(
         Err(IngestError::Db(e)) => return Err(ApiError::new(&req, e.into())),
     }
     let base = base_url(&req, &state);
-    let stored = load_one(&req, &state, &id, format!("_id={id}")).await?;
+    let stored = load_one(&req, &state, &id, false).await?;
     Ok(HttpResponse::Created()
         .content_type(FHIR_JSON)
         .insert_header(("Location", format!("{base}/fhir/Consent/{id}/_history/1")))

@@ -191,6 +191,7 @@ pub async fn inbound(
         if !verified {
             crate::service::inbound::refused(
                 &mut c,
+                &st.ring,
                 st.clock.as_ref(),
                 &msg,
                 "refused: bad or missing signature",
