@@ -294,3 +294,91 @@ async fn future_dated_permits_on(db: &TestDb) {
         db.backend
     );
 }
+
+/// A Consent for the patient's number with these channel codes and
+/// purposes (none: every purpose).
+fn scoped(channels: &[&str], purposes: &[&str]) -> Value {
+    let mut c = permit(None, "2026-12-01T16:00:00Z");
+    let mut ext: Vec<Value> = channels
+        .iter()
+        .map(|ch| json!({"url": herald::fhir::EXT_CHANNEL, "valueCode": ch}))
+        .collect();
+    ext.push(json!({"url": herald::fhir::EXT_ADDRESS, "valueString": PHONE}));
+    c["provision"]["extension"] = Value::Array(ext);
+    c["provision"]["purpose"] = purposes
+        .iter()
+        .map(|p| json!({"system": "https://herald.example.org/fhir/CodeSystem/message-purpose", "code": p}))
+        .collect();
+    c
+}
+
+/// F5a: one Consent writes at most channels × purposes rows, each list
+/// deduplicated and capped (3 channels, 4 purposes); more is refused with
+/// a 400 naming the element, and nothing is written.
+#[actix_web::test]
+async fn one_consent_writes_a_bounded_number_of_rows() {
+    for db in support::backends() {
+        let (ring, _) = support::ready(&db);
+        let ring = Arc::new(ring);
+        let clock = Arc::new(support::clock());
+        super::channels::patient(&db, &ring, PATIENT, Some(PHONE), None, "en-US", &[]);
+        support::clinician(&db, &ring);
+        let state = AppState::new(
+            Arc::new(settings()),
+            db.pool.clone(),
+            Arc::clone(&ring),
+            clock.clone(),
+        );
+        let app = atest::init_service(app(state)).await;
+        let refused = |body: Value, element: &'static str| {
+            let app = &app;
+            async move {
+                let res = atest::call_service(app, post_consent(&body)).await;
+                assert_eq!(res.status().as_u16(), 400, "{element}");
+                let oo: Value = serde_json::from_slice(&atest::read_body(res).await).unwrap();
+                let text = oo["issue"][0]["details"]["text"]
+                    .as_str()
+                    .unwrap()
+                    .to_string();
+                assert!(text.contains(element), "{text}");
+            }
+        };
+        let flood = vec!["sms"; 1_400];
+        let body = scoped(&flood, &["appointment"]);
+        assert!(body.to_string().len() < 256 * 1024, "under the body limit");
+        refused(body, "Consent.provision.extension(consent-channel)").await;
+        refused(
+            scoped(&["sms"], &["appointment"; 5]),
+            "Consent.provision.purpose",
+        )
+        .await;
+        refused(
+            scoped(&["sms", "email", "voice", "sms"], &["appointment"]),
+            "Consent.provision.extension(consent-channel)",
+        )
+        .await;
+        assert_eq!(ledger_len(&db), 0, "{}: rows written", db.backend);
+        // The EHR import holds to the same bound.
+        let parts = support::Parts::new();
+        let sender = MemorySender::default();
+        let ctx = parts.ctx(&ring, clock.as_ref(), &sender);
+        let mut ehr = scoped(&flood, &["appointment"]);
+        ehr["id"] = json!("ehr-flood");
+        assert!(matches!(
+            ingest::consent(&mut db.conn(), &ctx, &ehr, "ehr-import"),
+            Err(ingest::IngestError::Refused { .. })
+        ));
+        assert_eq!(ledger_len(&db), 0, "{}: rows written", db.backend);
+        // Within the caps, duplicates are one row each: 2 channels × 2 purposes.
+        let res = atest::call_service(
+            &app,
+            post_consent(&scoped(
+                &["sms", "voice", "sms"],
+                &["appointment", "medication", "appointment", "medication"],
+            )),
+        )
+        .await;
+        assert_eq!(res.status().as_u16(), 201, "{}", db.backend);
+        assert_eq!(ledger_len(&db), 4, "{}", db.backend);
+    }
+}

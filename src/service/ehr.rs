@@ -405,7 +405,7 @@ impl Follower {
         match ingest::consent(conn, &self.ictx(), r, "ehr-import") {
             Ok(true) => report.planned += 1,
             Ok(false) => report.duplicates += 1,
-            Err(ingest::IngestError::Parse(e)) => {
+            Err(e @ (ingest::IngestError::Parse(_) | ingest::IngestError::Refused { .. })) => {
                 tracing::info!(error = %e, "an EHR Consent Herald cannot read as a messaging consent was skipped");
                 report.skipped += 1;
             }

@@ -353,6 +353,23 @@ pub fn consent(
     )
 }
 
+/// The most channels one Consent may name (there are three).
+pub const MAX_CHANNELS: usize = 3;
+/// The most purposes one Consent may name (there are four).
+pub const MAX_PURPOSES: usize = 4;
+
+/// Keeps the first of each value, in order.
+fn dedup<T: PartialEq + Copy>(v: &mut Vec<T>) {
+    let mut seen: Vec<T> = Vec::with_capacity(v.len());
+    v.retain(|x| {
+        let new = !seen.contains(x);
+        if new {
+            seen.push(*x);
+        }
+        new
+    });
+}
+
 /// Records a FHIR Consent in the ledger (one row per purpose) with its
 /// AuditEvent; false when it was already there or is not active. The entry
 /// ranks at Herald's clock, or at the `dateTime` its sender states when that
@@ -377,12 +394,28 @@ pub fn record_consent(
     if f.status != "active" {
         return Ok(false);
     }
-    let channels: Vec<Channel> = f
+    // One Consent writes one ledger row per channel × purpose: each list is
+    // capped at what exists and deduplicated, so a body cannot multiply rows
+    // (issue 11 F5a).
+    if f.channels.len() > MAX_CHANNELS {
+        return Err(IngestError::Refused {
+            element: "Consent.provision.extension(consent-channel)",
+            reason: "may name at most 3 channels (sms, email, voice)",
+        });
+    }
+    if f.purposes.len() > MAX_PURPOSES {
+        return Err(IngestError::Refused {
+            element: "Consent.provision.purpose",
+            reason: "may name at most 4 purposes (appointment, medication, billing, marketing)",
+        });
+    }
+    let mut channels: Vec<Channel> = f
         .channels
         .iter()
         .map(|c| c.parse())
         .collect::<Result<_, _>>()
         .map_err(|_| bad("provision.extension(consent-channel)"))?;
+    dedup(&mut channels);
     // Without an address a provision covers every address on its channels;
     // that only ever takes consent away (or lifts such a request), never
     // grants it to numbers nobody named.
@@ -403,6 +436,8 @@ pub fn record_consent(
             })
             .collect::<Result<_, _>>()?
     };
+    let mut purposes = purposes;
+    dedup(&mut purposes);
     let now = clock.now();
     let ranked = crate::domain::consent::ranked_at(f.date_time, now);
     if ranked.future && future == FutureDated::Refuse {
