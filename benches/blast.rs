@@ -216,6 +216,8 @@ fn seed_template(path: &Path, master: &MasterKey) -> KeyRing {
                         recorded_at: now - chrono::Duration::days(1),
                         stated_at: None,
                         future_dated: false,
+                        part_of: None,
+                        categories: Vec::new(),
                         valid_until: None,
                         resource: "{}".into(),
                     },

@@ -96,6 +96,8 @@ pub fn patient(
                 recorded_at: now - chrono::Duration::days(1),
                 stated_at: None,
                 future_dated: false,
+                part_of: None,
+                categories: vec!["59284-0".into()],
                 valid_until: None,
                 resource: serde_json::json!({
                     "resourceType": "Consent", "id": format!("consent-{id}-{n}"), "status": "active",

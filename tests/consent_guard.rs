@@ -382,3 +382,148 @@ async fn one_consent_writes_a_bounded_number_of_rows() {
         assert_eq!(ledger_len(&db), 4, "{}", db.backend);
     }
 }
+
+/// F5b: a read finds its Consent by id through an index and opens that one
+/// Consent (the read after POST, `_history` too); a search opens only the
+/// page it returns, and its `next` links walk every Consent once.
+#[actix_web::test]
+async fn reads_and_search_pages_open_only_what_they_return() {
+    for db in support::backends() {
+        let (ring, _) = support::ready(&db);
+        let ring = Arc::new(ring);
+        let clock = Arc::new(support::clock());
+        support::clinician(&db, &ring);
+        // 300 patients with a Consent each, recorded straight into the ledger.
+        const N: usize = 300;
+        {
+            let mut c = db.conn();
+            herald::db::write_tx(&mut c, |c| {
+                for i in 0..N {
+                    let id = format!("seed-{i:04}");
+                    let at = support::now() - chrono::Duration::minutes(i64::try_from(N - i).unwrap());
+                    consents::insert(
+                        c,
+                        &ring,
+                        &consents::NewConsent {
+                            id: id.clone(),
+                            patient_id: format!("p-seed-{i:04}"),
+                            channel: Channel::Sms,
+                            purpose: Some(Purpose::Appointment),
+                            address_index: format!("idx-{i}"),
+                            decision: herald::domain::consent::Decision::Permit,
+                            source: "web".into(),
+                            recorded_at: at,
+                            stated_at: None,
+                            future_dated: false,
+                            valid_until: None,
+                            resource: json!({"resourceType": "Consent", "id": id, "status": "active",
+                                "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
+                                "patient": {"reference": format!("Patient/p-seed-{i:04}")}})
+                            .to_string(),
+                            part_of: None,
+                            categories: vec!["59284-0".into()],
+                        },
+                    )?;
+                }
+                Ok::<_, herald::db::DbError>(())
+            })
+            .unwrap();
+        }
+        super::channels::patient(&db, &ring, PATIENT, Some(PHONE), None, "en-US", &[]);
+        let state = AppState::new(
+            Arc::new(settings()),
+            db.pool.clone(),
+            Arc::clone(&ring),
+            clock.clone(),
+        );
+        let app = atest::init_service(app(state)).await;
+        let get = |uri: String| {
+            let app = &app;
+            let ring = Arc::clone(&ring);
+            async move {
+                let before = ring.opened();
+                let res = atest::call_service(
+                    app,
+                    support::as_clinician(atest::TestRequest::get())
+                        .uri(&uri)
+                        .to_request(),
+                )
+                .await;
+                let status = res.status().as_u16();
+                let body: Value = serde_json::from_slice(&atest::read_body(res).await).unwrap();
+                (status, body, ring.opened() - before)
+            }
+        };
+
+        // One Consent of four rows (2 channels × 2 purposes), by POST: the
+        // read that answers the POST opens one row.
+        let before = ring.opened();
+        let res = atest::call_service(
+            &app,
+            post_consent(&scoped(&["sms", "voice"], &["appointment", "medication"])),
+        )
+        .await;
+        assert_eq!(res.status().as_u16(), 201);
+        let created: Value = serde_json::from_slice(&atest::read_body(res).await).unwrap();
+        assert!(
+            ring.opened() - before <= 1,
+            "{}: POST opened {} Consents",
+            db.backend,
+            ring.opened() - before
+        );
+        let multi = created["id"].as_str().unwrap().to_string();
+
+        for uri in [
+            format!("/fhir/Consent/{multi}"),
+            format!("/fhir/Consent/{multi}/_history"),
+            "/fhir/Consent/seed-0150".to_string(),
+        ] {
+            let (status, body, opened) = get(uri.clone()).await;
+            assert_eq!(status, 200, "{uri}: {body}");
+            assert_eq!(opened, 1, "{}: {uri} opened {opened} Consents", db.backend);
+        }
+        let (_, body, _) = get(format!("/fhir/Consent/{multi}")).await;
+        assert_eq!(body["id"], json!(multi));
+        let (status, _, opened) = get("/fhir/Consent/no-such-consent".into()).await;
+        assert_eq!((status, opened), (404, 0));
+
+        // A page opens its own Consents only.
+        let (status, body, opened) = get("/fhir/Consent?_count=5".into()).await;
+        assert_eq!(status, 200);
+        assert_eq!(body["entry"].as_array().unwrap().len(), 5);
+        assert!(opened <= 5, "{}: a page of 5 opened {opened}", db.backend);
+        let (_, body, opened) =
+            get("/fhir/Consent?category=http://loinc.org|59284-0&_count=7".into()).await;
+        assert_eq!(body["entry"].as_array().unwrap().len(), 7);
+        assert!(opened <= 7, "{}: a page of 7 opened {opened}", db.backend);
+        let (_, body, opened) = get("/fhir/Consent?status=inactive".into()).await;
+        assert_eq!((body["entry"].as_array().unwrap().len(), opened), (0, 0));
+
+        // The next links walk every Consent once, a page at a time.
+        let mut seen = std::collections::BTreeSet::new();
+        let mut uri = "/fhir/Consent?_count=100".to_string();
+        let mut pages = 0;
+        loop {
+            let (status, body, opened) = get(uri.clone()).await;
+            assert_eq!(status, 200, "{uri}: {body}");
+            let entries = body["entry"].as_array().unwrap();
+            assert!(opened <= 101, "{}: a page opened {opened}", db.backend);
+            for e in entries {
+                assert!(seen.insert(e["resource"]["id"].as_str().unwrap().to_string()));
+            }
+            pages += 1;
+            let next = body["link"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|l| l["relation"] == "next")
+                .map(|l| l["url"].as_str().unwrap().to_string());
+            match next {
+                Some(n) => uri = n.trim_start_matches(PUBLIC).to_string(),
+                None => break,
+            }
+        }
+        assert_eq!(seen.len(), N + 1, "{}", db.backend);
+        assert_eq!(pages, 4);
+    }
+}

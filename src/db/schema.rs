@@ -58,6 +58,9 @@ diesel::table! {
         key_id -> Integer,
         stated_at -> Nullable<Timestamp>,
         future_dated -> Bool,
+        consent_id -> Text,
+        part -> Integer,
+        categories -> Nullable<Text>,
     }
 }
 

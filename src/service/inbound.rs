@@ -318,6 +318,8 @@ pub fn handle(
                                 recorded_at: now,
                                 stated_at: None,
                                 future_dated: false,
+                                part_of: None,
+                                categories: vec![crate::fhir::consent::CATEGORY.into()],
                                 valid_until: None,
                                 resource: consent_resource(&ConsentDraft {
                                     id: &id,

@@ -456,10 +456,11 @@ pub fn record_consent(
         for (i, (channel, purpose)) in scopes.iter().enumerate() {
             let (channel, purpose) = (*channel, purpose);
             let address_index = index_for(channel);
-            let id = if scopes.len() == 1 {
-                f.id.clone()
+            let (id, part_of) = if scopes.len() == 1 {
+                (f.id.clone(), None)
             } else {
-                format!("{}-{}", f.id, i)
+                let part = i32::try_from(i).map_err(|e| DbError::Other(e.into()))?;
+                (format!("{}-{}", f.id, i), Some((f.id.clone(), part)))
             };
             any |= consents::insert(
                 c,
@@ -481,6 +482,8 @@ pub fn record_consent(
                     future_dated: ranked.future,
                     valid_until: f.valid_until,
                     resource: resource.clone(),
+                    part_of,
+                    categories: f.categories.clone(),
                 },
             )?;
         }

@@ -223,6 +223,8 @@ pub fn apply(
                     recorded_at: now,
                     stated_at: None,
                     future_dated: false,
+                    part_of: None,
+                    categories: vec![crate::fhir::consent::CATEGORY.into()],
                     valid_until: None,
                     resource: crate::fhir::consent::resource(&crate::fhir::consent::ConsentDraft {
                         id: &id,

@@ -848,6 +848,8 @@ pub(crate) fn carrier_opt_out(
         recorded_at: now,
         stated_at: None,
         future_dated: false,
+        part_of: None,
+        categories: vec![crate::fhir::consent::CATEGORY.into()],
         valid_until: None,
         resource,
     }
