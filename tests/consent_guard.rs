@@ -527,3 +527,101 @@ async fn reads_and_search_pages_open_only_what_they_return() {
         assert_eq!(pages, 4);
     }
 }
+
+/// What `herald audit report --patient P` lists: P's events, as report lines.
+fn report_for(db: &TestDb, patient: &str) -> Vec<herald::audit::report::Line> {
+    use herald::audit::report::{self, Subject};
+    let q = report::query_for(&Subject::Patient(patient.into()), None, None);
+    herald::db::audit_store::search(&mut db.conn(), &q)
+        .unwrap()
+        .iter()
+        .map(report::line_of)
+        .collect()
+}
+
+/// F6b: a search without a patient filter writes one AuditEvent per
+/// distinct patient it returned, so the breach report of each finds the
+/// disclosure; with a filter, one record naming that patient.
+#[actix_web::test]
+async fn unfiltered_searches_are_audited_per_patient() {
+    for db in support::backends() {
+        let (ring, _) = support::ready(&db);
+        let ring = Arc::new(ring);
+        let clock = Arc::new(support::clock());
+        support::clinician(&db, &ring);
+        let people = ["p-one", "p-two", "p-three"];
+        for (i, p) in people.iter().enumerate() {
+            let phone = format!("+1212555018{i}");
+            super::channels::patient(
+                &db,
+                &ring,
+                p,
+                Some(&phone),
+                None,
+                "en-US",
+                &[(Channel::Sms, &phone)],
+            );
+        }
+        // A message for each, so Communication has something to show.
+        {
+            let parts = support::Parts::new();
+            let sender = MemorySender::default();
+            let ctx = parts.ctx(&ring, clock.as_ref(), &sender);
+            let mut c = db.conn();
+            for p in people {
+                super::channels::intent_with(&mut c, p, 1);
+            }
+            let r = herald::service::send::run_due(&mut c, &ctx, &sender, "w1").unwrap();
+            assert_eq!(r.len(), 3, "{r:?}");
+        }
+        let state = AppState::new(
+            Arc::new(settings()),
+            db.pool.clone(),
+            Arc::clone(&ring),
+            clock.clone(),
+        );
+        let app = atest::init_service(app(state)).await;
+        let search = |uri: &'static str| {
+            let app = &app;
+            async move {
+                let res = atest::call_service(
+                    app,
+                    support::as_clinician(atest::TestRequest::get())
+                        .uri(uri)
+                        .to_request(),
+                )
+                .await;
+                assert_eq!(res.status().as_u16(), 200, "{uri}");
+                let b: Value = serde_json::from_slice(&atest::read_body(res).await).unwrap();
+                b["entry"].as_array().unwrap().len()
+            }
+        };
+        let searched = |patient: &str, resource: &str| {
+            report_for(&db, patient)
+                .iter()
+                .filter(|l| {
+                    l.query.as_deref().is_some_and(|q| {
+                        q.starts_with(&format!("{resource}?")) && !q.contains("patient=")
+                    })
+                })
+                .count()
+        };
+        assert_eq!(search("/fhir/Consent?_count=100").await, 3);
+        assert_eq!(search("/fhir/Communication?_count=100").await, 3);
+        for p in people {
+            assert_eq!(searched(p, "Consent"), 1, "{}: {p}", db.backend);
+            assert_eq!(searched(p, "Communication"), 1, "{}: {p}", db.backend);
+        }
+        // A page returns only its patients' data, and names only them.
+        assert_eq!(search("/fhir/Consent?_count=1").await, 1);
+        let named: usize = people.iter().map(|p| searched(p, "Consent")).sum();
+        assert_eq!(named, 3 + 1, "{}", db.backend);
+        // A search that returns nobody's data is still one record.
+        let before = super::fhir_follow::events_of(&mut db.conn()).len();
+        assert_eq!(search("/fhir/Consent?date=ge2099-01-01").await, 0);
+        assert_eq!(
+            super::fhir_follow::events_of(&mut db.conn()).len(),
+            before + 1
+        );
+    }
+}

@@ -8,7 +8,9 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::{Value, json};
 
 use super::audit_api::{base_url, date_bounds, encode};
-use super::{ApiError, AppState, access_record, internal, known_format, recorded_query};
+use super::{
+    ApiError, AppState, access_record, internal, known_format, per_patient, recorded_query,
+};
 use crate::audit;
 use crate::db::audit_store::DateBound;
 use crate::db::outbox::{self, Search};
@@ -110,6 +112,8 @@ pub async fn search(
     let ring = state.ring.clone();
     let mut probe = q.clone();
     probe.limit = q.limit + 1;
+    let q_limit = q.limit;
+    let only = category.clone();
     let rows = web::block(move || -> Result<_, crate::db::DbError> {
         let mut c = pool.get()?;
         // The audit log names a patient, and keeps the query's values, only
@@ -132,7 +136,16 @@ pub async fn search(
         }));
         record.patient_id = probe.patient.clone().filter(|_| known);
         let rows = outbox::search(&mut c, &probe)?;
-        audit::append_now(&mut c, &[record])?;
+        // The probe row beyond the page is not returned, so not disclosed.
+        let returned = rows
+            .iter()
+            .take(usize::try_from(q_limit).unwrap_or(0))
+            .filter(|i| {
+                only.as_deref()
+                    .is_none_or(|c| comm::category_of(&i.kind) == c)
+            })
+            .map(|i| i.patient_id.clone());
+        audit::append_now(&mut c, &per_patient(record, returned))?;
         Ok(rows)
     })
     .await

@@ -11,7 +11,9 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::{Value, json};
 
 use super::audit_api::{base_url, date_bounds, encode};
-use super::{ApiError, AppState, access_record, internal, known_format, peer, recorded_query};
+use super::{
+    ApiError, AppState, access_record, internal, known_format, peer, per_patient, recorded_query,
+};
 use crate::audit;
 use crate::db::audit_store::DateBound;
 use crate::db::consents::{self, ConsentPage, ConsentSearch, StoredConsent};
@@ -145,7 +147,8 @@ pub async fn search(
         } else {
             consents::search(&mut c, &ring, &q)?
         };
-        audit::append_now(&mut c, &[record])?;
+        let returned = rows.consents.iter().map(|r| r.patient_id.clone());
+        audit::append_now(&mut c, &per_patient(record, returned))?;
         Ok(rows)
     })
     .await

@@ -90,6 +90,33 @@ pub(crate) fn access_record(
     }
 }
 
+/// The AuditEvents of a search: with a patient filter, its one record; else
+/// one per distinct patient whose data it returned (IHE BALP: one per
+/// patient, so `herald audit report --patient` finds every disclosure), or
+/// the one record without a patient when it returned nobody's (issue 11 F6b).
+pub(crate) fn per_patient(
+    record: crate::domain::audit::AuditRecord,
+    returned: impl IntoIterator<Item = String>,
+) -> Vec<crate::domain::audit::AuditRecord> {
+    if record.patient_id.is_some() {
+        return vec![record];
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    let records: Vec<_> = returned
+        .into_iter()
+        .filter(|p| seen.insert(p.clone()))
+        .map(|p| crate::domain::audit::AuditRecord {
+            patient_id: Some(p),
+            ..record.clone()
+        })
+        .collect();
+    if records.is_empty() {
+        vec![record]
+    } else {
+        records
+    }
+}
+
 /// A failure whose cause is logged, never shown (a 500 without details).
 pub(crate) fn internal(req: &actix_web::HttpRequest, e: impl std::fmt::Display) -> ApiError {
     ApiError::new(
