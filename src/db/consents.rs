@@ -249,6 +249,23 @@ type StoredRow = (
     Vec<u8>,
 );
 
+/// The columns of a [`StoredRow`].
+const STORED: (
+    c::id,
+    c::consent_id,
+    c::patient_fhir_id,
+    c::recorded_at,
+    c::categories,
+    c::resource_enc,
+) = (
+    c::id,
+    c::consent_id,
+    c::patient_fhir_id,
+    c::recorded_at,
+    c::categories,
+    c::resource_enc,
+);
+
 fn opened(ring: &KeyRing, row: StoredRow) -> Result<StoredConsent, DbError> {
     let (row_id, consent_id, patient_id, recorded_at, categories, enc) = row;
     Ok(StoredConsent {
@@ -273,14 +290,7 @@ pub fn get(conn: &mut DbConn, ring: &KeyRing, id: &str) -> Result<Option<StoredC
         .filter(c::consent_id.eq(id))
         .filter(c::part.eq(0))
         .order((c::recorded_at.asc(), c::id.asc()))
-        .select((
-            c::id,
-            c::consent_id,
-            c::patient_fhir_id,
-            c::recorded_at,
-            c::categories,
-            c::resource_enc,
-        ))
+        .select(STORED)
         .first(conn)
         .optional()?;
     row.map(|r| opened(ring, r)).transpose()
@@ -369,14 +379,7 @@ pub fn search(
     let mut rows: Vec<StoredRow> = q
         .order((c::recorded_at.asc(), c::id.asc()))
         .limit(s.limit.saturating_add(1))
-        .select((
-            c::id,
-            c::consent_id,
-            c::patient_fhir_id,
-            c::recorded_at,
-            c::categories,
-            c::resource_enc,
-        ))
+        .select(STORED)
         .load(conn)?;
     let more = i64::try_from(rows.len()).unwrap_or(i64::MAX) > s.limit;
     rows.truncate(usize::try_from(s.limit).unwrap_or(0));
