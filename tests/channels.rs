@@ -94,6 +94,10 @@ pub fn patient(
                 decision: Decision::Permit,
                 source: "clinician".into(),
                 recorded_at: now - chrono::Duration::days(1),
+                stated_at: None,
+                future_dated: false,
+                part_of: None,
+                categories: vec!["59284-0".into()],
                 valid_until: None,
                 resource: serde_json::json!({
                     "resourceType": "Consent", "id": format!("consent-{id}-{n}"), "status": "active",

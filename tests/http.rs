@@ -70,7 +70,10 @@ async fn health_request_ids_and_error_bodies() {
             .to_request(),
     )
     .await;
-    assert_eq!(res.headers().get("x-request-id").unwrap(), "abc-123");
+    // Herald's own id, never the caller's (issue 11 F6c).
+    let rid = res.headers().get("x-request-id").unwrap().to_str().unwrap();
+    assert_ne!(rid, "abc-123");
+    assert!(uuid::Uuid::try_parse(rid).is_ok(), "{rid}");
     let (s, ct, _, body) = get(&app, "/fhir/Nothing").await;
     assert_eq!(s, 404);
     assert!(ct.starts_with("application/fhir+json"), "{ct}");

@@ -276,7 +276,7 @@ async fn stop_start_help_replays_forgeries_and_strangers() {
         "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}]},
         "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
         "patient": {"reference": "Patient/p-in"},
-        "dateTime": "2026-12-01T18:00:00Z",
+        "dateTime": "2026-12-01T17:00:00Z",
         "policyRule": {"text": "Given in person at the front desk; wording v3 shown"},
         "provision": {"type": "permit", "extension": [
             {"url": herald::fhir::EXT_CHANNEL, "valueCode": "email"},

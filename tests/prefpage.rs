@@ -128,8 +128,17 @@ fn preference_page_in_headless_chromium() {
             ..
         }
     ));
-    let stored =
-        herald::db::consents::search(&mut c, &ring, Some("p-pref"), None, None, 1000).unwrap();
+    let stored = herald::db::consents::search(
+        &mut c,
+        &ring,
+        &herald::db::consents::ConsentSearch {
+            patient: Some("p-pref".into()),
+            limit: 1000,
+            ..Default::default()
+        },
+    )
+    .unwrap()
+    .consents;
     let written = stored
         .iter()
         .find(|s| s.resource.contains(preferences::WRITTEN_CONSENT_VERSION))

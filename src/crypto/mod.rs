@@ -174,6 +174,8 @@ pub struct KeyRing {
     keys: BTreeMap<u32, [u8; 32]>,
     active: u32,
     index: HmacKey,
+    /// Envelopes opened by this ring and its clones (see [`KeyRing::opened`]).
+    opened: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// HMAC-SHA-256 with its key schedule done once: the SHA-256 states after
@@ -234,6 +236,7 @@ impl KeyRing {
             keys,
             active,
             index: HmacKey::new(&master.derive("herald:blind-index:v1")?),
+            opened: std::sync::Arc::default(),
         })
     }
 
@@ -253,6 +256,8 @@ impl KeyRing {
 
     /// Opens an envelope sealed by any key in the ring.
     pub fn decrypt(&self, aad: &[u8], envelope: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        self.opened
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let kid = envelope_key_id(envelope).ok_or(CryptoError::Corrupt)?;
         let key = self.keys.get(&kid).ok_or(CryptoError::UnknownKey(kid))?;
         open(key, aad, envelope)
@@ -276,6 +281,21 @@ impl KeyRing {
             .mac(&[domain.as_bytes(), &[0], normalized.as_bytes()]))
     }
 
+    /// How many envelopes this ring (and its clones) has opened: what a
+    /// request cost in decryptions (tests hold reads to what they return).
+    pub fn opened(&self) -> u64 {
+        self.opened.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// What the audit log keeps of text an unauthenticated or unvetted caller
+    /// chose (a message id on an unsigned webhook, an unknown patient id in a
+    /// query): `hmac:` and its keyed hash, fixed in form, so nothing a caller
+    /// writes enters the append-only log, yet the same text always maps to
+    /// the same value (issue 11 F6c).
+    pub fn untrusted_ref(&self, domain: &str, text: &str) -> String {
+        format!("hmac:{}", self.blind_index(domain, text))
+    }
+
     /// A ring with one fixed key, for unit tests.
     #[cfg(test)]
     pub fn for_testing() -> Self {
@@ -283,6 +303,7 @@ impl KeyRing {
             keys: BTreeMap::from([(1, [7u8; 32])]),
             active: 1,
             index: HmacKey::new(&[9u8; 32]),
+            opened: std::sync::Arc::default(),
         }
     }
 }

@@ -1,5 +1,7 @@
 //! Inbound messages: one row per provider message, keyed by the provider's
-//! idempotency token (or message id), so a replayed webhook changes nothing.
+//! signed message id (`sid:…`; rows recorded before issue 11 may carry the
+//! provider's unsigned idempotency token instead, and are found by message id
+//! too), so a replayed webhook changes nothing.
 //! The body is PHI and is sealed.
 
 use chrono::{DateTime, Utc};
@@ -12,7 +14,7 @@ use crate::crypto::KeyRing;
 /// An inbound message to record.
 #[derive(Debug, Clone)]
 pub struct NewInbound<'a> {
-    /// Idempotency token or message id.
+    /// `sid:` and the provider's signed message id.
     pub dedupe_key: &'a str,
     /// "twilio".
     pub provider: &'a str,
@@ -34,6 +36,17 @@ pub struct NewInbound<'a> {
 pub fn seen(conn: &mut DbConn, dedupe_key: &str) -> Result<bool, DbError> {
     let n: i64 = m::table
         .filter(m::dedupe_key.eq(dedupe_key))
+        .count()
+        .get_result(conn)?;
+    Ok(n > 0)
+}
+
+/// Whether `provider` already delivered the message it calls `message_ref`
+/// (whatever key it was recorded under).
+pub fn seen_message(conn: &mut DbConn, provider: &str, message_ref: &str) -> Result<bool, DbError> {
+    let n: i64 = m::table
+        .filter(m::provider.eq(provider))
+        .filter(m::message_ref.eq(message_ref))
         .count()
         .get_result(conn)?;
     Ok(n > 0)

@@ -441,39 +441,38 @@ pub fn status_rank(s: &str) -> u8 {
     }
 }
 
-/// Records a delivery status for the intent the provider knows as
-/// `provider_ref`. Returns the intent when the status was applied, `None`
-/// when it is unknown or would move a final status backwards.
+/// The intent the provider knows as `provider_ref`.
+pub fn by_provider_ref(conn: &mut DbConn, provider_ref: &str) -> Result<Option<Intent>, DbError> {
+    Ok(o::table
+        .filter(o::provider_ref.eq(provider_ref))
+        .select(COLS)
+        .first::<Intent>(conn)
+        .optional()?)
+}
+
+/// Records a delivery status on `current` (as just read, inside the caller's
+/// write transaction). Returns false when the status is unknown or would
+/// move a final status backwards, and leaves the row as it was.
 pub fn record_status(
     conn: &mut DbConn,
-    provider_ref: &str,
+    current: &Intent,
     status: &str,
     error_code: Option<&str>,
     now: DateTime<Utc>,
-) -> Result<Option<Intent>, DbError> {
-    write_tx(conn, |conn| {
-        let Some(current) = o::table
-            .filter(o::provider_ref.eq(provider_ref))
-            .select(COLS)
-            .first::<Intent>(conn)
-            .optional()?
-        else {
-            return Ok(None);
-        };
-        let old = current.delivery_status.as_deref().map_or(0, status_rank);
-        let new = status_rank(status);
-        if new == 0 || old == 9 || new < old {
-            return Ok(None);
-        }
-        diesel::update(o::table.find(&current.id))
-            .set((
-                o::delivery_status.eq(status),
-                o::error_code.eq(error_code.or(current.error_code.as_deref())),
-                o::updated_at.eq(super::ts(now)),
-            ))
-            .execute(conn)?;
-        Ok::<_, DbError>(Some(current))
-    })
+) -> Result<bool, DbError> {
+    let old = current.delivery_status.as_deref().map_or(0, status_rank);
+    let new = status_rank(status);
+    if new == 0 || old == 9 || new < old {
+        return Ok(false);
+    }
+    diesel::update(o::table.find(&current.id))
+        .set((
+            o::delivery_status.eq(status),
+            o::error_code.eq(error_code.or(current.error_code.as_deref())),
+            o::updated_at.eq(super::ts(now)),
+        ))
+        .execute(conn)?;
+    Ok(true)
 }
 
 /// Filters for the Communication search.

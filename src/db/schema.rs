@@ -56,6 +56,11 @@ diesel::table! {
         valid_until -> Nullable<Timestamp>,
         resource_enc -> Binary,
         key_id -> Integer,
+        stated_at -> Nullable<Timestamp>,
+        future_dated -> Bool,
+        consent_id -> Text,
+        part -> Integer,
+        categories -> Nullable<Text>,
     }
 }
 

@@ -2,8 +2,17 @@
 //! this purpose, at this exact address, now? The ledger (in `db/`) supplies
 //! the entries; this module only decides. Rules: reference/messaging.md T1,
 //! T5–T9 and reference/fhir.md §1.5.
+//!
+//! Time: an entry ranks by the time Herald gives it when it records it
+//! ([`ranked_at`]), never later than Herald's own clock then. A time the
+//! sender states (a Consent's `dateTime`) can only move an entry earlier —
+//! a consent given at 09:00 and entered at 12:00 does not outrank a STOP the
+//! patient sent at 11:00 — and one stated in the future (beyond
+//! [`CLOCK_SKEW`]) is either refused (Herald's API) or recorded at Herald's
+//! time and marked [`ConsentEntry::future_dated`] (the EHR import); a
+//! future-dated permit never lifts a deny recorded before it.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, Utc};
 
 use super::{Channel, Purpose};
 
@@ -29,10 +38,50 @@ pub struct ConsentEntry {
     pub address_index: String,
     /// Permit or deny.
     pub decision: Decision,
-    /// When it was recorded; the newest applicable entry wins.
+    /// When it ranks (Herald's clock when recorded, or the earlier time
+    /// its sender stated; see [`ranked_at`]); the newest applicable entry wins.
     pub recorded_at: DateTime<Utc>,
     /// End of the provision period, if any.
     pub valid_until: Option<DateTime<Utc>>,
+    /// Its sender stated a time in the future (beyond [`CLOCK_SKEW`]); it was
+    /// recorded at Herald's time instead. Such a permit never lifts a deny
+    /// recorded before it.
+    pub future_dated: bool,
+}
+
+/// How far ahead of Herald's clock a stated time may be and still be taken
+/// as "now" (the sender's clock runs a little fast).
+pub const CLOCK_SKEW: Duration = Duration::minutes(5);
+
+/// When an entry ranks, from the time its sender states (`Consent.dateTime`)
+/// and Herald's clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ranked {
+    /// The ranking time: the stated time when it is in the past, else now.
+    pub at: DateTime<Utc>,
+    /// The stated time is later than now plus [`CLOCK_SKEW`].
+    pub future: bool,
+}
+
+/// The ranking time of an entry recorded `now` whose sender states `stated`:
+/// never later than `now`, so no sender can place an entry ahead of what a
+/// patient does next; earlier when the sender says it was given earlier, so a
+/// consent entered (or imported) late does not outrank a STOP sent after it.
+pub fn ranked_at(stated: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Ranked {
+    match stated {
+        Some(s) if s > now + CLOCK_SKEW => Ranked {
+            at: now,
+            future: true,
+        },
+        Some(s) => Ranked {
+            at: s.min(now),
+            future: false,
+        },
+        None => Ranked {
+            at: now,
+            future: false,
+        },
+    }
 }
 
 /// Why a send is not permitted.
@@ -80,12 +129,34 @@ pub enum Verdict {
     },
 }
 
-/// Decides from the patient's ledger entries.
+/// The entry in force after replaying `entries` in ranking order: the newest
+/// wins, a deny wins a tie, and a future-dated permit does not lift a deny
+/// still in force before it.
+fn replay<'a>(
+    entries: impl Iterator<Item = &'a ConsentEntry>,
+    now: DateTime<Utc>,
+) -> Option<&'a ConsentEntry> {
+    let mut ordered: Vec<&ConsentEntry> = entries.collect();
+    // At the same instant a permit goes first, so the deny is what stands.
+    ordered.sort_by_key(|e| (e.recorded_at, e.decision == Decision::Deny));
+    let mut current: Option<&ConsentEntry> = None;
+    for e in ordered {
+        let lifts_a_deny = current.is_some_and(|c| {
+            c.decision == Decision::Deny && c.valid_until.is_none_or(|end| end > now)
+        });
+        if e.future_dated && e.decision == Decision::Permit && lifts_a_deny {
+            continue;
+        }
+        current = Some(e);
+    }
+    current
+}
+
 /// The address index of an entry that covers every address on its channel
 /// (a confidential-communications request, H10).
 pub const ANY_ADDRESS: &str = "*";
 
-/// Decides one send.
+/// Decides one send from the patient's ledger entries.
 pub fn decide(
     entries: &[ConsentEntry],
     channel: Channel,
@@ -93,26 +164,19 @@ pub fn decide(
     address_index: &str,
     now: DateTime<Utc>,
 ) -> Verdict {
-    let applicable = entries
+    let applicable: Vec<&ConsentEntry> = entries
         .iter()
-        .filter(|e| e.channel == channel && e.purpose.is_none_or(|p| p == purpose));
+        .filter(|e| e.channel == channel && e.purpose.is_none_or(|p| p == purpose))
+        .collect();
     // A confidential-communications request (H10) covers every address on
     // the channel and overrides any consent until the patient lifts it.
-    let newest = |a: Option<&'_ ConsentEntry>, e: &'_ ConsentEntry| -> bool {
-        a.is_none_or(|cur| {
-            e.recorded_at > cur.recorded_at
-                || (e.recorded_at == cur.recorded_at && e.decision == Decision::Deny)
-        })
-    };
-    let mut blanket: Option<&ConsentEntry> = None;
-    for e in applicable
-        .clone()
-        .filter(|e| e.address_index == ANY_ADDRESS)
-    {
-        if newest(blanket, e) {
-            blanket = Some(e);
-        }
-    }
+    let blanket = replay(
+        applicable
+            .iter()
+            .copied()
+            .filter(|e| e.address_index == ANY_ADDRESS),
+        now,
+    );
     if let Some(b) = blanket
         && b.decision == Decision::Deny
         && b.valid_until.is_none_or(|end| end > now)
@@ -122,23 +186,12 @@ pub fn decide(
             consent_id: Some(b.consent_id.clone()),
         };
     }
-    let applicable = applicable.filter(|e| e.address_index != ANY_ADDRESS);
-    let mut latest: Option<&ConsentEntry> = None;
-    let mut other_address = false;
-    for e in applicable {
-        if e.address_index != address_index {
-            other_address = true;
-            continue;
-        }
-        latest = match latest {
-            // Newest wins; at the same instant a deny wins.
-            Some(cur) if cur.recorded_at > e.recorded_at => Some(cur),
-            Some(cur) if cur.recorded_at == e.recorded_at && cur.decision == Decision::Deny => {
-                Some(cur)
-            }
-            _ => Some(e),
-        };
-    }
+    let specific = applicable
+        .iter()
+        .copied()
+        .filter(|e| e.address_index != ANY_ADDRESS);
+    let other_address = specific.clone().any(|e| e.address_index != address_index);
+    let latest = replay(specific.filter(|e| e.address_index == address_index), now);
     match latest {
         None => Verdict::Deny {
             reason: if other_address {
@@ -180,6 +233,7 @@ mod tests {
             decision: d,
             recorded_at: t(at),
             valid_until: None,
+            future_dated: false,
         }
     }
 
@@ -279,6 +333,7 @@ mod tests {
             decision,
             recorded_at: t0 + chrono::Duration::minutes(mins),
             valid_until: None,
+            future_dated: false,
         };
         let mut entries = vec![
             entry("permit", "idx-1", Decision::Permit, 0),
@@ -313,5 +368,61 @@ mod tests {
             decide(&entries, Channel::Sms, Purpose::Appointment, "idx-2", now),
             Verdict::Deny { .. }
         ));
+    }
+
+    #[test]
+    fn ranking_time_is_never_later_than_herald_s_clock() {
+        let check = |stated: Option<i64>, expect: (i64, bool)| {
+            let r = ranked_at(stated.map(|m| t(0) + Duration::minutes(m)), t(0));
+            assert_eq!(
+                (r.at, r.future),
+                (t(0) + Duration::minutes(expect.0), expect.1),
+                "stated {stated:?}"
+            );
+        };
+        check(None, (0, false));
+        check(Some(-90), (-90, false)); // given earlier: ranks then
+        check(Some(3), (0, false)); // a fast clock: now
+        check(Some(5), (0, false));
+        check(Some(6), (0, true)); // the future: now, and marked
+        check(Some(60 * 24 * 365 * 70), (0, true));
+    }
+
+    #[test]
+    fn a_future_dated_permit_never_lifts_an_earlier_deny() {
+        let stop = entry("stop", None, "A", Decision::Deny, 2);
+        let mut ehr = entry("ehr", Some(Purpose::Appointment), "A", Decision::Permit, 3);
+        ehr.future_dated = true;
+        check(
+            &[ehr.clone(), stop.clone()],
+            Verdict::Deny {
+                reason: DenyReason::OptedOut,
+                consent_id: Some("stop".into()),
+            },
+        );
+        // Without a deny before it, it is a permit like any other…
+        check(
+            std::slice::from_ref(&ehr),
+            Verdict::Permit {
+                consent_id: "ehr".into(),
+            },
+        );
+        // …and the patient's own START after the STOP opts in again.
+        check(
+            &[ehr, stop, entry("start", None, "A", Decision::Permit, 4)],
+            Verdict::Permit {
+                consent_id: "start".into(),
+            },
+        );
+        // A future-dated deny is a deny.
+        let mut deny = entry("deny", None, "A", Decision::Deny, 5);
+        deny.future_dated = true;
+        check(
+            &[entry("c1", None, "A", Decision::Permit, 1), deny],
+            Verdict::Deny {
+                reason: DenyReason::OptedOut,
+                consent_id: Some("deny".into()),
+            },
+        );
     }
 }

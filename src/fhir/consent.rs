@@ -11,6 +11,10 @@ use super::communication::PURPOSE_SYSTEM;
 use super::{EXT_ADDRESS, EXT_CHANNEL};
 use crate::domain::{Channel, Purpose};
 
+/// The category of every Consent Herald writes: LOINC 59284-0 (Patient
+/// Consent).
+pub const CATEGORY: &str = "59284-0";
+
 /// What one Consent says.
 #[derive(Debug, Clone)]
 pub struct ConsentDraft<'a> {
@@ -55,7 +59,7 @@ pub fn resource(d: &ConsentDraft<'_>) -> String {
     let mut c = json!({
         "resourceType": "Consent", "id": d.id, "status": "active",
         "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}]},
-        "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0", "display": "Patient Consent"}]}],
+        "category": [{"coding": [{"system": "http://loinc.org", "code": CATEGORY, "display": "Patient Consent"}]}],
         "patient": {"reference": format!("Patient/{}", d.patient)},
         "dateTime": at,
         "policyRule": {"text": d.rule},

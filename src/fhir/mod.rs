@@ -293,6 +293,8 @@ pub struct ConsentFacts {
     pub date_time: Option<DateTime<Utc>>,
     /// provision.period.end.
     pub valid_until: Option<DateTime<Utc>>,
+    /// category[].coding[].code.
+    pub categories: Vec<String>,
 }
 
 /// Herald's extension for the consented channel.
@@ -349,6 +351,13 @@ pub fn consent_facts(v: &Value) -> Result<ConsentFacts, ParseError> {
         },
         date_time: instant(&v["dateTime"]),
         valid_until: instant(&p["period"]["end"]),
+        categories: v["category"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|c| c["coding"].as_array().into_iter().flatten())
+            .filter_map(|c| c["code"].as_str().map(String::from))
+            .collect(),
         id,
     })
 }

@@ -405,7 +405,7 @@ impl Follower {
         match ingest::consent(conn, &self.ictx(), r, "ehr-import") {
             Ok(true) => report.planned += 1,
             Ok(false) => report.duplicates += 1,
-            Err(ingest::IngestError::Parse(e)) => {
+            Err(e @ (ingest::IngestError::Parse(_) | ingest::IngestError::Refused { .. })) => {
                 tracing::info!(error = %e, "an EHR Consent Herald cannot read as a messaging consent was skipped");
                 report.skipped += 1;
             }
@@ -1634,14 +1634,18 @@ pub fn receive(
     path: Option<&str>,
     peer: &str,
 ) -> Result<String, ReceiveError> {
-    let refuse = |conn: &mut DbConn, why: &str| -> Result<(), DbError> {
+    // The subscription id comes from the URL: recorded as sent only when it
+    // names one of Herald's subscriptions, else as a keyed hash (F6c).
+    let refuse = |conn: &mut DbConn, known: bool, why: &str| -> Result<(), DbError> {
+        let sub = if known {
+            sub_id.to_string()
+        } else {
+            ring.untrusted_ref("fhir-subscription", sub_id)
+        };
         let rec = AuditRecord {
             recorded: now,
             activity: Activity::InboundMessage {
-                message_ref: format!(
-                    "fhir-notification:{}",
-                    sub_id.chars().take(64).collect::<String>()
-                ),
+                message_ref: format!("fhir-notification:{sub}"),
                 reading: why.into(),
             },
             actor: Actor::Anonymous(peer.into()),
@@ -1654,7 +1658,7 @@ pub fn receive(
         db::write_tx(conn, |c| audit::append(c, &[rec]).map(|_| ()))
     };
     let Some(sub) = store::subscription(conn, ring, sub_id)? else {
-        refuse(conn, "refused: unknown subscription")?;
+        refuse(conn, false, "refused: unknown subscription")?;
         return Err(ReceiveError::Unknown);
     };
     let bearer_ok = authorization
@@ -1675,7 +1679,7 @@ pub fn receive(
             .unwrap_or(false)
     });
     if !bearer_ok && !signature_ok {
-        refuse(conn, "refused: bad or missing secret")?;
+        refuse(conn, true, "refused: bad or missing secret")?;
         return Err(ReceiveError::Unauthenticated);
     }
     let text = std::str::from_utf8(body)

@@ -1,5 +1,6 @@
 //! Inbound SMS (issue 5 §3): a reply from a patient's number, already
-//! authenticated by the webhook, is recorded once (replays change nothing),
+//! authenticated by the webhook, is recorded once per signed message id
+//! (replays change nothing, whatever their unsigned headers say),
 //! read by `domain::reply::classify`, and acted on in one transaction with
 //! its audit records: STOP writes a deny to the ledger for every purpose on
 //! that number (SMS and voice) and queues exactly one confirmation; START
@@ -27,7 +28,8 @@ use crate::fhir::consent::{ConsentDraft, resource as consent_resource};
 pub struct InboundSms {
     /// "twilio".
     pub provider: String,
-    /// The provider's idempotency token, else its message id.
+    /// Its key in the inbound table: the provider's signed message id
+    /// (`sid:…`), never an unsigned header a replayer could change.
     pub dedupe_key: String,
     /// The provider's message id.
     pub message_ref: String,
@@ -87,16 +89,29 @@ fn inbound_record(
 }
 
 /// Records a refused webhook (bad or missing signature) in the audit log.
+/// Nothing the unauthenticated caller wrote is kept verbatim: its message id
+/// is recorded as a keyed hash (issue 11 F6c).
 pub fn refused(
     conn: &mut DbConn,
+    ring: &KeyRing,
     clock: &dyn Clock,
     msg: &InboundSms,
     why: &str,
 ) -> Result<(), DbError> {
+    let unverified = InboundSms {
+        message_ref: ring.untrusted_ref("provider-message", &msg.message_ref),
+        ..msg.clone()
+    };
     db::write_tx(conn, |c| {
         audit::append(
             c,
-            &[inbound_record(clock, msg, None, why, Outcome::MinorFailure)],
+            &[inbound_record(
+                clock,
+                &unverified,
+                None,
+                why,
+                Outcome::MinorFailure,
+            )],
         )?;
         Ok(())
     })
@@ -194,7 +209,10 @@ pub fn handle(
 ) -> Result<Handled, DbError> {
     let now = clock.now();
     db::write_tx(conn, |c| {
-        if inbound::seen(c, &msg.dedupe_key)? {
+        // By key, and by message id for rows recorded under an older key.
+        if inbound::seen(c, &msg.dedupe_key)?
+            || inbound::seen_message(c, &msg.provider, &msg.message_ref)?
+        {
             audit::append(
                 c,
                 &[inbound_record(
@@ -298,6 +316,10 @@ pub fn handle(
                                 },
                                 source: "sms-keyword".into(),
                                 recorded_at: now,
+                                stated_at: None,
+                                future_dated: false,
+                                part_of: None,
+                                categories: vec![crate::fhir::consent::CATEGORY.into()],
                                 valid_until: None,
                                 resource: consent_resource(&ConsentDraft {
                                     id: &id,

@@ -83,6 +83,29 @@ pub enum IngestError {
     /// Storage failed.
     #[error(transparent)]
     Db(#[from] DbError),
+    /// Readable, but refused as it stands (Herald's API answers 400 naming
+    /// the element).
+    #[error("{element} {reason}")]
+    Refused {
+        /// The FHIR element at fault ("Consent.dateTime").
+        element: &'static str,
+        /// Why, for the caller.
+        reason: &'static str,
+    },
+}
+
+/// What becomes of a Consent whose `dateTime` is in the future (beyond
+/// [`crate::domain::consent::CLOCK_SKEW`]): its sender's claim can never
+/// rank it ahead of what the patient does next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FutureDated {
+    /// Refused ([`IngestError::Refused`]): the caller (Herald's API) can
+    /// correct it.
+    Refuse,
+    /// Recorded at Herald's time, marked on the ledger row and on its
+    /// AuditEvent, and logged on the `security` target (the EHR import: the
+    /// EHR's record stands, and its claimed time is kept as evidence).
+    Clamp,
 }
 
 /// What ingesting one resource did.
@@ -326,11 +349,33 @@ pub fn consent(
         source,
         Actor::System,
         Some(ctx.ehr()),
+        FutureDated::Clamp,
     )
 }
 
+/// The most channels one Consent may name (there are three).
+pub const MAX_CHANNELS: usize = 3;
+/// The most purposes one Consent may name (there are four).
+pub const MAX_PURPOSES: usize = 4;
+
+/// Keeps the first of each value, in order.
+fn dedup<T: PartialEq + Copy>(v: &mut Vec<T>) {
+    let mut seen: Vec<T> = Vec::with_capacity(v.len());
+    v.retain(|x| {
+        let new = !seen.contains(x);
+        if new {
+            seen.push(*x);
+        }
+        new
+    });
+}
+
 /// Records a FHIR Consent in the ledger (one row per purpose) with its
-/// AuditEvent; false when it was already there or is not active.
+/// AuditEvent; false when it was already there or is not active. The entry
+/// ranks at Herald's clock, or at the `dateTime` its sender states when that
+/// is earlier (`domain::consent::ranked_at`); a `dateTime` in the future is
+/// refused or clamped as `future` says, and always kept as evidence.
+#[allow(clippy::too_many_arguments)]
 pub fn record_consent(
     conn: &mut DbConn,
     ring: &crate::crypto::KeyRing,
@@ -339,6 +384,7 @@ pub fn record_consent(
     source: &str,
     actor: Actor,
     ehr: Option<&str>,
+    future: FutureDated,
 ) -> Result<bool, IngestError> {
     let f = fhir::consent_facts(raw)?;
     let bad = |element| ParseError::Missing {
@@ -348,12 +394,28 @@ pub fn record_consent(
     if f.status != "active" {
         return Ok(false);
     }
-    let channels: Vec<Channel> = f
+    // One Consent writes one ledger row per channel × purpose: each list is
+    // capped at what exists and deduplicated, so a body cannot multiply rows
+    // (issue 11 F5a).
+    if f.channels.len() > MAX_CHANNELS {
+        return Err(IngestError::Refused {
+            element: "Consent.provision.extension(consent-channel)",
+            reason: "may name at most 3 channels (sms, email, voice)",
+        });
+    }
+    if f.purposes.len() > MAX_PURPOSES {
+        return Err(IngestError::Refused {
+            element: "Consent.provision.purpose",
+            reason: "may name at most 4 purposes (appointment, medication, billing, marketing)",
+        });
+    }
+    let mut channels: Vec<Channel> = f
         .channels
         .iter()
         .map(|c| c.parse())
         .collect::<Result<_, _>>()
         .map_err(|_| bad("provision.extension(consent-channel)"))?;
+    dedup(&mut channels);
     // Without an address a provision covers every address on its channels;
     // that only ever takes consent away (or lifts such a request), never
     // grants it to numbers nobody named.
@@ -374,9 +436,18 @@ pub fn record_consent(
             })
             .collect::<Result<_, _>>()?
     };
+    let mut purposes = purposes;
+    dedup(&mut purposes);
     let now = clock.now();
+    let ranked = crate::domain::consent::ranked_at(f.date_time, now);
+    if ranked.future && future == FutureDated::Refuse {
+        return Err(IngestError::Refused {
+            element: "Consent.dateTime",
+            reason: "is in the future: a consent is recorded when it was given (at the latest now)",
+        });
+    }
     let resource = raw.to_string();
-    db::write_tx(conn, |c| {
+    let recorded = db::write_tx(conn, |c| {
         let mut any = false;
         let scopes: Vec<(Channel, Option<Purpose>)> = channels
             .iter()
@@ -385,10 +456,11 @@ pub fn record_consent(
         for (i, (channel, purpose)) in scopes.iter().enumerate() {
             let (channel, purpose) = (*channel, purpose);
             let address_index = index_for(channel);
-            let id = if scopes.len() == 1 {
-                f.id.clone()
+            let (id, part_of) = if scopes.len() == 1 {
+                (f.id.clone(), None)
             } else {
-                format!("{}-{}", f.id, i)
+                let part = i32::try_from(i).map_err(|e| DbError::Other(e.into()))?;
+                (format!("{}-{}", f.id, i), Some((f.id.clone(), part)))
             };
             any |= consents::insert(
                 c,
@@ -405,9 +477,13 @@ pub fn record_consent(
                         Decision::Deny
                     },
                     source: source.into(),
-                    recorded_at: f.date_time.unwrap_or(now),
+                    recorded_at: ranked.at,
+                    stated_at: f.date_time,
+                    future_dated: ranked.future,
                     valid_until: f.valid_until,
                     resource: resource.clone(),
+                    part_of,
+                    categories: f.categories.clone(),
                 },
             )?;
         }
@@ -421,15 +497,26 @@ pub fn record_consent(
                     },
                     actor: actor.clone(),
                     outcome: Outcome::Success,
-                    outcome_desc: None,
+                    outcome_desc: ranked.future.then(|| {
+                        "Consent.dateTime was in the future; recorded at Herald's time".to_string()
+                    }),
                     patient_id: Some(f.patient_id.clone()),
                     request_id: None,
                     ehr: ehr.map(String::from),
                 }],
             )?;
         }
-        Ok(any)
-    })
+        Ok::<_, IngestError>(any)
+    })?;
+    if recorded && ranked.future {
+        tracing::warn!(
+            target: "security",
+            source = %source,
+            consent.id = %f.id,
+            "a Consent dated in the future was recorded at Herald's time and marked; it cannot lift an earlier opt-out"
+        );
+    }
+    Ok(recorded)
 }
 
 /// A followed resource is gone from the EHR (deleted, or no longer

@@ -3,6 +3,7 @@
 //! hours → render → channel → audit). Each step commits its state change and
 //! its audit records in one transaction.
 
+pub mod delivery;
 pub mod ehr;
 pub mod inbound;
 pub mod ingest;

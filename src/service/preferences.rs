@@ -221,6 +221,10 @@ pub fn apply(
                     },
                     source: "web".into(),
                     recorded_at: now,
+                    stated_at: None,
+                    future_dated: false,
+                    part_of: None,
+                    categories: vec![crate::fhir::consent::CATEGORY.into()],
                     valid_until: None,
                     resource: crate::fhir::consent::resource(&crate::fhir::consent::ConsentDraft {
                         id: &id,

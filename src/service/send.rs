@@ -706,7 +706,13 @@ fn process(
         Err(ProviderError::OptedOut) => {
             // Twilio 21610: the carrier holds a STOP for this number. Record
             // the opt-out in the ledger so nothing else goes to it (W4).
-            let entry = carrier_opt_out(&patient.id, channel, &addr_index, now);
+            let entry = carrier_opt_out(
+                uuid::Uuid::new_v4().to_string(),
+                &patient.id,
+                channel,
+                &addr_index,
+                now,
+            );
             let reason = "opted out at carrier (21610)";
             let revoke = record(
                 ctx,
@@ -812,14 +818,14 @@ fn sent(
     Ok(SendOutcome::Sent { channel })
 }
 
-/// A ledger entry for a carrier-side opt-out, with its FHIR Consent.
+/// A ledger entry `id` for a carrier-side opt-out, with its FHIR Consent.
 pub(crate) fn carrier_opt_out(
+    id: String,
     patient_id: &str,
     channel: Channel,
     addr_index: &str,
     now: DateTime<Utc>,
 ) -> consents::NewConsent {
-    let id = uuid::Uuid::new_v4().to_string();
     let resource = crate::fhir::consent::resource(&crate::fhir::consent::ConsentDraft {
         id: &id,
         patient: patient_id,
@@ -840,6 +846,10 @@ pub(crate) fn carrier_opt_out(
         decision: Decision::Deny,
         source: "carrier".into(),
         recorded_at: now,
+        stated_at: None,
+        future_dated: false,
+        part_of: None,
+        categories: vec![crate::fhir::consent::CATEGORY.into()],
         valid_until: None,
         resource,
     }

@@ -8,7 +8,9 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::{Value, json};
 
 use super::audit_api::{base_url, date_bounds, encode};
-use super::{ApiError, AppState, access_record, internal};
+use super::{
+    ApiError, AppState, access_record, internal, known_format, per_patient, recorded_query,
+};
 use crate::audit;
 use crate::db::audit_store::DateBound;
 use crate::db::outbox::{self, Search};
@@ -105,19 +107,45 @@ pub async fn search(
         .filter(|(k, _)| k != "_cursor")
         .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
         .collect();
-    let record = access_record(
-        &state,
-        &req,
-        communication_query(qs.join("&")),
-        q.patient.clone(),
-    );
+    let mut record = access_record(&state, &req, communication_query(String::new()), None);
     let pool = state.pool.clone();
+    let ring = state.ring.clone();
     let mut probe = q.clone();
     probe.limit = q.limit + 1;
+    let q_limit = q.limit;
+    let only = category.clone();
     let rows = web::block(move || -> Result<_, crate::db::DbError> {
         let mut c = pool.get()?;
+        // The audit log names a patient, and keeps the query's values, only
+        // as far as Herald can vouch for them (F6c); every other value was
+        // checked against a closed vocabulary or parsed by `parse`.
+        let known = match &probe.patient {
+            Some(p) => crate::db::patients::exists(&mut c, p)?,
+            None => false,
+        };
+        let recorded: Vec<(String, String)> = pairs
+            .iter()
+            .filter(|(k, _)| k != "_cursor")
+            .cloned()
+            .collect();
+        record.activity = communication_query(recorded_query(&ring, &recorded, |k, v| match k {
+            "patient" | "subject" | "recipient" => known,
+            "status" | "sent" | "category" | "_count" => true,
+            "_format" => known_format(v),
+            _ => false,
+        }));
+        record.patient_id = probe.patient.clone().filter(|_| known);
         let rows = outbox::search(&mut c, &probe)?;
-        audit::append_now(&mut c, &[record])?;
+        // The probe row beyond the page is not returned, so not disclosed.
+        let returned = rows
+            .iter()
+            .take(usize::try_from(q_limit).unwrap_or(0))
+            .filter(|i| {
+                only.as_deref()
+                    .is_none_or(|c| comm::category_of(&i.kind) == c)
+            })
+            .map(|i| i.patient_id.clone());
+        audit::append_now(&mut c, &per_patient(record, returned))?;
         Ok(rows)
     })
     .await
@@ -172,11 +200,19 @@ pub async fn read(
         return Err(ApiError::new(&req, AppError::NotFound));
     }
     let pool = state.pool.clone();
-    let mut record = access_record(&state, &req, communication_query(format!("_id={id}")), None);
+    let ring = state.ring.clone();
+    let mut record = access_record(&state, &req, communication_query(String::new()), None);
     let row = web::block(move || -> Result<_, crate::db::DbError> {
         let mut c = pool.get()?;
         let row = outbox::get(&mut c, &id)?;
         record.patient_id = row.as_ref().map(|r| r.patient_id.clone());
+        // An id that names no message is the caller's text (F6c).
+        let shown = if row.is_some() {
+            id.clone()
+        } else {
+            ring.untrusted_ref("audit-query", &id)
+        };
+        record.activity = communication_query(format!("_id={shown}"));
         audit::append_now(&mut c, &[record])?;
         Ok(row)
     })

@@ -14,6 +14,7 @@ pub struct ApiError {
     err: AppError,
     fhir: bool,
     request_id: Option<String>,
+    client_request_id: Option<String>,
 }
 
 impl std::fmt::Display for ApiError {
@@ -28,6 +29,10 @@ impl ApiError {
         Self {
             fhir: req.path().starts_with("/fhir") || req.path().starts_with("/hooks/fhir"),
             request_id: req.extensions().get::<RequestId>().map(|r| r.0.clone()),
+            client_request_id: req
+                .extensions()
+                .get::<super::ClientRequestId>()
+                .map(|r| r.0.clone()),
             err,
         }
     }
@@ -37,6 +42,7 @@ impl ApiError {
         Self {
             fhir: path.starts_with("/fhir") || path.starts_with("/hooks/fhir"),
             request_id: None,
+            client_request_id: None,
             err,
         }
     }
@@ -55,7 +61,7 @@ impl ResponseError for ApiError {
                 AppError::Internal(e) | AppError::Unavailable(e) => format!("{e:#}"),
                 other => other.to_string(),
             };
-            tracing::error!(code = self.err.code(), request.id = self.request_id.as_deref().unwrap_or("-"), cause = %cause, "request failed");
+            tracing::error!(code = self.err.code(), request.id = self.request_id.as_deref().unwrap_or("-"), client.request_id = self.client_request_id.as_deref().unwrap_or("-"), cause = %cause, "request failed");
         }
         let message = self.err.public_message();
         if self.fhir {

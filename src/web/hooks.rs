@@ -3,14 +3,15 @@
 //! exactly as Twilio computes it (messaging.md W1): the configured public URL
 //! of the request (scheme, host, port, path, query) followed by every POST
 //! parameter name and value sorted by name, HMAC-SHA1 keyed by the auth
-//! token, base64; compared in constant time. A mismatch is a 403.
+//! token, base64; compared in constant time. A mismatch is a 403. What a
+//! callback changes is `service::delivery::status_callback`'s, in one
+//! transaction.
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use base64::Engine as _;
 
 use super::AppState;
-use crate::db::{self, consents, outbox, patients};
-use crate::domain::Channel;
+use crate::db;
 
 /// Twilio's signature of a form POST to `url`.
 pub fn twilio_signature(auth_token: &str, url: &str, params: &[(String, String)]) -> String {
@@ -123,33 +124,19 @@ pub async fn status(
             "MessageSid and MessageStatus are required",
         );
     };
-    let code = param(&params, "ErrorCode").map(String::from);
+    let cb = crate::service::delivery::StatusCallback {
+        provider_ref: sid,
+        status,
+        error_code: param(&params, "ErrorCode").map(String::from),
+    };
     let st = state.clone();
-    let done = web::block(move || -> Result<(), db::DbError> {
+    let done = web::block(move || -> Result<_, db::DbError> {
         let mut c = st.pool.get()?;
-        let now = st.clock.now();
-        let Some(intent) = outbox::record_status(&mut c, &sid, &status, code.as_deref(), now)?
-        else {
-            return Ok(());
-        };
-        // 21610: the carrier holds a STOP for this number (W4).
-        if code.as_deref() == Some("21610")
-            && let Some(p) = patients::get(&mut c, &st.ring, &intent.patient_id)?
-            && let Some(phone) = p.phone
-        {
-            let idx = st
-                .ring
-                .blind_index("phone", &crate::crypto::normalize_phone(phone.expose()));
-            let entry = crate::service::send::carrier_opt_out(&p.id, Channel::Sms, &idx, now);
-            db::write_tx(&mut c, |c| {
-                consents::insert(c, &st.ring, &entry).map(|_| ())
-            })?;
-        }
-        Ok(())
+        crate::service::delivery::status_callback(&mut c, &st.ring, st.clock.as_ref(), &cb)
     })
     .await;
     match done {
-        Ok(Ok(())) => HttpResponse::NoContent().finish(),
+        Ok(Ok(_)) => HttpResponse::NoContent().finish(),
         _ => problem(
             actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
             "Status not recorded; retry later",
@@ -160,9 +147,11 @@ pub async fn status(
 const EMPTY_TWIML: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response></Response>";
 
 /// POST /hooks/sms/{provider}/inbound: a patient's text. Signature first
-/// (403 otherwise, audited); then recorded once per idempotency token or
-/// MessageSid, read, and acted on in one transaction. Answers at once with
-/// empty TwiML: replies go through the outbox (consent, language, audit).
+/// (403 otherwise, audited); then recorded once per signed MessageSid, read,
+/// and acted on in one transaction. The unsigned `I-Twilio-Idempotency-Token`
+/// header is ignored: a captured signed request replayed with another token
+/// is still a replay (F8a). Answers at once with empty TwiML: replies go
+/// through the outbox (consent, language, audit).
 pub async fn inbound(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -173,18 +162,19 @@ pub async fn inbound(
         return problem(actix_web::http::StatusCode::NOT_FOUND, "Unknown provider");
     }
     let params = form.into_inner();
-    let message_ref = param(&params, "MessageSid")
-        .or_else(|| param(&params, "SmsSid"))
-        .unwrap_or("unknown")
-        .to_string();
+    let verified = verify_twilio(&state, &req, &params).is_ok();
+    let sid = param(&params, "MessageSid").or_else(|| param(&params, "SmsSid"));
+    if verified && sid.is_none_or(str::is_empty) {
+        return problem(
+            actix_web::http::StatusCode::BAD_REQUEST,
+            "MessageSid is required",
+        );
+    }
+    let message_ref = sid.unwrap_or("unknown").to_string();
     let msg = crate::service::inbound::InboundSms {
         provider: provider.into_inner(),
-        dedupe_key: req
-            .headers()
-            .get("i-twilio-idempotency-token")
-            .and_then(|v| v.to_str().ok())
-            .map(|t| format!("token:{t}"))
-            .unwrap_or_else(|| format!("sid:{message_ref}")),
+        // The signed message id, never an unsigned header.
+        dedupe_key: format!("sid:{message_ref}"),
         message_ref,
         from: param(&params, "From").unwrap_or_default().to_string(),
         body: param(&params, "Body").unwrap_or_default().to_string(),
@@ -195,13 +185,13 @@ pub async fn inbound(
             state.settings.messaging.reply_review_hours,
         )),
     };
-    let verified = verify_twilio(&state, &req, &params).is_ok();
     let st = state.clone();
     let done = web::block(move || -> Result<bool, db::DbError> {
         let mut c = st.pool.get()?;
         if !verified {
             crate::service::inbound::refused(
                 &mut c,
+                &st.ring,
                 st.clock.as_ref(),
                 &msg,
                 "refused: bad or missing signature",

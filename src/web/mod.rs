@@ -1,6 +1,6 @@
 //! HTTP: the only module that knows actix. The app is built from an
 //! [`AppState`] passed in (no globals); every response carries an
-//! `X-Request-Id`; errors are OperationOutcome on `/fhir` and problem+json
+//! `X-Request-Id` of Herald's own; errors are OperationOutcome on `/fhir` and problem+json
 //! elsewhere, and a 5xx body never carries its cause (the cause is logged
 //! once, here).
 
@@ -90,6 +90,33 @@ pub(crate) fn access_record(
     }
 }
 
+/// The AuditEvents of a search: with a patient filter, its one record; else
+/// one per distinct patient whose data it returned (IHE BALP: one per
+/// patient, so `herald audit report --patient` finds every disclosure), or
+/// the one record without a patient when it returned nobody's (issue 11 F6b).
+pub(crate) fn per_patient(
+    record: crate::domain::audit::AuditRecord,
+    returned: impl IntoIterator<Item = String>,
+) -> Vec<crate::domain::audit::AuditRecord> {
+    if record.patient_id.is_some() {
+        return vec![record];
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    let records: Vec<_> = returned
+        .into_iter()
+        .filter(|p| seen.insert(p.clone()))
+        .map(|p| crate::domain::audit::AuditRecord {
+            patient_id: Some(p),
+            ..record.clone()
+        })
+        .collect();
+    if records.is_empty() {
+        vec![record]
+    } else {
+        records
+    }
+}
+
 /// A failure whose cause is logged, never shown (a 500 without details).
 pub(crate) fn internal(req: &actix_web::HttpRequest, e: impl std::fmt::Display) -> ApiError {
     ApiError::new(
@@ -98,21 +125,56 @@ pub(crate) fn internal(req: &actix_web::HttpRequest, e: impl std::fmt::Display) 
     )
 }
 
-/// The request id of the current request.
+/// The request id of the current request: always Herald's own, so the id an
+/// AuditEvent carries is never text a caller chose (issue 11 F6c).
 #[derive(Debug, Clone)]
 pub struct RequestId(pub String);
 
-fn request_id_from(value: Option<&HeaderValue>) -> String {
-    value
-        .and_then(|v| v.to_str().ok())
-        .filter(|s| {
-            !s.is_empty()
-                && s.len() <= 64
-                && s.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+/// The caller's own `X-Request-Id`, kept only when it is a UUID or 32 hex
+/// digits (what proxies generate): logged beside Herald's id when a request
+/// fails, never stored and never sent back.
+#[derive(Debug, Clone)]
+pub struct ClientRequestId(pub String);
+
+fn client_request_id(value: Option<&HeaderValue>) -> Option<ClientRequestId> {
+    let s = value?.to_str().ok()?;
+    let hex = |t: &str| t.chars().all(|c| c.is_ascii_hexdigit());
+    let ok = (s.len() == 32 && hex(s))
+        || (s.len() == 36
+            && uuid::Uuid::try_parse(s).is_ok()
+            && s.split('-').map(str::len).eq([8, 4, 4, 4, 12]));
+    ok.then(|| ClientRequestId(s.to_ascii_lowercase()))
+}
+
+/// The audit log's form of a search's query string: each parameter whose
+/// value Herald vetted (`vetted`: a closed vocabulary, a parsed date or
+/// number, a stored patient) as sent, any other value as a keyed hash
+/// (`KeyRing::untrusted_ref`), so the log never holds text a caller chose.
+pub(crate) fn recorded_query(
+    ring: &KeyRing,
+    pairs: &[(String, String)],
+    vetted: impl Fn(&str, &str) -> bool,
+) -> String {
+    use audit_api::encode;
+    pairs
+        .iter()
+        .map(|(k, v)| {
+            if vetted(k, v) {
+                format!("{}={}", encode(k), encode(v))
+            } else {
+                format!("{}={}", encode(k), ring.untrusted_ref("audit-query", v))
+            }
         })
-        .map(String::from)
-        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// `_format` values Herald understands (anything else is recorded hashed).
+pub(crate) fn known_format(v: &str) -> bool {
+    matches!(
+        v,
+        "json" | "application/json" | "application/fhir+json" | "fhir+json"
+    )
 }
 
 /// Registers every route.
@@ -162,8 +224,11 @@ pub fn app(
     App::new()
         .wrap_fn(move |req, srv| {
             let hsts = hsts.clone();
-            let rid = request_id_from(req.headers().get("x-request-id"));
+            let rid = uuid::Uuid::new_v4().to_string();
             req.extensions_mut().insert(RequestId(rid.clone()));
+            if let Some(client) = client_request_id(req.headers().get("x-request-id")) {
+                req.extensions_mut().insert(client);
+            }
             let fut = srv.call(req);
             async move {
                 let mut res = fut.await?;

@@ -795,6 +795,7 @@ async fn act(
                         "clinician",
                         actor,
                         None,
+                        crate::service::ingest::FutureDated::Refuse,
                     )
                     .map_err(|e| db::DbError::Other(anyhow::anyhow!("{e}")))?;
                 }
