@@ -797,6 +797,37 @@ impl Settings {
                 message,
             })
         };
+        // F4: a secret that is set but empty (e.g. a `*_FILE` pointing at an
+        // empty file, a secret-mount race) is a configuration error, never
+        // "no secret": every check it feeds would fail open or refuse all.
+        for (key, secret) in [
+            ("crypto.master_key", &self.crypto.master_key),
+            ("sms.auth_token", &self.sms.auth_token),
+            ("smart.client_secret", &self.smart.client_secret),
+            ("staff.alert_webhook", &self.staff.alert_webhook),
+        ] {
+            if secret
+                .as_ref()
+                .is_some_and(|s| s.expose().trim().is_empty())
+            {
+                bad(
+                    key,
+                    "is set but empty (an empty *_FILE?); give the secret or unset it".into(),
+                );
+            }
+        }
+        if let Some(url) = &self.email.smtp_url
+            && let Some(rest) = url.expose().split_once("://").map(|(_, r)| r)
+            && let Some((userinfo, _)) = rest.split_once('@')
+            && userinfo
+                .split_once(':')
+                .is_none_or(|(_, pass)| pass.is_empty())
+        {
+            bad(
+                "email.smtp_url",
+                "names a user but no password (an empty *_FILE?)".into(),
+            );
+        }
         let tls = self.server.tls_cert.is_some() && self.server.tls_key.is_some();
         if self.server.tls_cert.is_some() != self.server.tls_key.is_some() {
             bad(

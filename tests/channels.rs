@@ -166,7 +166,7 @@ fn sign(path: &str, form: &[(&str, &str)]) -> String {
         .iter()
         .map(|(k, v)| ((*k).into(), (*v).into()))
         .collect();
-    hooks::twilio_signature(TOKEN, &format!("{PUBLIC}{path}"), &params)
+    hooks::twilio_signature(TOKEN, &format!("{PUBLIC}{path}"), &params).expect("token set")
 }
 
 #[test]
@@ -184,8 +184,8 @@ fn twilio_signature_matches_twilios_published_example() {
     .collect();
     let url = "https://mycompany.com/myapp.php?foo=1&bar=2";
     assert_eq!(
-        hooks::twilio_signature("12345", url, &params),
-        "0/KCTR6DLpKmkAf8muzZqo1nDgQ="
+        hooks::twilio_signature("12345", url, &params).as_deref(),
+        Some("0/KCTR6DLpKmkAf8muzZqo1nDgQ=")
     );
     assert!(hooks::twilio_signature_ok(
         "12345",
@@ -205,6 +205,25 @@ fn twilio_signature_matches_twilios_published_example() {
         &params,
         "0/KCTR6DLpKmkAf8muzZqo1nDgQ="
     ));
+}
+
+#[test]
+fn twilio_signature_with_empty_token_is_refused() {
+    // Security review F4: with an empty auth token the HMAC used to come back
+    // empty, so a request with no X-Twilio-Signature header matched it.
+    let url = "https://h/hooks/sms/twilio/inbound";
+    assert_eq!(hooks::twilio_signature("", url, &[]), None);
+    assert!(!hooks::twilio_signature_ok("", url, &[], ""));
+    assert!(!hooks::twilio_signature_ok(
+        "",
+        url,
+        &[],
+        "2jmj7l5rSw0yVb/vlWAYkK/YBwk="
+    ));
+    // A real token with no signature given is refused too.
+    assert!(!hooks::twilio_signature_ok("12345", url, &[], ""));
+    assert!(herald::crypto::hmac_sha1(b"", b"x").is_err());
+    assert!(herald::crypto::hmac_sha256(b"", b"x").is_err());
 }
 
 #[test]

@@ -55,6 +55,30 @@ fn check_reports_each_problem_on_one_line() {
 }
 
 #[test]
+fn empty_secret_file_is_named_by_check() {
+    // Security review F4: HERALD_SMS__AUTH_TOKEN_FILE pointing at an empty
+    // file (a secret-mount race) gave an empty token and a signature check
+    // that failed open; `herald check` must name the setting on one line.
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("token");
+    std::fs::write(&empty, "\n").unwrap();
+    let out = herald(dir.path())
+        .args(["check"])
+        .env("HERALD_SMS__AUTH_TOKEN_FILE", &empty)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(
+        err.lines()
+            .filter(|l| l.starts_with("herald check: sms.auth_token:") && l.contains("empty"))
+            .count(),
+        1,
+        "{err}"
+    );
+}
+
+#[test]
 fn unknown_setting_is_one_line_exit_1() {
     let dir = tempfile::tempdir().unwrap();
     let out = herald(dir.path())

@@ -49,7 +49,7 @@ fn signature(form: &[(&str, &str)]) -> String {
         .iter()
         .map(|(k, v)| ((*k).into(), (*v).into()))
         .collect();
-    hooks::twilio_signature(TOKEN, &format!("{PUBLIC}{PATH}"), &params)
+    hooks::twilio_signature(TOKEN, &format!("{PUBLIC}{PATH}"), &params).expect("token set")
 }
 
 #[actix_web::test]

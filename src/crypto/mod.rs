@@ -367,6 +367,10 @@ fn random_32() -> Result<[u8; 32], CryptoError> {
 
 /// HMAC-SHA-256.
 pub fn hmac_sha256(key: &[u8], msg: &[u8]) -> Result<[u8; 32], CryptoError> {
+    // F4: an empty key is never a secret.
+    if key.is_empty() {
+        return Err(CryptoError::Corrupt);
+    }
     let pkey = PKey::hmac(key)?;
     let mut signer = Signer::new(MessageDigest::sha256(), &pkey)?;
     signer.update(msg)?;
@@ -374,16 +378,21 @@ pub fn hmac_sha256(key: &[u8], msg: &[u8]) -> Result<[u8; 32], CryptoError> {
     mac.try_into().map_err(|_| CryptoError::Corrupt)
 }
 
-/// HMAC-SHA1 (Twilio's webhook signature, messaging.md W1); empty on an
-/// OpenSSL failure, which then matches no signature.
-pub fn hmac_sha1(key: &[u8], msg: &[u8]) -> Vec<u8> {
-    let sign = || -> Result<Vec<u8>, openssl::error::ErrorStack> {
-        let pkey = PKey::hmac(key)?;
-        let mut signer = Signer::new(MessageDigest::sha1(), &pkey)?;
-        signer.update(msg)?;
-        signer.sign_to_vec()
-    };
-    sign().unwrap_or_default()
+/// HMAC-SHA1 (Twilio's webhook signature, messaging.md W1). An empty key or
+/// an OpenSSL failure is an error, never an empty MAC that could match an
+/// empty signature (security review F4: fail closed).
+pub fn hmac_sha1(key: &[u8], msg: &[u8]) -> Result<Vec<u8>, CryptoError> {
+    if key.is_empty() {
+        return Err(CryptoError::Corrupt);
+    }
+    let pkey = PKey::hmac(key)?;
+    let mut signer = Signer::new(MessageDigest::sha1(), &pkey)?;
+    signer.update(msg)?;
+    let mac = signer.sign_to_vec()?;
+    if mac.is_empty() {
+        return Err(CryptoError::Corrupt);
+    }
+    Ok(mac)
 }
 
 /// SHA-256 of `data`, hex.

@@ -1661,23 +1661,23 @@ pub fn receive(
         refuse(conn, false, "refused: unknown subscription")?;
         return Err(ReceiveError::Unknown);
     };
-    let bearer_ok = authorization
-        .and_then(|a| a.strip_prefix("Bearer "))
-        .is_some_and(|t| constant_eq(t.trim().as_bytes(), sub.secret.as_bytes()));
-    let signature_ok = signature.is_some_and(|s| {
-        openssl::pkey::PKey::hmac(sub.secret.as_bytes())
-            .and_then(|k| {
-                let mut signer =
-                    openssl::sign::Signer::new(openssl::hash::MessageDigest::sha256(), &k)?;
-                signer.update(body)?;
-                signer.sign_to_vec()
-            })
-            .map(|mac| {
+    // F4: fail closed — a subscription without a secret accepts nothing (an
+    // empty bearer would otherwise equal an empty secret), and an HMAC that
+    // cannot be computed matches no signature.
+    let secret = sub.secret.as_bytes();
+    let bearer_ok = !secret.is_empty()
+        && authorization
+            .and_then(|a| a.strip_prefix("Bearer "))
+            .map(str::trim)
+            .is_some_and(|t| !t.is_empty() && constant_eq(t.as_bytes(), secret));
+    let signature_ok = !secret.is_empty()
+        && signature.is_some_and(|s| match crate::crypto::hmac_sha256(secret, body) {
+            Ok(mac) => {
                 let hex: String = mac.iter().map(|b| format!("{b:02x}")).collect();
                 constant_eq(hex.as_bytes(), s.trim().to_ascii_lowercase().as_bytes())
-            })
-            .unwrap_or(false)
-    });
+            }
+            Err(_) => false,
+        });
     if !bearer_ok && !signature_ok {
         refuse(conn, true, "refused: bad or missing secret")?;
         return Err(ReceiveError::Unauthenticated);

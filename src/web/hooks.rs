@@ -13,8 +13,13 @@ use base64::Engine as _;
 use super::AppState;
 use crate::db;
 
-/// Twilio's signature of a form POST to `url`.
-pub fn twilio_signature(auth_token: &str, url: &str, params: &[(String, String)]) -> String {
+/// Twilio's signature of a form POST to `url`; `None` when it cannot be
+/// computed (an empty token, an OpenSSL failure), which refuses (F4).
+pub fn twilio_signature(
+    auth_token: &str,
+    url: &str,
+    params: &[(String, String)],
+) -> Option<String> {
     let mut sorted: Vec<&(String, String)> = params.iter().collect();
     sorted.sort();
     let mut data = String::from(url);
@@ -22,8 +27,8 @@ pub fn twilio_signature(auth_token: &str, url: &str, params: &[(String, String)]
         data.push_str(k);
         data.push_str(v);
     }
-    let mac = crate::crypto::hmac_sha1(auth_token.as_bytes(), data.as_bytes());
-    base64::engine::general_purpose::STANDARD.encode(mac)
+    let mac = crate::crypto::hmac_sha1(auth_token.as_bytes(), data.as_bytes()).ok()?;
+    Some(base64::engine::general_purpose::STANDARD.encode(mac))
 }
 
 /// Whether `given` is Twilio's signature of this request.
@@ -33,8 +38,13 @@ pub fn twilio_signature_ok(
     params: &[(String, String)],
     given: &str,
 ) -> bool {
-    let want = twilio_signature(auth_token, url, params);
-    want.len() == given.len() && openssl::memcmp::eq(want.as_bytes(), given.as_bytes())
+    // F4: fail closed — no token, no MAC, or no signature given is a refusal.
+    let Some(want) = twilio_signature(auth_token, url, params) else {
+        return false;
+    };
+    !given.is_empty()
+        && want.len() == given.len()
+        && openssl::memcmp::eq(want.as_bytes(), given.as_bytes())
 }
 
 /// The URL Twilio signed: the configured public URL plus the request's path
