@@ -41,7 +41,7 @@ fn sign(path: &str, form: &[(&str, &str)]) -> String {
         .iter()
         .map(|(k, v)| ((*k).into(), (*v).into()))
         .collect();
-    hooks::twilio_signature(TOKEN, &format!("{PUBLIC}{path}"), &params)
+    hooks::twilio_signature(TOKEN, &format!("{PUBLIC}{path}"), &params).expect("token set")
 }
 
 /// A signed form POST to `path`.
