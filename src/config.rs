@@ -608,6 +608,8 @@ pub struct StaffSettings {
     pub lockout_minutes: u32,
     /// How long a break-glass grant lasts.
     pub break_glass_minutes: u32,
+    /// The most break-glass grants one identity may open in an hour (F2).
+    pub break_glass_per_hour: u32,
     /// Where a break-glass alert is POSTed as JSON (opaque ids only); https,
     /// or http on loopback. A secret: webhook URLs often embed a token.
     pub alert_webhook: Option<Secret>,
@@ -621,6 +623,7 @@ impl Default for StaffSettings {
             lockout_after: 5,
             lockout_minutes: 15,
             break_glass_minutes: 60,
+            break_glass_per_hour: 5,
             alert_webhook: None,
         }
     }

@@ -435,6 +435,9 @@ enum Access {
     NoContext,
     /// Another patient than the launch's, without an active grant.
     NeedsReason(String),
+    /// Another patient than the launch's, asked by an identity that is not a
+    /// practitioner (F2): never, grant or not.
+    Forbidden,
 }
 
 /// The launch's patient as the clinician; any other patient only under an
@@ -453,6 +456,10 @@ fn which_patient(
         (None, None) => Ok(Access::NoContext),
         (None, Some(p)) => Ok(Access::Allowed(p.clone(), Actor::Staff(who))),
         (Some(r), Some(p)) if &r == p => Ok(Access::Allowed(r, Actor::Staff(who))),
+        (Some(_), _) if !crate::domain::staff::is_practitioner(&who) => {
+            tracing::warn!(target: "security", "another patient than the launch's asked for by a non-practitioner identity; refused");
+            Ok(Access::Forbidden)
+        }
         (Some(r), _) => {
             let actor = crate::service::staff::actor_for(c, &who, Some(&r), st.clock.now())?;
             Ok(match actor {
@@ -472,7 +479,7 @@ pub async fn app_page(
     let st = state.clone();
     let caller = Caller::of(&req, &state);
     let requested = q.into_inner().patient;
-    let done = web::block(move || -> Result<Option<String>, db::DbError> {
+    let done = web::block(move || -> Result<Option<(StatusCode, String)>, db::DbError> {
         let mut c = st.pool.get()?;
         let Some(s) = session_of(&caller, &st, &mut c)? else {
             return Ok(None);
@@ -481,13 +488,20 @@ pub async fn app_page(
         let (patient, actor) = match which_patient(&mut c, &st, &s, requested.as_deref())? {
             Access::Allowed(p, a) => (p, a),
             Access::NoContext => {
-                return Ok(Some(
+                return Ok(Some((
+                    StatusCode::OK,
                     "<h1>No patient in context</h1><p>Open Herald from a patient's chart.</p>".into(),
-                ));
+                )));
+            }
+            Access::Forbidden => {
+                return Ok(Some((
+                    StatusCode::FORBIDDEN,
+                    "<h1>Not available</h1><p id=\"not-practitioner\">Only a practitioner may open a patient other than the one in context.</p>".into(),
+                )));
             }
             Access::NeedsReason(other) => {
                 let csrf = launch::secrets_of(&s).csrf.unwrap_or_default();
-                return Ok(Some(format!(
+                return Ok(Some((StatusCode::OK, format!(
                     "<h1>This patient is not the one you opened Herald for</h1>\
                      <p id=\"break-glass-needed\">To open Patient/{p} outside the launch context, give a reason. Access lasts {m} minutes, \
                      the privacy officer is alerted, and everything you do is recorded as emergency access.</p>\
@@ -496,7 +510,7 @@ pub async fn app_page(
                      <button type=\"submit\">Open with emergency access</button></form>",
                     p = esc(&other),
                     m = st.settings.staff.break_glass_minutes
-                )));
+                ))));
             }
         };
         // S14: refresh the EHR's token shortly before it expires.
@@ -641,11 +655,11 @@ pub async fn app_page(
         )
         .by(actor.clone());
         audit::append_now(&mut c, &[rec])?;
-        Ok(Some(html))
+        Ok(Some((StatusCode::OK, html)))
     })
     .await;
     match done {
-        Ok(Ok(Some(body))) => page(&state, StatusCode::OK, "Herald", &body),
+        Ok(Ok(Some((status, body)))) => page(&state, status, "Herald", &body),
         Ok(Ok(None)) => ended(&state),
         _ => page(
             &state,
@@ -692,8 +706,9 @@ async fn act(
             if !csrf_ok(&s, form_field(&form, "csrf")) {
                 return Ok(Err(StatusCode::FORBIDDEN));
             }
+            // F2: no fhirUser, no identity to act or be recorded as.
             let Some(who) = s.fhir_user.clone() else {
-                return Ok(Err(StatusCode::BAD_REQUEST));
+                return Ok(Err(StatusCode::FORBIDDEN));
             };
             let access = which_patient(&mut c, &st, &s, form_field(&form, "patient"))?;
             if let (Act::BreakGlass, Access::NeedsReason(other)) = (&what, &access) {
@@ -728,13 +743,18 @@ async fn act(
                             super::audit_api::encode(other)
                         )))
                     }
+                    Err(crate::domain::staff::BreakGlassRefusal::TooMany) => {
+                        Err(StatusCode::TOO_MANY_REQUESTS)
+                    }
                     Err(_) => Err(StatusCode::BAD_REQUEST),
                 });
             }
             let (patient, actor) = match access {
                 Access::Allowed(p, a) => (p, a),
                 Access::NoContext => return Ok(Err(StatusCode::BAD_REQUEST)),
-                Access::NeedsReason(_) => return Ok(Err(StatusCode::FORBIDDEN)),
+                Access::NeedsReason(_) | Access::Forbidden => {
+                    return Ok(Err(StatusCode::FORBIDDEN));
+                }
             };
             let now = st.clock.now();
             match what {

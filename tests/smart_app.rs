@@ -1,0 +1,146 @@
+//! The clinician app's gate on identities (issue 11 item 3; security review
+//! F2): break-glass and any patient other than the launch's only for a
+//! practitioner (`Practitioner/…` or `PractitionerRole/…` fhirUser), and
+//! grants rate-limited per identity. The sessions are seeded as a completed
+//! launch would leave them, so these tests need no authorization server.
+
+use actix_web::test as at;
+use std::sync::Arc;
+
+use herald::config::Settings;
+use herald::crypto::KeyRing;
+use herald::db::smart::SmartSession;
+use herald::web::{AppState, app};
+
+use super::support::{self, TestDb};
+
+const CSRF: &str = "csrf-of-this-session";
+
+/// A live SMART session for `fhir_user`, launched for patient p-launch;
+/// returns the cookie.
+fn session(db: &TestDb, ring: &KeyRing, name: &str, fhir_user: Option<&str>) -> String {
+    let now = support::now();
+    let cookie = format!("smart-{name}");
+    herald::db::smart::put(
+        &mut db.conn(),
+        ring,
+        &SmartSession {
+            id_hash: herald::smart::launch::hash_token(&cookie),
+            phase: "active".into(),
+            iss: "https://ehr.example.org/fhir".into(),
+            secrets: serde_json::json!({ "csrf": CSRF }).to_string(),
+            patient: Some("p-launch".into()),
+            encounter: None,
+            fhir_user: fhir_user.map(String::from),
+            need_banner: true,
+            style_url: None,
+            scope: Some("launch openid fhirUser patient/*.rs".into()),
+            token_expires_at: Some(now + chrono::Duration::hours(1)),
+            created_at: now,
+            last_seen_at: now,
+        },
+    )
+    .unwrap();
+    cookie
+}
+
+fn state(db: &TestDb, ring: KeyRing, settings: Settings) -> AppState {
+    AppState::new(
+        Arc::new(settings),
+        db.pool.clone(),
+        Arc::new(ring),
+        Arc::new(support::clock()),
+    )
+}
+
+fn get(cookie: &str, path: &str) -> actix_http::Request {
+    at::TestRequest::get()
+        .uri(path)
+        .cookie(actix_web::cookie::Cookie::new(
+            "herald_app",
+            cookie.to_string(),
+        ))
+        .to_request()
+}
+
+fn break_glass(cookie: &str, patient: &str) -> actix_http::Request {
+    at::TestRequest::post()
+        .uri("/app/break-glass")
+        .cookie(actix_web::cookie::Cookie::new(
+            "herald_app",
+            cookie.to_string(),
+        ))
+        .set_form([
+            ("csrf", CSRF),
+            ("patient", patient),
+            ("reason", "0123456789 patient unconscious in ED"),
+        ])
+        .to_request()
+}
+
+fn grants(db: &TestDb) -> i64 {
+    use diesel::prelude::*;
+    herald::db::schema::break_glass::table
+        .count()
+        .get_result(&mut db.conn())
+        .unwrap()
+}
+
+#[actix_rt::test]
+async fn only_practitioners_break_the_glass_or_open_another_patient() {
+    for db in support::backends() {
+        let (ring, _) = support::ready(&db);
+        // F2: a patient (or relative, or a bare sub, or no fhirUser at all)
+        // who completed a launch must never reach another patient.
+        let refused: Vec<(&str, Option<&str>)> = vec![
+            ("patient", Some("Patient/p-9")),
+            (
+                "absolute-patient",
+                Some("https://ehr.example.org/fhir/Patient/p-9"),
+            ),
+            ("relative", Some("RelatedPerson/r-1")),
+            ("sub", Some("u-1")),
+            ("none", None),
+        ];
+        let cookies: Vec<_> = refused
+            .iter()
+            .map(|(n, who)| session(&db, &ring, n, *who))
+            .collect();
+        let app = at::init_service(app(state(&db, ring, Settings::default()))).await;
+        for ((name, _), cookie) in refused.iter().zip(&cookies) {
+            let res = at::call_service(&app, break_glass(cookie, "p-1")).await;
+            assert_eq!(res.status().as_u16(), 403, "{}: break-glass", name);
+            let res = at::call_service(&app, get(cookie, "/app?patient=p-1")).await;
+            assert_eq!(res.status().as_u16(), 403, "{}: /app?patient=p-1", name);
+            let body = String::from_utf8(at::read_body(res).await.to_vec()).unwrap();
+            assert!(body.contains("not-practitioner"), "{name}: {body}");
+        }
+        assert_eq!(grants(&db), 0, "{}: no grant was made", db.backend);
+    }
+}
+
+#[actix_rt::test]
+async fn practitioners_get_a_grant_but_only_so_many_an_hour() {
+    for db in support::backends() {
+        let (ring, _) = support::ready(&db);
+        let doc = session(&db, &ring, "doc", Some("Practitioner/pr-7"));
+        let role = session(
+            &db,
+            &ring,
+            "role",
+            Some("https://ehr.example.org/fhir/PractitionerRole/r-7"),
+        );
+        let mut s = Settings::default();
+        s.staff.break_glass_per_hour = 2;
+        let app = at::init_service(app(state(&db, ring, s))).await;
+        // A practitioner, relative or absolute: the grant is made (303 to the patient).
+        for (cookie, patient) in [(&doc, "p-1"), (&doc, "p-2"), (&role, "p-1")] {
+            let res = at::call_service(&app, break_glass(cookie, patient)).await;
+            assert_eq!(res.status().as_u16(), 303, "{patient}");
+        }
+        // F2: the third grant within the hour for the same identity is refused.
+        let res = at::call_service(&app, break_glass(&doc, "p-3")).await;
+        assert_eq!(res.status().as_u16(), 429, "{}: rate limited", db.backend);
+        assert_eq!(grants(&db), 3, "{}", db.backend);
+    }
+}
