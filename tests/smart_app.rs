@@ -19,6 +19,18 @@ const CSRF: &str = "csrf-of-this-session";
 /// A live SMART session for `fhir_user`, launched for patient p-launch;
 /// returns the cookie.
 fn session(db: &TestDb, ring: &KeyRing, name: &str, fhir_user: Option<&str>) -> String {
+    session_from(db, ring, name, FOLLOWED, fhir_user)
+}
+
+const FOLLOWED: &str = "https://ehr.example.org/fhir";
+
+fn session_from(
+    db: &TestDb,
+    ring: &KeyRing,
+    name: &str,
+    iss: &str,
+    fhir_user: Option<&str>,
+) -> String {
     let now = support::now();
     let cookie = format!("smart-{name}");
     herald::db::smart::put(
@@ -27,7 +39,7 @@ fn session(db: &TestDb, ring: &KeyRing, name: &str, fhir_user: Option<&str>) -> 
         &SmartSession {
             id_hash: herald::smart::launch::hash_token(&cookie),
             phase: "active".into(),
-            iss: "https://ehr.example.org/fhir".into(),
+            iss: iss.into(),
             secrets: serde_json::json!({ "csrf": CSRF }).to_string(),
             patient: Some("p-launch".into()),
             encounter: None,
@@ -44,7 +56,8 @@ fn session(db: &TestDb, ring: &KeyRing, name: &str, fhir_user: Option<&str>) -> 
     cookie
 }
 
-fn state(db: &TestDb, ring: KeyRing, settings: Settings) -> AppState {
+fn state(db: &TestDb, ring: KeyRing, mut settings: Settings) -> AppState {
+    settings.ehr.base_url = Some(format!("{FOLLOWED}/"));
     AppState::new(
         Arc::new(settings),
         db.pool.clone(),
@@ -142,5 +155,89 @@ async fn practitioners_get_a_grant_but_only_so_many_an_hour() {
         let res = at::call_service(&app, break_glass(&doc, "p-3")).await;
         assert_eq!(res.status().as_u16(), 429, "{}: rate limited", db.backend);
         assert_eq!(grants(&db), 3, "{}", db.backend);
+    }
+}
+
+#[actix_rt::test]
+async fn a_launch_from_another_issuer_never_reaches_the_followed_ehrs_patients() {
+    // F7: a sandbox on the SMART allow-list is not the EHR Herald follows.
+    for db in support::backends() {
+        let (ring, _) = support::ready(&db);
+        super::channels::patient(
+            &db,
+            &ring,
+            "p-launch",
+            Some("+12125550131"),
+            None,
+            "en-US",
+            &[(herald::domain::Channel::Sms, "+12125550131")],
+        );
+        let sandbox = session_from(
+            &db,
+            &ring,
+            "sandbox",
+            "https://sandbox.example.net/fhir",
+            Some("Practitioner/pr-7"),
+        );
+        let app = at::init_service(app(state(&db, ring, Settings::default()))).await;
+        for path in ["/app", "/app?patient=p-launch", "/app?patient=p-1"] {
+            let res = at::call_service(&app, get(&sandbox, path)).await;
+            assert_eq!(res.status().as_u16(), 403, "{path}");
+            let body = String::from_utf8(at::read_body(res).await.to_vec()).unwrap();
+            assert!(
+                body.contains("other-ehr") && !body.contains("+1212"),
+                "{path}: {body}"
+            );
+        }
+        let res = at::call_service(&app, break_glass(&sandbox, "p-1")).await;
+        assert_eq!(res.status().as_u16(), 403);
+        let consent = at::TestRequest::post()
+            .uri("/app/consent")
+            .cookie(actix_web::cookie::Cookie::new(
+                "herald_app",
+                sandbox.clone(),
+            ))
+            .set_form([
+                ("csrf", CSRF),
+                ("patient", "p-launch"),
+                ("channel", "sms"),
+                ("purpose", "appointment"),
+                ("decision", "permit"),
+                ("wording", "You agreed to texts about appointments."),
+            ])
+            .to_request();
+        assert_eq!(at::call_service(&app, consent).await.status().as_u16(), 403);
+        let mut c = db.conn();
+        let entries = herald::db::consents::entries_for(&mut c, "p-launch").unwrap();
+        assert_eq!(entries.len(), 1, "{}: the ledger is unchanged", db.backend);
+        assert_eq!(grants(&db), 0);
+    }
+}
+
+#[actix_rt::test]
+async fn grants_and_audit_agents_are_keyed_by_issuer_and_fhir_user() {
+    // F7: the bare fhirUser (or sub) could collide with another issuer's user
+    // or a staff UUID; Herald keys the clinician as `{iss}|{fhirUser}`.
+    for db in support::backends() {
+        let (ring, _) = support::ready(&db);
+        let doc = session(&db, &ring, "doc", Some("Practitioner/pr-7"));
+        let app = at::init_service(app(state(&db, ring, Settings::default()))).await;
+        let res = at::call_service(&app, break_glass(&doc, "p-1")).await;
+        assert_eq!(res.status().as_u16(), 303);
+        use diesel::prelude::*;
+        let users: Vec<String> = herald::db::schema::break_glass::table
+            .select(herald::db::schema::break_glass::user_id)
+            .load(&mut db.conn())
+            .unwrap();
+        let key = format!("{FOLLOWED}|Practitioner/pr-7");
+        assert_eq!(users, [key.clone()], "{}", db.backend);
+        let events = super::fhir_follow::events_of(&mut db.conn());
+        assert!(
+            events
+                .iter()
+                .any(|e| e.to_string().contains(&key) && e.to_string().contains("\"BTG\"")),
+            "{}: the grant's AuditEvent names the keyed identity",
+            db.backend
+        );
     }
 }

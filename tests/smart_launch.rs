@@ -65,6 +65,8 @@ fn setup() -> Setup {
     let mut s = Settings::default();
     s.server.public_url = Some(base.clone());
     s.smart.allowed_iss = vec![h.fhir.clone()];
+    // F7: the launch's issuer is the EHR Herald follows.
+    s.ehr.base_url = Some(h.fhir.clone());
     s.smart.client_id = Some("herald-app".into());
     let clock = Arc::new(FixedClock::new(SystemClock.now()));
     let state = AppState::new(Arc::new(s), db.pool.clone(), Arc::new(ring), clock.clone());
@@ -209,7 +211,9 @@ fn an_ehr_launch_in_headless_chromium_lands_on_the_patient_in_context() {
     assert_eq!(entries.len(), 2);
     let events = super::fhir_follow::events_of(&mut c);
     assert!(events.iter().any(|e| {
-        e["agent"][0]["who"]["identifier"]["value"] == "Practitioner/pr1"
+        // F7: agents are keyed by issuer.
+        e["agent"][0]["who"]["identifier"]["value"]
+            == format!("{}|Practitioner/pr1", s.h.fhir.trim_end_matches('/'))
             && e["entity"]
                 .as_array()
                 .unwrap()

@@ -1073,7 +1073,17 @@ fn user_commands_on_the_command_line() {
         .iter()
         .map(|e| e["entity"][0]["detail"][0]["valueString"].as_str().unwrap())
         .collect();
-    assert_eq!(kinds, ["created", "token-issued", "created", "created", "token-issued", "unlocked"]);
+    assert_eq!(
+        kinds,
+        [
+            "created",
+            "token-issued",
+            "created",
+            "created",
+            "token-issued",
+            "unlocked"
+        ]
+    );
 }
 
 #[actix_web::test]

@@ -317,7 +317,7 @@ pub async fn callback(
         // The launch row is single-use, whatever the outcome.
         store::delete(&mut c, &launching.id_hash).map_err(cfg)?;
         let who = match &result {
-            Ok(s) => s.fhir_user.clone().unwrap_or_default(),
+            Ok(s) => identity(s).unwrap_or_default(),
             Err(_) => format!("unknown@{who_ip}"),
         };
         let outcome = if result.is_ok() {
@@ -427,6 +427,28 @@ pub(crate) struct AppQuery {
     patient: Option<String>,
 }
 
+/// The clinician as Herald keys them (F7): `{iss}|{fhirUser}`, so an identity
+/// from one issuer never collides with another issuer's, nor with a staff
+/// account's UUID. Grants and audit agents carry this key.
+fn identity(s: &store::SmartSession) -> Option<String> {
+    s.fhir_user
+        .as_ref()
+        .map(|u| format!("{}|{u}", s.iss.trim().trim_end_matches('/')))
+}
+
+/// Whether the session's issuer is the EHR Herald follows (F7): only then
+/// may it see or change Herald's patients.
+fn follows(st: &AppState, s: &store::SmartSession) -> bool {
+    let norm = |v: &str| v.trim().trim_end_matches('/').to_string();
+    st.settings
+        .ehr
+        .base_url
+        .as_deref()
+        .is_some_and(|b| norm(b) == norm(&s.iss))
+}
+
+const OTHER_EHR: &str = "<h1>This Herald follows another EHR</h1><p id=\"other-ehr\">You opened Herald from an EHR it does not follow, so it shows no patients here. Open it from the EHR your organisation connected to Herald.</p>";
+
 /// Which patient a request may see, and as whom it is recorded.
 enum Access {
     /// The patient, and the audit actor (BTG under a break-glass grant).
@@ -448,7 +470,8 @@ fn which_patient(
     s: &store::SmartSession,
     requested: Option<&str>,
 ) -> Result<Access, db::DbError> {
-    let who = s.fhir_user.clone().unwrap_or_default();
+    let who = identity(s).unwrap_or_default();
+    let fhir_user = s.fhir_user.clone().unwrap_or_default();
     let requested = requested
         .map(|r| r.trim().trim_start_matches("Patient/").to_string())
         .filter(|r| !r.is_empty());
@@ -456,7 +479,7 @@ fn which_patient(
         (None, None) => Ok(Access::NoContext),
         (None, Some(p)) => Ok(Access::Allowed(p.clone(), Actor::Staff(who))),
         (Some(r), Some(p)) if &r == p => Ok(Access::Allowed(r, Actor::Staff(who))),
-        (Some(_), _) if !crate::domain::staff::is_practitioner(&who) => {
+        (Some(_), _) if !crate::domain::staff::is_practitioner(&fhir_user) => {
             tracing::warn!(target: "security", "another patient than the launch's asked for by a non-practitioner identity; refused");
             Ok(Access::Forbidden)
         }
@@ -484,7 +507,12 @@ pub async fn app_page(
         let Some(s) = session_of(&caller, &st, &mut c)? else {
             return Ok(None);
         };
-        let who = s.fhir_user.clone().unwrap_or_default();
+        if !follows(&st, &s) {
+            tracing::warn!(target: "security", "a SMART session from an issuer other than the followed EHR asked for a patient; refused");
+            return Ok(Some((StatusCode::FORBIDDEN, OTHER_EHR.to_string())));
+        }
+        let who = identity(&s).unwrap_or_default();
+        let display = s.fhir_user.clone().unwrap_or_default();
         let (patient, actor) = match which_patient(&mut c, &st, &s, requested.as_deref())? {
             Access::Allowed(p, a) => (p, a),
             Access::NoContext => {
@@ -574,7 +602,7 @@ pub async fn app_page(
                 esc(&patient)
             ));
         }
-        html.push_str(&format!("<p>Signed in from the EHR as <span id=\"clinician\">{}</span>.</p>", esc(&who)));
+        html.push_str(&format!("<p>Signed in from the EHR as <span id=\"clinician\">{}</span>.</p>", esc(&display)));
         match &held {
             None => html.push_str("<p id=\"not-followed\">Herald holds no record of this patient yet: no messages have been planned.</p>"),
             Some(p) => html.push_str(&format!(
@@ -706,8 +734,12 @@ async fn act(
             if !csrf_ok(&s, form_field(&form, "csrf")) {
                 return Ok(Err(StatusCode::FORBIDDEN));
             }
+            // F7: only sessions from the followed EHR touch its patients.
+            if !follows(&st, &s) {
+                return Ok(Err(StatusCode::FORBIDDEN));
+            }
             // F2: no fhirUser, no identity to act or be recorded as.
-            let Some(who) = s.fhir_user.clone() else {
+            let (Some(who), Some(fhir_user)) = (identity(&s), s.fhir_user.clone()) else {
                 return Ok(Err(StatusCode::FORBIDDEN));
             };
             let access = which_patient(&mut c, &st, &s, form_field(&form, "patient"))?;
@@ -792,12 +824,13 @@ async fn act(
                         return Ok(Err(StatusCode::BAD_REQUEST));
                     };
                     let id = uuid::Uuid::new_v4().to_string();
-                    let rule = format!("Given in person to {who}; wording shown: \"{wording}\"");
+                    let rule =
+                        format!("Given in person to {fhir_user}; wording shown: \"{wording}\"");
                     let resource =
                         crate::fhir::consent::resource(&crate::fhir::consent::ConsentDraft {
                             id: &id,
                             patient: &patient,
-                            performer: Some(&who),
+                            performer: Some(&fhir_user),
                             permit,
                             channel,
                             purpose: Some(purpose),
