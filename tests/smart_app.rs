@@ -241,3 +241,79 @@ async fn grants_and_audit_agents_are_keyed_by_issuer_and_fhir_user() {
         );
     }
 }
+
+/// A token endpoint that refuses every refresh (the EHR revoked the grant):
+/// answers `400 {"error":"invalid_grant"}` on loopback; returns its URL.
+fn revoking_token_endpoint() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/token", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            use std::io::{Read, Write};
+            let mut s = stream;
+            let mut buf = [0u8; 8192];
+            let _ = s.read(&mut buf);
+            let body = r#"{"error":"invalid_grant","error_description":"revoked"}"#;
+            let _ = write!(
+                s,
+                "HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    url
+}
+
+#[actix_rt::test]
+async fn a_session_ends_when_the_ehr_refuses_its_refresh() {
+    // F8e: the EHR revoked the clinician's token; Herald's session must not
+    // outlive it. The next /app is the "session has ended" page (401) and
+    // the session row is gone.
+    let db = support::sqlite();
+    let (ring, _) = support::ready(&db);
+    let token = revoking_token_endpoint();
+    let cookie = "smart-revoked".to_string();
+    let now = support::now();
+    herald::db::smart::put(
+        &mut db.conn(),
+        &ring,
+        &SmartSession {
+            id_hash: herald::smart::launch::hash_token(&cookie),
+            phase: "active".into(),
+            iss: FOLLOWED.into(),
+            secrets: serde_json::json!({
+                "csrf": CSRF,
+                "token_endpoint": token,
+                "authorization_endpoint": token.replace("/token", "/authorize"),
+                "access_token": "at-1",
+                "refresh_token": "rt-revoked",
+            })
+            .to_string(),
+            patient: Some("p-launch".into()),
+            encounter: None,
+            fhir_user: Some("Practitioner/pr-7".into()),
+            need_banner: true,
+            style_url: None,
+            scope: Some("launch openid fhirUser offline_access patient/*.rs".into()),
+            // Due for refresh now.
+            token_expires_at: Some(now + chrono::Duration::seconds(30)),
+            created_at: now,
+            last_seen_at: now,
+        },
+    )
+    .unwrap();
+    let mut s = Settings::default();
+    s.server.public_url = Some("https://herald.example.org".into());
+    s.smart.client_id = Some("herald-app".into());
+    let app = at::init_service(app(state(&db, ring, s))).await;
+    let res = at::call_service(&app, get(&cookie, "/app")).await;
+    assert_eq!(res.status().as_u16(), 401);
+    let body = String::from_utf8(at::read_body(res).await.to_vec()).unwrap();
+    assert!(body.contains("session has ended"), "{body}");
+    use diesel::prelude::*;
+    let left: i64 = herald::db::schema::smart_sessions::table
+        .count()
+        .get_result(&mut db.conn())
+        .unwrap();
+    assert_eq!(left, 0, "the session row is deleted");
+}

@@ -554,8 +554,11 @@ pub async fn app_page(
             }
             Ok(None) => s,
             Err(e) => {
-                tracing::warn!(error = %e, "the EHR token could not be refreshed");
-                s
+                // F8e: the EHR refused the refresh (revoked, or the user's
+                // access ended there): so does this session.
+                tracing::warn!(target: "security", error = %e, "the EHR token could not be refreshed; the SMART session ends");
+                store::delete(&mut c, &s.id_hash)?;
+                return Ok(None);
             }
         };
         let csrf = launch::secrets_of(&s).csrf.unwrap_or_default();
