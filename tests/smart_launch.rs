@@ -479,11 +479,13 @@ fn id_tokens_are_checked_for_signature_issuer_audience_and_expiry() {
         )
     };
     let good = json!({"iss": "https://as.example", "aud": "herald-app", "sub": "u1",
-        "fhirUser": "Practitioner/pr7", "exp": now.timestamp() + 300, "iat": now.timestamp()});
+        "fhirUser": "Practitioner/pr7", "exp": now.timestamp() + 300, "iat": now.timestamp(),
+        "nonce": "n-sent"});
     let ok = launch::validate_id_token(
         &sign(good.clone()),
         &jwks,
         Some("https://as.example"),
+        "n-sent",
         "herald-app",
         now,
     )
@@ -518,13 +520,71 @@ fn id_tokens_are_checked_for_signature_issuer_audience_and_expiry() {
             "expired",
         ),
     ] {
-        let e =
-            launch::validate_id_token(&token, &jwks, Some("https://as.example"), "herald-app", now)
-                .unwrap_err();
+        let e = launch::validate_id_token(
+            &token,
+            &jwks,
+            Some("https://as.example"),
+            "n-sent",
+            "herald-app",
+            now,
+        )
+        .unwrap_err();
         assert!(
             e.to_string().contains(why) || matches!(e, launch::LaunchError::IdToken(_)),
             "{why}: {e}"
         );
     }
+    // F8c (security-review.md): the nonce Herald sent, iat within bounds,
+    // and an issuer the discovery named.
+    let with = |k: &str, v: Value| {
+        let mut c = good.clone();
+        if v.is_null() {
+            c.as_object_mut().unwrap().remove(k);
+        } else {
+            c[k] = v;
+        }
+        sign(c)
+    };
+    for (token, why) in [
+        (with("nonce", json!("n-other")), "nonce"),
+        (with("nonce", Value::Null), "nonce"),
+        (with("iat", Value::Null), "iat"),
+        (
+            with("iat", json!(now.timestamp() + 600)),
+            "iat in the future",
+        ),
+        (with("iat", json!(now.timestamp() - 11 * 60)), "iat too old"),
+    ] {
+        let e = launch::validate_id_token(
+            &token,
+            &jwks,
+            Some("https://as.example"),
+            "n-sent",
+            "herald-app",
+            now,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains(why), "{why}: {e}");
+    }
+    let e = launch::validate_id_token(
+        &sign(good.clone()),
+        &jwks,
+        None,
+        "n-sent",
+        "herald-app",
+        now,
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("names no issuer"), "{e}");
+    // Within skew and age: accepted.
+    launch::validate_id_token(
+        &with("iat", json!(now.timestamp() - 9 * 60)),
+        &jwks,
+        Some("https://as.example"),
+        "n-sent",
+        "herald-app",
+        now,
+    )
+    .unwrap();
     let _ = Duration::from_secs(0);
 }
