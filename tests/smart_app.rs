@@ -317,3 +317,55 @@ async fn a_session_ends_when_the_ehr_refuses_its_refresh() {
         .unwrap();
     assert_eq!(left, 0, "the session row is deleted");
 }
+
+#[test]
+fn public_url_is_required_when_smart_or_webhooks_are_on() {
+    // F8b: redirect_uri and callback URLs come from server.public_url, so
+    // `herald check` names it whenever something depends on it.
+    let named = |s: &Settings| {
+        s.validate()
+            .iter()
+            .any(|p| p.to_string().contains("server.public_url"))
+    };
+    assert!(!named(&Settings::default()), "nothing needs it by default");
+    let mut smart = Settings::default();
+    smart.smart.allowed_iss = vec!["https://ehr.example.org/fhir".into()];
+    assert!(named(&smart), "SMART launch");
+    let mut twilio = Settings::default();
+    twilio.sms.provider = "twilio".into();
+    assert!(named(&twilio), "SMS provider webhooks");
+    let mut subs = Settings::default();
+    subs.ehr.subscription = "r4".into();
+    assert!(named(&subs), "FHIR subscriptions");
+    for mut s in [smart, twilio, subs] {
+        s.server.public_url = Some("https://herald.example.org".into());
+        assert!(!named(&s));
+    }
+}
+
+#[actix_rt::test]
+async fn bundle_links_never_come_from_host_or_forwarded_headers() {
+    // F8b: a request naming another host must not steer Herald's links.
+    for public_url in [Some("https://herald.example.org"), None] {
+        let db = support::sqlite();
+        let (ring, _) = support::ready(&db);
+        let token = support::clinician(&db, &ring);
+        let mut s = Settings::default();
+        s.server.public_url = public_url.map(String::from);
+        let app = at::init_service(app(state(&db, ring, s))).await;
+        let req = at::TestRequest::get()
+            .uri("/fhir/Consent?patient=p-1")
+            .insert_header(("authorization", format!("Bearer {token}")))
+            .insert_header(("host", "evil.example"))
+            .insert_header(("x-forwarded-host", "evil.example"))
+            .insert_header(("x-forwarded-proto", "https"))
+            .insert_header(("forwarded", "host=evil.example;proto=https"))
+            .to_request();
+        let res = at::call_service(&app, req).await;
+        assert_eq!(res.status().as_u16(), 200, "{public_url:?}");
+        let body = String::from_utf8(at::read_body(res).await.to_vec()).unwrap();
+        assert!(!body.contains("evil.example"), "{public_url:?}: {body}");
+        let want = public_url.unwrap_or("http://127.0.0.1:8080");
+        assert!(body.contains(&format!("{want}/fhir/Consent")), "{body}");
+    }
+}

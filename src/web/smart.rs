@@ -29,22 +29,13 @@ pub(crate) const APP_COOKIE: &str = "herald_app";
 /// A clinician session ends after this long whatever happens (H3).
 const ABSOLUTE_HOURS: i64 = 12;
 
-fn public_base(req: &HttpRequest, state: &AppState) -> String {
-    match &state.settings.server.public_url {
-        Some(u) => u.trim_end_matches('/').to_string(),
-        None => {
-            let ci = req.connection_info();
-            format!("{}://{}", ci.scheme(), ci.host())
-        }
-    }
+/// F8b: from the configuration only, never the request's Host.
+fn redirect_uri(_req: &HttpRequest, state: &AppState) -> String {
+    format!("{}/smart/callback", state.settings.server.base_url())
 }
 
-fn redirect_uri(req: &HttpRequest, state: &AppState) -> String {
-    format!("{}/smart/callback", public_base(req, state))
-}
-
-fn secure(req: &HttpRequest, state: &AppState) -> bool {
-    public_base(req, state).starts_with("https://")
+fn secure(_req: &HttpRequest, state: &AppState) -> bool {
+    state.settings.server.base_url().starts_with("https://")
 }
 
 fn csp(state: &AppState) -> String {
