@@ -230,7 +230,7 @@ async fn grants_and_audit_agents_are_keyed_by_issuer_and_fhir_user() {
             .load(&mut db.conn())
             .unwrap();
         let key = format!("{FOLLOWED}|Practitioner/pr-7");
-        assert_eq!(users, [key.clone()], "{}", db.backend);
+        assert_eq!(users, std::slice::from_ref(&key), "{}", db.backend);
         let events = super::fhir_follow::events_of(&mut db.conn());
         assert!(
             events
