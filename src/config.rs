@@ -182,6 +182,26 @@ pub struct ServerSettings {
     pub hsts_max_age: u64,
 }
 
+impl ServerSettings {
+    /// Herald's own base URL (F8b): `public_url`, else this listener's own
+    /// address (https when Herald serves TLS). Never the request's `Host` or
+    /// `X-Forwarded-*`: redirect URIs, cookie `Secure` and Bundle links come
+    /// from here.
+    pub fn base_url(&self) -> String {
+        match &self.public_url {
+            Some(u) => u.trim().trim_end_matches('/').to_string(),
+            None => {
+                let scheme = if self.tls_cert.is_some() && self.tls_key.is_some() {
+                    "https"
+                } else {
+                    "http"
+                };
+                format!("{scheme}://{}", self.bind)
+            }
+        }
+    }
+}
+
 impl Default for ServerSettings {
     fn default() -> Self {
         Self {
@@ -608,6 +628,8 @@ pub struct StaffSettings {
     pub lockout_minutes: u32,
     /// How long a break-glass grant lasts.
     pub break_glass_minutes: u32,
+    /// The most break-glass grants one identity may open in an hour (F2).
+    pub break_glass_per_hour: u32,
     /// Where a break-glass alert is POSTed as JSON (opaque ids only); https,
     /// or http on loopback. A secret: webhook URLs often embed a token.
     pub alert_webhook: Option<Secret>,
@@ -621,6 +643,7 @@ impl Default for StaffSettings {
             lockout_after: 5,
             lockout_minutes: 15,
             break_glass_minutes: 60,
+            break_glass_per_hour: 5,
             alert_webhook: None,
         }
     }
@@ -867,6 +890,16 @@ impl Settings {
                 || url.starts_with("http://localhost"))
         {
             bad("server.public_url", "must be an https:// URL".into());
+        }
+        // F8b: callbacks and the SMART redirect_uri are built from
+        // public_url, never from the request's Host or X-Forwarded-*.
+        let smart_on = !self.smart.allowed_iss.is_empty();
+        let webhooks_on = self.sms.provider == "twilio" || self.ehr.subscription != "none";
+        if self.server.public_url.is_none() && (smart_on || webhooks_on) {
+            bad(
+                "server.public_url",
+                "required when SMART launch (smart.allowed_iss), SMS provider webhooks or FHIR subscriptions (ehr.subscription) are on".into(),
+            );
         }
         let url = self.database_url();
         let u = url.expose();

@@ -32,6 +32,13 @@ pub fn demo_settings(mut s: Settings) -> Settings {
         "sqlite://{}",
         s.data_dir.join("herald.db").display()
     )));
+    // F8b: links and callbacks come from public_url only; the demo serves on
+    // its own loopback address, so that is its public URL.
+    let loopback =
+        s.server.bind.starts_with("127.0.0.1:") || s.server.bind.starts_with("localhost:");
+    if s.server.public_url.is_none() && loopback {
+        s.server.public_url = Some(format!("http://{}", s.server.bind));
+    }
     s
 }
 

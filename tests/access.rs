@@ -205,6 +205,8 @@ async fn walk(public_url: Option<&str>) {
     let cx = callers(&db, &ring);
     let mut s = Settings::default();
     s.server.public_url = public_url.map(String::from);
+    // F7: the walk's SMART session comes from the EHR Herald follows.
+    s.ehr.base_url = Some("https://ehr.example.org/fhir".into());
     let state = AppState::new(
         Arc::new(s),
         db.pool.clone(),

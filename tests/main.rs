@@ -27,6 +27,7 @@ mod migrations;
 mod outbox_chaos;
 mod prefpage;
 mod render;
+mod smart_app;
 mod smart_launch;
 mod staff;
 mod story;

@@ -65,6 +65,8 @@ fn setup() -> Setup {
     let mut s = Settings::default();
     s.server.public_url = Some(base.clone());
     s.smart.allowed_iss = vec![h.fhir.clone()];
+    // F7: the launch's issuer is the EHR Herald follows.
+    s.ehr.base_url = Some(h.fhir.clone());
     s.smart.client_id = Some("herald-app".into());
     let clock = Arc::new(FixedClock::new(SystemClock.now()));
     let state = AppState::new(Arc::new(s), db.pool.clone(), Arc::new(ring), clock.clone());
@@ -209,7 +211,9 @@ fn an_ehr_launch_in_headless_chromium_lands_on_the_patient_in_context() {
     assert_eq!(entries.len(), 2);
     let events = super::fhir_follow::events_of(&mut c);
     assert!(events.iter().any(|e| {
-        e["agent"][0]["who"]["identifier"]["value"] == "Practitioner/pr1"
+        // F7: agents are keyed by issuer.
+        e["agent"][0]["who"]["identifier"]["value"]
+            == format!("{}|Practitioner/pr1", s.h.fhir.trim_end_matches('/'))
             && e["entity"]
                 .as_array()
                 .unwrap()
@@ -475,11 +479,13 @@ fn id_tokens_are_checked_for_signature_issuer_audience_and_expiry() {
         )
     };
     let good = json!({"iss": "https://as.example", "aud": "herald-app", "sub": "u1",
-        "fhirUser": "Practitioner/pr7", "exp": now.timestamp() + 300, "iat": now.timestamp()});
+        "fhirUser": "Practitioner/pr7", "exp": now.timestamp() + 300, "iat": now.timestamp(),
+        "nonce": "n-sent"});
     let ok = launch::validate_id_token(
         &sign(good.clone()),
         &jwks,
         Some("https://as.example"),
+        "n-sent",
         "herald-app",
         now,
     )
@@ -514,13 +520,71 @@ fn id_tokens_are_checked_for_signature_issuer_audience_and_expiry() {
             "expired",
         ),
     ] {
-        let e =
-            launch::validate_id_token(&token, &jwks, Some("https://as.example"), "herald-app", now)
-                .unwrap_err();
+        let e = launch::validate_id_token(
+            &token,
+            &jwks,
+            Some("https://as.example"),
+            "n-sent",
+            "herald-app",
+            now,
+        )
+        .unwrap_err();
         assert!(
             e.to_string().contains(why) || matches!(e, launch::LaunchError::IdToken(_)),
             "{why}: {e}"
         );
     }
+    // F8c (security-review.md): the nonce Herald sent, iat within bounds,
+    // and an issuer the discovery named.
+    let with = |k: &str, v: Value| {
+        let mut c = good.clone();
+        if v.is_null() {
+            c.as_object_mut().unwrap().remove(k);
+        } else {
+            c[k] = v;
+        }
+        sign(c)
+    };
+    for (token, why) in [
+        (with("nonce", json!("n-other")), "nonce"),
+        (with("nonce", Value::Null), "nonce"),
+        (with("iat", Value::Null), "iat"),
+        (
+            with("iat", json!(now.timestamp() + 600)),
+            "iat in the future",
+        ),
+        (with("iat", json!(now.timestamp() - 11 * 60)), "iat too old"),
+    ] {
+        let e = launch::validate_id_token(
+            &token,
+            &jwks,
+            Some("https://as.example"),
+            "n-sent",
+            "herald-app",
+            now,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains(why), "{why}: {e}");
+    }
+    let e = launch::validate_id_token(
+        &sign(good.clone()),
+        &jwks,
+        None,
+        "n-sent",
+        "herald-app",
+        now,
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("names no issuer"), "{e}");
+    // Within skew and age: accepted.
+    launch::validate_id_token(
+        &with("iat", json!(now.timestamp() - 9 * 60)),
+        &jwks,
+        Some("https://as.example"),
+        "n-sent",
+        "herald-app",
+        now,
+    )
+    .unwrap();
     let _ = Duration::from_secs(0);
 }

@@ -455,6 +455,19 @@ pub fn active_grants(
     Ok(rows.into_iter().map(grant).collect())
 }
 
+/// How many grants `user_id` has opened since `since` (F2 rate limit).
+pub fn grants_since(
+    conn: &mut DbConn,
+    user_id: &str,
+    since: DateTime<Utc>,
+) -> Result<i64, DbError> {
+    Ok(bg::table
+        .filter(bg::user_id.eq(user_id))
+        .filter(bg::started_at.gt(ts(since)))
+        .count()
+        .get_result(conn)?)
+}
+
 /// The reason given for a grant (PHI; opened for review only).
 pub fn grant_reason(
     conn: &mut DbConn,

@@ -107,6 +107,8 @@ pub enum BreakGlassRefusal {
     ReasonTooLong,
     /// Not a FHIR logical id.
     BadPatient,
+    /// More grants in the last hour than `staff.break_glass_per_hour` (F2).
+    TooMany,
 }
 
 impl BreakGlassRefusal {
@@ -120,8 +122,27 @@ impl BreakGlassRefusal {
             Self::BadPatient => {
                 "Give the patient's id as the EHR knows it (letters, digits, '-' and '.')."
             }
+            Self::TooMany => {
+                "Too many emergency accesses in the last hour; ask the privacy officer."
+            }
         }
     }
+}
+
+/// Whether a SMART `fhirUser` names a practitioner (F2): `Practitioner/{id}`
+/// or `PractitionerRole/{id}`, relative or absolute (`https://ehr/fhir/Practitioner/7`).
+/// Patients, RelatedPersons, bare `sub`s and anything else are not.
+pub fn is_practitioner(fhir_user: &str) -> bool {
+    let mut parts = fhir_user.trim().rsplit('/');
+    let (Some(id), Some(kind)) = (parts.next(), parts.next()) else {
+        return false;
+    };
+    let ok_id = !id.is_empty()
+        && id.len() <= 64
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
+    ok_id && (kind == "Practitioner" || kind == "PractitionerRole")
 }
 
 /// Checks a break-glass request: the patient is a FHIR id, the reason says why.
@@ -215,6 +236,31 @@ mod tests {
         assert!(is_locked(Some(t(10)), t(9)));
         assert!(!is_locked(Some(t(10)), t(10)));
         assert!(!is_locked(None, t(0)));
+    }
+
+    #[test]
+    fn only_practitioners_may_break_the_glass() {
+        // F2 (security-review.md): the identity's type decides, not its presence.
+        for ok in [
+            "Practitioner/pr7",
+            "PractitionerRole/r-1",
+            "https://ehr.example.org/fhir/Practitioner/pr7",
+        ] {
+            assert!(is_practitioner(ok), "{ok}");
+        }
+        for no in [
+            "Patient/p-9",
+            "RelatedPerson/r1",
+            "https://ehr.example.org/fhir/Patient/p-9",
+            "u1",
+            "",
+            "Practitioner/",
+            "Practitioner/../x",
+            "Practitioner/a/b",
+            "MyPractitioner/x",
+        ] {
+            assert!(!is_practitioner(no), "{no}");
+        }
     }
 
     #[test]

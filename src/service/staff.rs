@@ -626,7 +626,15 @@ pub fn break_glass(
         patient,
         reason,
     } = *request;
-    let checked = check_break_glass(patient, reason);
+    // F2: at most `break_glass_per_hour` grants per identity in an hour.
+    let recent = repo::grants_since(conn, user_id, now - Duration::hours(1))?;
+    let checked = check_break_glass(patient, reason).and_then(|r| {
+        if recent >= i64::from(settings.break_glass_per_hour) {
+            Err(BreakGlassRefusal::TooMany)
+        } else {
+            Ok(r)
+        }
+    });
     let reason = match checked {
         Ok(r) => r,
         Err(refusal) => {
@@ -634,6 +642,7 @@ pub fn break_glass(
                 BreakGlassRefusal::ReasonTooShort => "refused: no reason given",
                 BreakGlassRefusal::ReasonTooLong => "refused: reason too long",
                 BreakGlassRefusal::BadPatient => "refused: not a patient id",
+                BreakGlassRefusal::TooMany => "refused: too many grants in an hour",
             };
             // The patient is named only when it is a well-formed id.
             let patient = (refusal != BreakGlassRefusal::BadPatient).then_some(patient);

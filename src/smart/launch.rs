@@ -137,6 +137,9 @@ pub struct Secrets {
     /// CSRF token of the clinician's forms (active).
     #[serde(default)]
     pub csrf: Option<String>,
+    /// OIDC `nonce` sent in the authorize request (launching; F8c).
+    #[serde(default)]
+    pub nonce: String,
 }
 
 fn random_token() -> Result<String, LaunchError> {
@@ -261,6 +264,7 @@ pub fn begin(
         };
     let mut secrets = Secrets {
         state: random_token()?,
+        nonce: random_token()?,
         authorization_endpoint,
         token_endpoint,
         jwks_uri: conf.jwks_uri.clone(),
@@ -286,7 +290,8 @@ pub fn begin(
         .authorize_url(move || CsrfToken::new(state))
         .set_pkce_challenge(challenge)
         .add_scope(Scope::new(context.into()))
-        .add_extra_param("aud", iss.clone());
+        .add_extra_param("aud", iss.clone())
+        .add_extra_param("nonce", secrets.nonce.clone());
     for s in scopes.split_whitespace() {
         req = req.add_scope(Scope::new(s.into()));
     }
@@ -423,21 +428,47 @@ fn verify_rs256(jwt: &str, jwks: &Value) -> Result<Value, String> {
         .ok_or_else(|| "unreadable claims".into())
 }
 
-/// Verifies an id_token (S12): signature by the issuer's JWKS, `iss`, `aud`
-/// containing the client id, `exp` in the future (one minute of skew), and
-/// reads `fhirUser`.
+/// How old an id_token's `iat` may be (F8c).
+pub const ID_TOKEN_MAX_AGE_MINUTES: i64 = 10;
+
+/// Verifies an id_token (S12, F8c): signature by the issuer's JWKS, `iss`
+/// equal to the discovered issuer (required: a server that names none is
+/// refused), `aud` containing the client id, `nonce` equal to the one Herald
+/// sent, `iat` neither in the future (one minute of skew) nor older than
+/// [`ID_TOKEN_MAX_AGE_MINUTES`], `exp` in the future (one minute of skew),
+/// and reads `fhirUser`.
 pub fn validate_id_token(
     id_token: &str,
     jwks: &Value,
     issuer: Option<&str>,
+    nonce: &str,
     client_id: &str,
     now: DateTime<Utc>,
 ) -> Result<Identity, LaunchError> {
     let claims = verify_rs256(id_token, jwks).map_err(LaunchError::IdToken)?;
-    if let Some(want) = issuer
-        && claims["iss"].as_str().map(normalize) != Some(normalize(want))
-    {
+    let Some(want) = issuer else {
+        return Err(LaunchError::IdToken(
+            "the server's configuration names no issuer".into(),
+        ));
+    };
+    if claims["iss"].as_str().map(normalize) != Some(normalize(want)) {
         return Err(LaunchError::IdToken("issuer differs".into()));
+    }
+    let nonce_ok = !nonce.is_empty()
+        && claims["nonce"].as_str().is_some_and(|n| {
+            n.len() == nonce.len() && openssl::memcmp::eq(n.as_bytes(), nonce.as_bytes())
+        });
+    if !nonce_ok {
+        return Err(LaunchError::IdToken("nonce missing or differs".into()));
+    }
+    let iat = claims["iat"]
+        .as_i64()
+        .ok_or(LaunchError::IdToken("no iat".into()))?;
+    if iat > now.timestamp() + 60 {
+        return Err(LaunchError::IdToken("iat in the future".into()));
+    }
+    if iat < now.timestamp() - ID_TOKEN_MAX_AGE_MINUTES * 60 {
+        return Err(LaunchError::IdToken("iat too old".into()));
     }
     let aud_ok = match &claims["aud"] {
         Value::String(a) => a == client_id,
@@ -506,6 +537,7 @@ pub fn finish(
                 t,
                 &jwks,
                 secrets.issuer.as_deref(),
+                &secrets.nonce,
                 &client_id,
                 now,
             )?)
@@ -522,6 +554,7 @@ pub fn finish(
     ))?;
     secrets.state.clear();
     secrets.verifier.clear();
+    secrets.nonce.clear();
     secrets.access_token = Some(resp.access_token().secret().clone());
     secrets.refresh_token = resp.refresh_token().map(|r| r.secret().clone());
     secrets.csrf = Some(random_token()?);

@@ -96,14 +96,10 @@ pub(crate) fn date_bounds(raw: &str) -> Result<Vec<DateBound>, AppError> {
     search::date_bounds(raw).map_err(|e| AppError::BadRequest(e.0))
 }
 
-pub(crate) fn base_url(req: &HttpRequest, state: &AppState) -> String {
-    match &state.settings.server.public_url {
-        Some(u) => u.trim_end_matches('/').to_string(),
-        None => {
-            let ci = req.connection_info();
-            format!("{}://{}", ci.scheme(), ci.host())
-        }
-    }
+/// Bundle links' base (F8b): from the configuration only, never the
+/// request's Host or X-Forwarded-*.
+pub(crate) fn base_url(_req: &HttpRequest, state: &AppState) -> String {
+    state.settings.server.base_url()
 }
 
 pub(crate) fn encode(s: &str) -> String {

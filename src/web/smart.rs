@@ -29,22 +29,13 @@ pub(crate) const APP_COOKIE: &str = "herald_app";
 /// A clinician session ends after this long whatever happens (H3).
 const ABSOLUTE_HOURS: i64 = 12;
 
-fn public_base(req: &HttpRequest, state: &AppState) -> String {
-    match &state.settings.server.public_url {
-        Some(u) => u.trim_end_matches('/').to_string(),
-        None => {
-            let ci = req.connection_info();
-            format!("{}://{}", ci.scheme(), ci.host())
-        }
-    }
+/// F8b: from the configuration only, never the request's Host.
+fn redirect_uri(_req: &HttpRequest, state: &AppState) -> String {
+    format!("{}/smart/callback", state.settings.server.base_url())
 }
 
-fn redirect_uri(req: &HttpRequest, state: &AppState) -> String {
-    format!("{}/smart/callback", public_base(req, state))
-}
-
-fn secure(req: &HttpRequest, state: &AppState) -> bool {
-    public_base(req, state).starts_with("https://")
+fn secure(_req: &HttpRequest, state: &AppState) -> bool {
+    state.settings.server.base_url().starts_with("https://")
 }
 
 fn csp(state: &AppState) -> String {
@@ -317,7 +308,7 @@ pub async fn callback(
         // The launch row is single-use, whatever the outcome.
         store::delete(&mut c, &launching.id_hash).map_err(cfg)?;
         let who = match &result {
-            Ok(s) => s.fhir_user.clone().unwrap_or_default(),
+            Ok(s) => identity(s).unwrap_or_default(),
             Err(_) => format!("unknown@{who_ip}"),
         };
         let outcome = if result.is_ok() {
@@ -427,6 +418,28 @@ pub(crate) struct AppQuery {
     patient: Option<String>,
 }
 
+/// The clinician as Herald keys them (F7): `{iss}|{fhirUser}`, so an identity
+/// from one issuer never collides with another issuer's, nor with a staff
+/// account's UUID. Grants and audit agents carry this key.
+fn identity(s: &store::SmartSession) -> Option<String> {
+    s.fhir_user
+        .as_ref()
+        .map(|u| format!("{}|{u}", s.iss.trim().trim_end_matches('/')))
+}
+
+/// Whether the session's issuer is the EHR Herald follows (F7): only then
+/// may it see or change Herald's patients.
+fn follows(st: &AppState, s: &store::SmartSession) -> bool {
+    let norm = |v: &str| v.trim().trim_end_matches('/').to_string();
+    st.settings
+        .ehr
+        .base_url
+        .as_deref()
+        .is_some_and(|b| norm(b) == norm(&s.iss))
+}
+
+const OTHER_EHR: &str = "<h1>This Herald follows another EHR</h1><p id=\"other-ehr\">You opened Herald from an EHR it does not follow, so it shows no patients here. Open it from the EHR your organisation connected to Herald.</p>";
+
 /// Which patient a request may see, and as whom it is recorded.
 enum Access {
     /// The patient, and the audit actor (BTG under a break-glass grant).
@@ -435,6 +448,9 @@ enum Access {
     NoContext,
     /// Another patient than the launch's, without an active grant.
     NeedsReason(String),
+    /// Another patient than the launch's, asked by an identity that is not a
+    /// practitioner (F2): never, grant or not.
+    Forbidden,
 }
 
 /// The launch's patient as the clinician; any other patient only under an
@@ -445,7 +461,8 @@ fn which_patient(
     s: &store::SmartSession,
     requested: Option<&str>,
 ) -> Result<Access, db::DbError> {
-    let who = s.fhir_user.clone().unwrap_or_default();
+    let who = identity(s).unwrap_or_default();
+    let fhir_user = s.fhir_user.clone().unwrap_or_default();
     let requested = requested
         .map(|r| r.trim().trim_start_matches("Patient/").to_string())
         .filter(|r| !r.is_empty());
@@ -453,6 +470,10 @@ fn which_patient(
         (None, None) => Ok(Access::NoContext),
         (None, Some(p)) => Ok(Access::Allowed(p.clone(), Actor::Staff(who))),
         (Some(r), Some(p)) if &r == p => Ok(Access::Allowed(r, Actor::Staff(who))),
+        (Some(_), _) if !crate::domain::staff::is_practitioner(&fhir_user) => {
+            tracing::warn!(target: "security", "another patient than the launch's asked for by a non-practitioner identity; refused");
+            Ok(Access::Forbidden)
+        }
         (Some(r), _) => {
             let actor = crate::service::staff::actor_for(c, &who, Some(&r), st.clock.now())?;
             Ok(match actor {
@@ -472,22 +493,34 @@ pub async fn app_page(
     let st = state.clone();
     let caller = Caller::of(&req, &state);
     let requested = q.into_inner().patient;
-    let done = web::block(move || -> Result<Option<String>, db::DbError> {
+    let done = web::block(move || -> Result<Option<(StatusCode, String)>, db::DbError> {
         let mut c = st.pool.get()?;
         let Some(s) = session_of(&caller, &st, &mut c)? else {
             return Ok(None);
         };
-        let who = s.fhir_user.clone().unwrap_or_default();
+        if !follows(&st, &s) {
+            tracing::warn!(target: "security", "a SMART session from an issuer other than the followed EHR asked for a patient; refused");
+            return Ok(Some((StatusCode::FORBIDDEN, OTHER_EHR.to_string())));
+        }
+        let who = identity(&s).unwrap_or_default();
+        let display = s.fhir_user.clone().unwrap_or_default();
         let (patient, actor) = match which_patient(&mut c, &st, &s, requested.as_deref())? {
             Access::Allowed(p, a) => (p, a),
             Access::NoContext => {
-                return Ok(Some(
+                return Ok(Some((
+                    StatusCode::OK,
                     "<h1>No patient in context</h1><p>Open Herald from a patient's chart.</p>".into(),
-                ));
+                )));
+            }
+            Access::Forbidden => {
+                return Ok(Some((
+                    StatusCode::FORBIDDEN,
+                    "<h1>Not available</h1><p id=\"not-practitioner\">Only a practitioner may open a patient other than the one in context.</p>".into(),
+                )));
             }
             Access::NeedsReason(other) => {
                 let csrf = launch::secrets_of(&s).csrf.unwrap_or_default();
-                return Ok(Some(format!(
+                return Ok(Some((StatusCode::OK, format!(
                     "<h1>This patient is not the one you opened Herald for</h1>\
                      <p id=\"break-glass-needed\">To open Patient/{p} outside the launch context, give a reason. Access lasts {m} minutes, \
                      the privacy officer is alerted, and everything you do is recorded as emergency access.</p>\
@@ -496,7 +529,7 @@ pub async fn app_page(
                      <button type=\"submit\">Open with emergency access</button></form>",
                     p = esc(&other),
                     m = st.settings.staff.break_glass_minutes
-                )));
+                ))));
             }
         };
         // S14: refresh the EHR's token shortly before it expires.
@@ -512,8 +545,11 @@ pub async fn app_page(
             }
             Ok(None) => s,
             Err(e) => {
-                tracing::warn!(error = %e, "the EHR token could not be refreshed");
-                s
+                // F8e: the EHR refused the refresh (revoked, or the user's
+                // access ended there): so does this session.
+                tracing::warn!(target: "security", error = %e, "the EHR token could not be refreshed; the SMART session ends");
+                store::delete(&mut c, &s.id_hash)?;
+                return Ok(None);
             }
         };
         let csrf = launch::secrets_of(&s).csrf.unwrap_or_default();
@@ -560,7 +596,7 @@ pub async fn app_page(
                 esc(&patient)
             ));
         }
-        html.push_str(&format!("<p>Signed in from the EHR as <span id=\"clinician\">{}</span>.</p>", esc(&who)));
+        html.push_str(&format!("<p>Signed in from the EHR as <span id=\"clinician\">{}</span>.</p>", esc(&display)));
         match &held {
             None => html.push_str("<p id=\"not-followed\">Herald holds no record of this patient yet: no messages have been planned.</p>"),
             Some(p) => html.push_str(&format!(
@@ -641,11 +677,11 @@ pub async fn app_page(
         )
         .by(actor.clone());
         audit::append_now(&mut c, &[rec])?;
-        Ok(Some(html))
+        Ok(Some((StatusCode::OK, html)))
     })
     .await;
     match done {
-        Ok(Ok(Some(body))) => page(&state, StatusCode::OK, "Herald", &body),
+        Ok(Ok(Some((status, body)))) => page(&state, status, "Herald", &body),
         Ok(Ok(None)) => ended(&state),
         _ => page(
             &state,
@@ -692,8 +728,13 @@ async fn act(
             if !csrf_ok(&s, form_field(&form, "csrf")) {
                 return Ok(Err(StatusCode::FORBIDDEN));
             }
-            let Some(who) = s.fhir_user.clone() else {
-                return Ok(Err(StatusCode::BAD_REQUEST));
+            // F7: only sessions from the followed EHR touch its patients.
+            if !follows(&st, &s) {
+                return Ok(Err(StatusCode::FORBIDDEN));
+            }
+            // F2: no fhirUser, no identity to act or be recorded as.
+            let (Some(who), Some(fhir_user)) = (identity(&s), s.fhir_user.clone()) else {
+                return Ok(Err(StatusCode::FORBIDDEN));
             };
             let access = which_patient(&mut c, &st, &s, form_field(&form, "patient"))?;
             if let (Act::BreakGlass, Access::NeedsReason(other)) = (&what, &access) {
@@ -728,13 +769,18 @@ async fn act(
                             super::audit_api::encode(other)
                         )))
                     }
+                    Err(crate::domain::staff::BreakGlassRefusal::TooMany) => {
+                        Err(StatusCode::TOO_MANY_REQUESTS)
+                    }
                     Err(_) => Err(StatusCode::BAD_REQUEST),
                 });
             }
             let (patient, actor) = match access {
                 Access::Allowed(p, a) => (p, a),
                 Access::NoContext => return Ok(Err(StatusCode::BAD_REQUEST)),
-                Access::NeedsReason(_) => return Ok(Err(StatusCode::FORBIDDEN)),
+                Access::NeedsReason(_) | Access::Forbidden => {
+                    return Ok(Err(StatusCode::FORBIDDEN));
+                }
             };
             let now = st.clock.now();
             match what {
@@ -772,12 +818,13 @@ async fn act(
                         return Ok(Err(StatusCode::BAD_REQUEST));
                     };
                     let id = uuid::Uuid::new_v4().to_string();
-                    let rule = format!("Given in person to {who}; wording shown: \"{wording}\"");
+                    let rule =
+                        format!("Given in person to {fhir_user}; wording shown: \"{wording}\"");
                     let resource =
                         crate::fhir::consent::resource(&crate::fhir::consent::ConsentDraft {
                             id: &id,
                             patient: &patient,
-                            performer: Some(&who),
+                            performer: Some(&fhir_user),
                             permit,
                             channel,
                             purpose: Some(purpose),
