@@ -1413,4 +1413,48 @@ mod tests {
         }
         assert!(problems.iter().all(|p| !p.to_string().contains('\n')));
     }
+
+    #[test]
+    fn api_issuers_load_from_toml_and_are_validated() {
+        // fhir.md SMART Backend Services: Herald accepts tokens of configured issuers only,
+        // with its own FHIR base as the audience; introspection needs Herald's credentials.
+        let dir = std::env::temp_dir().join(format!("herald-api-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("herald.toml");
+        std::fs::write(
+            &file,
+            r#"
+[[api.issuers]]
+issuer = "https://auth.hospital.example"
+audience = "https://herald.hospital.example/fhir"
+jwks_uri = "https://auth.hospital.example/jwks"
+
+[[api.issuers]]
+issuer = "http://auth.elsewhere.example"
+audience = ""
+introspection_endpoint = "https://auth.elsewhere.example/introspect"
+"#,
+        )
+        .unwrap();
+        let s = Settings::load(Some(&file), &BTreeMap::new()).unwrap();
+        assert_eq!(s.api.issuers.len(), 2);
+        assert_eq!(
+            s.api.issuers[0].audience,
+            "https://herald.hospital.example/fhir"
+        );
+        let keys: Vec<String> = s.validate().into_iter().map(|p| p.key).collect();
+        for k in [
+            "api.issuers[1].issuer",
+            "api.issuers[1].audience",
+            "api.issuers[1].client_id",
+            "api.issuers[1].client_secret",
+        ] {
+            assert!(keys.iter().any(|x| x == k), "{k} missing from {keys:?}");
+        }
+        assert!(
+            !keys.iter().any(|x| x.starts_with("api.issuers[0]")),
+            "{keys:?}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

@@ -131,6 +131,26 @@ fn jwt_access_tokens_from_the_hospitals_authorization_server() {
         )
         .await;
         assert_eq!(res.status().as_u16(), 200);
+        // The CapabilityStatement advertises SMART and the first issuer's token
+        // endpoint (discovered from its openid-configuration).
+        let res = at::call_service(
+            &svc,
+            at::TestRequest::get().uri("/fhir/metadata").to_request(),
+        )
+        .await;
+        let cs: Value = serde_json::from_slice(&at::read_body(res).await).unwrap();
+        let security = &cs["rest"][0]["security"];
+        assert_eq!(security["service"][0]["coding"][0]["code"], "SMART-on-FHIR");
+        let oauth = &security["extension"][0];
+        assert_eq!(
+            oauth["url"],
+            "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris"
+        );
+        assert_eq!(oauth["extension"][0]["url"], "token");
+        assert_eq!(
+            oauth["extension"][0]["valueUri"],
+            format!("{}/token", h.issuer)
+        );
         // Wrong audience, bad signature: 401 invalid_token with a named cause.
         for (t, cause) in [(&elsewhere, "wrong audience"), (&forged, "bad signature")] {
             let res = at::call_service(&svc, get(t)).await;

@@ -60,6 +60,7 @@ pub struct ApiVerifier {
     http: reqwest::Client,
     jwks: Mutex<HashMap<String, Jwks>>,
     introspected: Mutex<HashMap<String, (Verified, DateTime<Utc>)>>,
+    token_endpoint: Mutex<Option<String>>,
 }
 
 impl std::fmt::Debug for ApiVerifier {
@@ -83,12 +84,28 @@ impl ApiVerifier {
             http,
             jwks: Mutex::new(HashMap::new()),
             introspected: Mutex::new(HashMap::new()),
+            token_endpoint: Mutex::new(None),
         }
     }
 
     /// Whether any issuer is configured.
     pub fn enabled(&self) -> bool {
         !self.issuers.is_empty()
+    }
+
+    /// The first issuer's token endpoint (for the CapabilityStatement's
+    /// `oauth-uris`): configured, else discovered once and kept.
+    pub async fn token_endpoint(&self) -> Option<String> {
+        let first = self.issuers.first()?;
+        if let Some(t) = &first.token_endpoint {
+            return Some(t.clone());
+        }
+        if let Some(t) = self.token_endpoint.lock().ok()?.clone() {
+            return Some(t);
+        }
+        let found = self.discover(first, "token_endpoint").await.ok()?;
+        *self.token_endpoint.lock().ok()? = Some(found.clone());
+        Some(found)
     }
 
     /// Seeds an issuer's JWKS (tests and benches; otherwise fetched).
