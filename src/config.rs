@@ -132,6 +132,8 @@ pub struct Settings {
     pub outbox: OutboxSettings,
     /// SMART app launch.
     pub smart: SmartSettings,
+    /// API clients of Herald's own FHIR endpoints (SMART Backend Services).
+    pub api: ApiSettings,
     /// What and when to send.
     pub messaging: MessagingSettings,
     /// Staff sign-in and break-glass.
@@ -154,6 +156,7 @@ impl Default for Settings {
             voice: VoiceSettings::default(),
             outbox: OutboxSettings::default(),
             smart: SmartSettings::default(),
+            api: ApiSettings::default(),
             messaging: MessagingSettings::default(),
             staff: StaffSettings::default(),
             log: LogSettings::default(),
@@ -509,6 +512,38 @@ impl Default for OutboxSettings {
             poll_ms: 1_000,
         }
     }
+}
+
+/// API clients: the authorization servers whose access tokens Herald's FHIR
+/// endpoints accept (`[[api.issuers]]` in `herald.toml`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiSettings {
+    /// The issuers, in order (the first one's token endpoint is advertised).
+    pub issuers: Vec<ApiIssuer>,
+}
+
+/// One authorization server whose tokens Herald accepts.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiIssuer {
+    /// The exact `iss` of its tokens.
+    pub issuer: String,
+    /// The `aud` its tokens must carry: Herald's FHIR base URL.
+    pub audience: String,
+    /// Its JWKS; discovered from `{issuer}/.well-known/openid-configuration`
+    /// (then `smart-configuration`) when unset.
+    pub jwks_uri: Option<String>,
+    /// Its token endpoint (advertised in the CapabilityStatement).
+    pub token_endpoint: Option<String>,
+    /// RFC 7662 introspection, for opaque tokens.
+    pub introspection_endpoint: Option<String>,
+    /// Herald's client id at the introspection endpoint.
+    pub client_id: Option<String>,
+    /// Herald's client secret at the introspection endpoint.
+    pub client_secret: Option<Secret>,
+    /// A file holding that secret (instead of `client_secret`).
+    pub client_secret_file: Option<PathBuf>,
 }
 
 /// SMART app launch.
@@ -1067,6 +1102,63 @@ impl Settings {
                 format!("{other:?} is not one of twilio, console"),
             ),
         }
+        let url_ok = |u: &str| {
+            u.starts_with("https://")
+                || u.starts_with("http://127.0.0.1")
+                || u.starts_with("http://localhost")
+        };
+        for (i, a) in self.api.issuers.iter().enumerate() {
+            if !url_ok(&a.issuer) {
+                bad(
+                    &format!("api.issuers[{i}].issuer"),
+                    format!("{:?} must be an https:// URL", a.issuer),
+                );
+            }
+            if a.audience.trim().is_empty() {
+                bad(
+                    &format!("api.issuers[{i}].audience"),
+                    "required: Herald's FHIR base URL, the aud its tokens carry".into(),
+                );
+            }
+            for (name, u) in [
+                ("jwks_uri", &a.jwks_uri),
+                ("token_endpoint", &a.token_endpoint),
+                ("introspection_endpoint", &a.introspection_endpoint),
+            ] {
+                if let Some(u) = u
+                    && !url_ok(u)
+                {
+                    bad(
+                        &format!("api.issuers[{i}].{name}"),
+                        format!("{u:?} must be an https:// URL"),
+                    );
+                }
+            }
+            if a.introspection_endpoint.is_some() {
+                if a.client_id.as_deref().is_none_or(|c| c.trim().is_empty()) {
+                    bad(
+                        &format!("api.issuers[{i}].client_id"),
+                        "required with introspection_endpoint".into(),
+                    );
+                }
+                let secret = a
+                    .client_secret
+                    .as_ref()
+                    .is_some_and(|s| !s.expose().is_empty());
+                if !secret && a.client_secret_file.is_none() {
+                    bad(
+                        &format!("api.issuers[{i}].client_secret"),
+                        "required (or client_secret_file) with introspection_endpoint".into(),
+                    );
+                }
+            }
+            if self.api.issuers[..i].iter().any(|o| o.issuer == a.issuer) {
+                bad(
+                    &format!("api.issuers[{i}].issuer"),
+                    format!("{:?} is listed twice", a.issuer),
+                );
+            }
+        }
         for iss in &self.smart.allowed_iss {
             if !iss.starts_with("https://")
                 && !iss.starts_with("http://127.0.0.1")
@@ -1384,5 +1476,49 @@ mod tests {
             assert!(keys.contains(&k), "{k} missing from {keys:?}");
         }
         assert!(problems.iter().all(|p| !p.to_string().contains('\n')));
+    }
+
+    #[test]
+    fn api_issuers_load_from_toml_and_are_validated() {
+        // fhir.md SMART Backend Services: Herald accepts tokens of configured issuers only,
+        // with its own FHIR base as the audience; introspection needs Herald's credentials.
+        let dir = std::env::temp_dir().join(format!("herald-api-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("herald.toml");
+        std::fs::write(
+            &file,
+            r#"
+[[api.issuers]]
+issuer = "https://auth.hospital.example"
+audience = "https://herald.hospital.example/fhir"
+jwks_uri = "https://auth.hospital.example/jwks"
+
+[[api.issuers]]
+issuer = "http://auth.elsewhere.example"
+audience = ""
+introspection_endpoint = "https://auth.elsewhere.example/introspect"
+"#,
+        )
+        .unwrap();
+        let s = Settings::load(Some(&file), &BTreeMap::new()).unwrap();
+        assert_eq!(s.api.issuers.len(), 2);
+        assert_eq!(
+            s.api.issuers[0].audience,
+            "https://herald.hospital.example/fhir"
+        );
+        let keys: Vec<String> = s.validate().into_iter().map(|p| p.key).collect();
+        for k in [
+            "api.issuers[1].issuer",
+            "api.issuers[1].audience",
+            "api.issuers[1].client_id",
+            "api.issuers[1].client_secret",
+        ] {
+            assert!(keys.iter().any(|x| x == k), "{k} missing from {keys:?}");
+        }
+        assert!(
+            !keys.iter().any(|x| x.starts_with("api.issuers[0]")),
+            "{keys:?}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

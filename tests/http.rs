@@ -94,6 +94,8 @@ async fn health_request_ids_and_error_bodies() {
     assert_eq!(s, 400);
     let (s, _, _, body) = get(&app, "/fhir/metadata").await;
     assert_eq!((s, body["fhirVersion"].as_str()), (200, Some("4.0.1")));
+    // No [api] issuers: no security section advertised.
+    assert!(body["rest"][0]["security"].is_null());
 }
 
 #[actix_web::test]

@@ -23,6 +23,7 @@ pub struct Harness {
     child: Child,
     pub fhir: String,
     pub admin: String,
+    pub issuer: String,
 }
 
 impl Drop for Harness {
@@ -56,6 +57,7 @@ pub fn harness_with(args: &[&str]) -> Harness {
         child,
         fhir: v["fhir"].as_str().unwrap().into(),
         admin: v["admin"].as_str().unwrap().into(),
+        issuer: v["issuer"].as_str().unwrap().into(),
     }
 }
 
@@ -66,7 +68,7 @@ fn http() -> reqwest::blocking::Client {
         .unwrap()
 }
 
-fn admin(h: &Harness, method: &str, path: &str, body: Value) -> Value {
+pub fn admin(h: &Harness, method: &str, path: &str, body: Value) -> Value {
     let url = format!("{}/{}", h.admin, path.trim_start_matches('/'));
     let req = match method {
         "GET" => http().get(&url),

@@ -12,6 +12,7 @@
 )]
 
 mod access;
+mod api_clients;
 mod audit_chain;
 mod audit_search;
 mod channels;

@@ -2,6 +2,7 @@
 //! Herald's own key pairs and client assertions (`jwt`), and Backend Services
 //! tokens (`backend`). Only this module and `fhir::client` talk to the EHR.
 
+pub mod api_tokens;
 pub mod backend;
 pub mod jwt;
 pub mod launch;

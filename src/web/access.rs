@@ -492,10 +492,6 @@ impl Caller {
 }
 
 /// What checking an API client's token said.
-#[expect(
-    dead_code,
-    reason = "until the [api] issuers' verifier (issue 11 item 2) is merged, no token is an API client's"
-)]
 pub(crate) enum ApiDecision {
     /// Not a token for an API client (none configured, or a staff token).
     NotApiToken,
@@ -507,20 +503,36 @@ pub(crate) enum ApiDecision {
     Allowed(ApiIdentity),
 }
 
-/// Checks an API client's bearer token against the `[api]` issuers and the
-/// scope this row needs. Not wired yet: with no verifier every such token is
-/// refused (401), so the API-client rows admit only staff tokens today.
+/// Checks an API client's bearer token against the `[api]` issuers
+/// ([`crate::smart::api_tokens`]) and the SMART system scope this row needs.
 pub(crate) async fn api_client(
     state: &AppState,
     token: &str,
     resource: &str,
     interaction: Interaction,
 ) -> ApiDecision {
-    if token.starts_with(crate::service::staff::TOKEN_PREFIX) {
+    if token.starts_with(crate::service::staff::TOKEN_PREFIX) || !state.api.enabled() {
         return ApiDecision::NotApiToken;
     }
-    let _ = (state, resource, interaction);
-    ApiDecision::NotApiToken
+    match state.api.verify(token, state.clock.now()).await {
+        Err(cause) => ApiDecision::Invalid(cause),
+        Ok(v) => {
+            let id = ApiIdentity {
+                issuer: v.issuer,
+                client_id: v.client_id,
+            };
+            let op = match interaction {
+                Interaction::Read => 'r',
+                Interaction::Search => 's',
+                Interaction::Create => 'c',
+            };
+            if crate::smart::api_tokens::scope_allows(&v.scope, resource, op) {
+                ApiDecision::Allowed(id)
+            } else {
+                ApiDecision::Denied(id)
+            }
+        }
+    }
 }
 
 fn bearer(req: &HttpRequest) -> Option<String> {
@@ -539,11 +551,15 @@ enum Refusal {
     Forbidden,
     /// The store could not be asked (503).
     Unavailable,
+    /// A bearer token of an `[api]` issuer that is not valid (401 with
+    /// `error="invalid_token"`).
+    InvalidToken,
 }
 
 /// Decides a request against a row: the caller, or why not.
 async fn decide(rule: &Rule, req: &HttpRequest, state: &AppState) -> Result<Caller, Refusal> {
     let mut forbidden = false;
+    let mut invalid = false;
     let token = bearer(req);
     for who in rule.who {
         match *who {
@@ -595,6 +611,7 @@ async fn decide(rule: &Rule, req: &HttpRequest, state: &AppState) -> Result<Call
                         }
                         ApiDecision::Invalid(cause) => {
                             tracing::warn!(target: "security", cause, path = rule.path, "API token refused");
+                            invalid = true;
                         }
                         ApiDecision::NotApiToken => {}
                     }
@@ -604,6 +621,8 @@ async fn decide(rule: &Rule, req: &HttpRequest, state: &AppState) -> Result<Call
     }
     Err(if forbidden {
         Refusal::Forbidden
+    } else if invalid {
+        Refusal::InvalidToken
     } else {
         Refusal::Unauthenticated
     })
@@ -634,6 +653,16 @@ fn refusal_response(
                     actix_web::http::header::HeaderValue::from_static("Bearer realm=\"herald\""),
                 );
             }
+            res
+        }
+        (_, Refusal::InvalidToken) => {
+            let mut res = ApiError::new(req, AppError::Unauthorized).error_response();
+            res.headers_mut().insert(
+                actix_web::http::header::WWW_AUTHENTICATE,
+                actix_web::http::header::HeaderValue::from_static(
+                    "Bearer realm=\"herald\", error=\"invalid_token\"",
+                ),
+            );
             res
         }
         (Json, Refusal::Forbidden) => ApiError::new(req, AppError::Forbidden).error_response(),

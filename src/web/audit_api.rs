@@ -255,7 +255,7 @@ pub async fn metadata(req: HttpRequest, state: web::Data<AppState>) -> HttpRespo
     let base = base_url(&req, &state);
     let param =
         |name: &str, ty: &str, doc: &str| json!({ "name": name, "type": ty, "documentation": doc });
-    HttpResponse::Ok().content_type(FHIR_JSON).json(json!({
+    let mut body = json!({
         "resourceType": "CapabilityStatement",
         "status": "active",
         "date": "2026-12-08",
@@ -283,5 +283,28 @@ pub async fn metadata(req: HttpRequest, state: web::Data<AppState>) -> HttpRespo
                 ]
             }]
         }]
-    }))
+    });
+    if state.api.enabled() {
+        // SMART Backend Services: API clients bring a bearer token of an `[api]`
+        // issuer; the first issuer's token endpoint is advertised.
+        let mut security = json!({
+            "cors": false,
+            "service": [{
+                "coding": [{
+                    "system": "http://terminology.hl7.org/CodeSystem/restful-security-service",
+                    "code": "SMART-on-FHIR",
+                }],
+                "text": "OAuth2 bearer tokens (SMART Backend Services, system scopes)",
+            }],
+            "description": "Bearer tokens: SMART v2 system scopes (system/Consent.rs, system/Consent.c, system/Communication.rs, system/AuditEvent.rs; v1 equivalents accepted), or a staff API token",
+        });
+        if let Some(token) = state.api.token_endpoint().await {
+            security["extension"] = json!([{
+                "url": "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris",
+                "extension": [{ "url": "token", "valueUri": token }],
+            }]);
+        }
+        body["rest"][0]["security"] = security;
+    }
+    HttpResponse::Ok().content_type(FHIR_JSON).json(body)
 }

@@ -43,6 +43,8 @@ pub struct AppState {
     pub ring: Arc<KeyRing>,
     /// Time.
     pub clock: Arc<dyn Clock>,
+    /// API clients' access tokens (`[api]` issuers; JWKS and introspection caches).
+    pub api: Arc<crate::smart::api_tokens::ApiVerifier>,
 }
 
 impl AppState {
@@ -53,11 +55,15 @@ impl AppState {
         ring: Arc<KeyRing>,
         clock: Arc<dyn Clock>,
     ) -> Self {
+        let api = Arc::new(crate::smart::api_tokens::ApiVerifier::new(
+            settings.api.issuers.clone(),
+        ));
         Self {
             settings,
             pool,
             ring,
             clock,
+            api,
         }
     }
 }

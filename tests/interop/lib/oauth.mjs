@@ -111,6 +111,10 @@ export async function createOAuthServer({ issuer, fhirBase }) {
   const clientScopes = new Map(); // client_id -> the SMART scopes it is registered for
   const approved = new Map(); // client_id -> Set of SMART scopes checked and granted before
   const tokenTtl = new Map(); // client_id -> access token lifetime in seconds (default 300)
+  // Test knobs for resource servers other than this harness's FHIR server (Herald's own
+  // API): RFC 9068 JWT access tokens (RS256, this provider's key) and another audience.
+  const tokenFormat = new Map(); // client_id -> 'jwt' | 'opaque' (default)
+  const tokenAudience = new Map(); // client_id -> aud (default the FHIR base)
   const launches = new Map(); // launch token -> { patient, encounter, ... }
   const grantContext = new Map(); // grantId -> launch context (survives refresh)
   let lastLaunch; // context for a standalone launch that asks for launch/patient
@@ -165,9 +169,9 @@ export async function createOAuthServer({ issuer, fhirBase }) {
             // for this client before (oidc-provider intersects it with the grant).
             return {
               scope: [...registered.map((r) => r.scope), ...(approved.get(client.clientId) ?? [])].join(' '),
-              audience: fhirBase,
+              audience: tokenAudience.get(client.clientId) ?? fhirBase,
               accessTokenTTL: tokenTtl.get(client.clientId) ?? 300,
-              accessTokenFormat: 'opaque',
+              accessTokenFormat: tokenFormat.get(client.clientId) ?? 'opaque',
             };
           }
           const granted = [];
@@ -183,9 +187,10 @@ export async function createOAuthServer({ issuer, fhirBase }) {
           granted.forEach((x) => approved.get(client.clientId).add(x));
           return {
             scope: granted.join(' '),
-            audience: fhirBase,
+            audience: tokenAudience.get(client.clientId) ?? fhirBase,
             accessTokenTTL: tokenTtl.get(client.clientId) ?? 300, // S19
-            accessTokenFormat: 'opaque', // looked up in this process by the FHIR server
+            // opaque: looked up in this process by the FHIR server
+            accessTokenFormat: tokenFormat.get(client.clientId) ?? 'opaque',
           };
         },
       },
@@ -376,6 +381,14 @@ export async function createOAuthServer({ issuer, fhirBase }) {
       tokenTtl.set(metadata.client_id, body.access_token_ttl);
     } else {
       tokenTtl.delete(metadata.client_id);
+    }
+    // Test knobs: { access_token_format: 'jwt', access_token_audience: 'https://…' }.
+    if (body.access_token_format === 'jwt') tokenFormat.set(metadata.client_id, 'jwt');
+    else tokenFormat.delete(metadata.client_id);
+    if (typeof body.access_token_audience === 'string' && body.access_token_audience) {
+      tokenAudience.set(metadata.client_id, body.access_token_audience);
+    } else {
+      tokenAudience.delete(metadata.client_id);
     }
     return { ...metadata, scope: requested.join(' ') };
   }
