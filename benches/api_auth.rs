@@ -141,7 +141,7 @@ fn main() {
                 );
                 round_ratio.push(r);
                 for k in 0..2 {
-                    samples[k].extend(this[k].drain(..));
+                    samples[k].append(&mut this[k]);
                 }
             }
         }

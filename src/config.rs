@@ -1152,7 +1152,13 @@ impl Settings {
                     );
                 }
             }
-            if self.api.issuers[..i].iter().any(|o| o.issuer == a.issuer) {
+            if self
+                .api
+                .issuers
+                .iter()
+                .take(i)
+                .any(|o| o.issuer == a.issuer)
+            {
                 bad(
                     &format!("api.issuers[{i}].issuer"),
                     format!("{:?} is listed twice", a.issuer),

@@ -47,7 +47,8 @@ fn text(sid: &str, body: &str) -> actix_http::Request {
         .iter()
         .map(|(k, v)| ((*k).into(), (*v).into()))
         .collect();
-    let sig = hooks::twilio_signature(TOKEN, &format!("{PUBLIC}{INBOUND}"), &params).expect("token set");
+    let sig =
+        hooks::twilio_signature(TOKEN, &format!("{PUBLIC}{INBOUND}"), &params).expect("token set");
     atest::TestRequest::post()
         .uri(INBOUND)
         .set_form(&form)

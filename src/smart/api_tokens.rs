@@ -132,17 +132,20 @@ impl ApiVerifier {
 
     async fn verify_jwt(&self, token: &str, now: DateTime<Utc>) -> Result<Verified, Cause> {
         let (header, claims) = decode(token).ok_or("malformed JWT")?;
-        let iss = claims["iss"].as_str().ok_or("no iss claim")?;
+        let iss = claims
+            .get("iss")
+            .and_then(Value::as_str)
+            .ok_or("no iss claim")?;
         let issuer = self
             .issuers
             .iter()
             .find(|i| i.issuer == iss)
             .ok_or("unknown issuer")?;
-        let alg = header["alg"].as_str().ok_or("no alg")?;
+        let alg = header.get("alg").and_then(Value::as_str).ok_or("no alg")?;
         if !matches!(alg, "RS256" | "RS384" | "ES256" | "ES384") {
             return Err("algorithm not accepted");
         }
-        let kid = header["kid"].as_str();
+        let kid = header.get("kid").and_then(Value::as_str);
         let jwk = match self.key(issuer, kid, alg, false).await? {
             Some(k) => k,
             None => self
@@ -157,7 +160,11 @@ impl ApiVerifier {
         Ok(Verified {
             issuer: issuer.issuer.clone(),
             client_id: client_of(&claims).ok_or("no client_id, azp or sub")?,
-            scope: claims["scope"].as_str().unwrap_or_default().to_string(),
+            scope: claims
+                .get("scope")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string(),
         })
     }
 
@@ -201,7 +208,7 @@ impl ApiVerifier {
             return Err("JWKS unreachable");
         }
         let v: Value = res.json().await.map_err(|_| "JWKS unreadable")?;
-        if !v["keys"].is_array() {
+        if !v.get("keys").is_some_and(Value::is_array) {
             return Err("JWKS unreadable");
         }
         Ok(v)
@@ -214,7 +221,7 @@ impl ApiVerifier {
             if let Ok(res) = self.http.get(&url).send().await
                 && res.status().is_success()
                 && let Ok(v) = res.json::<Value>().await
-                && let Some(u) = v[field].as_str()
+                && let Some(u) = v.get(field).and_then(Value::as_str)
             {
                 return Ok(u.to_string());
             }
@@ -256,22 +263,31 @@ impl ApiVerifier {
                 continue;
             }
             let claims: Value = res.json().await.map_err(|_| "introspection unreadable")?;
-            if claims["active"] != Value::Bool(true) {
+            if claims.get("active") != Some(&Value::Bool(true)) {
                 last = "inactive token";
                 continue;
             }
-            if claims["iss"].as_str().is_some_and(|i| i != issuer.issuer) {
+            if claims
+                .get("iss")
+                .and_then(Value::as_str)
+                .is_some_and(|i| i != issuer.issuer)
+            {
                 return Err("wrong issuer");
             }
             check_claims(&claims, issuer, now)?;
             let v = Verified {
                 issuer: issuer.issuer.clone(),
                 client_id: client_of(&claims).ok_or("no client_id, azp or sub")?,
-                scope: claims["scope"].as_str().unwrap_or_default().to_string(),
+                scope: claims
+                    .get("scope")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string(),
             };
             let ttl = now + chrono::Duration::seconds(INTROSPECTION_TTL_SECS);
-            let until = claims["exp"]
-                .as_i64()
+            let until = claims
+                .get("exp")
+                .and_then(Value::as_i64)
                 .and_then(|e| DateTime::from_timestamp(e, 0))
                 .map_or(ttl, |e| e.min(ttl));
             if let Ok(mut m) = self.introspected.lock() {
@@ -385,8 +401,9 @@ fn verify_signature(token: &str, alg: &str, jwk: &Value) -> bool {
             if sig.len() != 2 * n {
                 return false;
             }
-            let der = BigNum::from_slice(&sig[..n])
-                .and_then(|r| Ok((r, BigNum::from_slice(&sig[n..])?)))
+            let (r, s) = sig.split_at(n);
+            let der = BigNum::from_slice(r)
+                .and_then(|r| Ok((r, BigNum::from_slice(s)?)))
                 .and_then(|(r, s)| EcdsaSig::from_private_components(r, s))
                 .and_then(|s| s.to_der());
             match der {

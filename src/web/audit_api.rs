@@ -298,13 +298,23 @@ pub async fn metadata(req: HttpRequest, state: web::Data<AppState>) -> HttpRespo
             }],
             "description": "Bearer tokens: SMART v2 system scopes (system/Consent.rs, system/Consent.c, system/Communication.rs, system/AuditEvent.rs; v1 equivalents accepted), or a staff API token",
         });
-        if let Some(token) = state.api.token_endpoint().await {
-            security["extension"] = json!([{
-                "url": "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris",
-                "extension": [{ "url": "token", "valueUri": token }],
-            }]);
+        if let Some(token) = state.api.token_endpoint().await
+            && let Some(o) = security.as_object_mut()
+        {
+            o.insert(
+                "extension".into(),
+                json!([{
+                    "url": "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris",
+                    "extension": [{ "url": "token", "valueUri": token }],
+                }]),
+            );
         }
-        body["rest"][0]["security"] = security;
+        if let Some(rest) = body
+            .pointer_mut("/rest/0")
+            .and_then(serde_json::Value::as_object_mut)
+        {
+            rest.insert("security".into(), security);
+        }
     }
     HttpResponse::Ok().content_type(FHIR_JSON).json(body)
 }
