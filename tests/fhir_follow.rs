@@ -732,6 +732,8 @@ fn presets_fill_what_configuration_leaves_unset_and_every_preset_is_valid() {
                 ("HERALD_EHR__BASE_URL", "https://ehr.example/fhir"),
                 ("HERALD_EHR__CLIENT_ID", "herald"),
                 ("HERALD_EHR__POLL_LOCATIONS", "Location/1,Location/2"),
+                // Presets that subscribe need Herald's public address (F8b).
+                ("HERALD_SERVER__PUBLIC_URL", "https://herald.example"),
             ]),
         )
         .unwrap_or_else(|e| panic!("{name}: {e}"));

@@ -109,6 +109,8 @@ fn worker(db: &TestDb, master: &str, provider: &str, data: &std::path::Path) -> 
         .env("HERALD_DATABASE__URL", db.url.expose())
         .env("HERALD_MASTER_KEY", master)
         .env("HERALD_SMS__PROVIDER", "twilio")
+        // Twilio's callbacks need Herald's public address (F8b).
+        .env("HERALD_SERVER__PUBLIC_URL", "https://herald.example")
         .env("HERALD_SMS__BASE_URL", provider)
         .env("HERALD_SMS__ACCOUNT_SID", twilio_double::SID)
         .env("HERALD_SMS__AUTH_TOKEN", twilio_double::TOKEN)

@@ -119,6 +119,16 @@ pub struct Rule {
     mount: fn(actix_web::Route) -> actix_web::Route,
 }
 
+impl Rule {
+    /// Attaches this row's handler to `route` without [`enforce`] in front:
+    /// for benches that measure the table's own cost against the bare
+    /// handler (`benches/api_auth.rs`). The server only mounts rows through
+    /// [`configure`].
+    pub fn handler(&self, route: actix_web::Route) -> actix_web::Route {
+        (self.mount)(route)
+    }
+}
+
 impl std::fmt::Debug for Rule {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Rule")
