@@ -138,6 +138,8 @@ pub struct Settings {
     pub messaging: MessagingSettings,
     /// Staff sign-in and break-glass.
     pub staff: StaffSettings,
+    /// The audit log's signed checkpoints.
+    pub audit: AuditSettings,
     /// Logging.
     pub log: LogSettings,
 }
@@ -159,6 +161,7 @@ impl Default for Settings {
             api: ApiSettings::default(),
             messaging: MessagingSettings::default(),
             staff: StaffSettings::default(),
+            audit: AuditSettings::default(),
             log: LogSettings::default(),
         }
     }
@@ -681,6 +684,68 @@ impl Default for StaffSettings {
             break_glass_per_hour: 5,
             alert_webhook: None,
         }
+    }
+}
+
+/// The audit log's external anchor (security review F8h): Herald signs the
+/// chain head with its own ES384 key into files outside the database, so a
+/// database owner who rewrites the log and its head is caught by
+/// `herald audit verify --checkpoints DIR`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditSettings {
+    /// Where checkpoints are written (hourly and at shutdown by `herald
+    /// serve`, and by `herald audit checkpoint`); default
+    /// `<data_dir>/checkpoints`. Point it at storage the database's owners
+    /// cannot write.
+    pub checkpoint_dir: Option<PathBuf>,
+    /// The signing key (PKCS#8 PEM, P-384, made on first need with mode
+    /// 0600); default `<data_dir>/audit-checkpoint.pem`. Never in the database.
+    pub checkpoint_key: Option<PathBuf>,
+    /// Where each checkpoint is also POSTed as JSON; https, or http on
+    /// loopback. A secret: webhook URLs often embed a token.
+    pub checkpoint_webhook: Option<Secret>,
+}
+
+impl AuditSettings {
+    fn problems(&self) -> Vec<Problem> {
+        let mut out = Vec::new();
+        if let Some(u) = self.checkpoint_webhook.as_ref().map(Secret::expose) {
+            let u = u.trim();
+            if u.is_empty() {
+                out.push(Problem {
+                    key: "audit.checkpoint_webhook".into(),
+                    message: "is set but empty; unset it or give the URL".into(),
+                });
+            } else if !(u.starts_with("https://")
+                || u.starts_with("http://127.0.0.1")
+                || u.starts_with("http://localhost"))
+            {
+                out.push(Problem {
+                    key: "audit.checkpoint_webhook".into(),
+                    message: "must be an https:// URL (plain http only on loopback)".into(),
+                });
+            }
+        }
+        out
+    }
+}
+
+impl Settings {
+    /// The checkpoint directory in effect.
+    pub fn checkpoint_dir(&self) -> PathBuf {
+        self.audit
+            .checkpoint_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("checkpoints"))
+    }
+
+    /// The checkpoint signing key file in effect.
+    pub fn checkpoint_key(&self) -> PathBuf {
+        self.audit
+            .checkpoint_key
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("audit-checkpoint.pem"))
     }
 }
 
@@ -1287,6 +1352,7 @@ impl Settings {
         if !["text", "json"].contains(&self.log.format.as_str()) {
             bad("log.format", "must be text or json".into());
         }
+        out.extend(self.audit.problems());
         out
     }
 

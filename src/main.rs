@@ -209,7 +209,23 @@ enum KeysCommand {
 enum AuditCommand {
     /// Check the hash chain; exit 1 naming the first broken record. The result
     /// is recorded for the /audit page.
-    Verify,
+    Verify {
+        /// Also check the chain against Herald's signed checkpoints in DIR:
+        /// each signature, the record at each checkpoint's seq, the length.
+        #[arg(long, value_name = "DIR")]
+        checkpoints: Option<PathBuf>,
+        /// The checkpoint key's public PEM (`herald audit checkpoint
+        /// --public-key`); default: the key file in the data dir.
+        #[arg(long, value_name = "FILE", requires = "checkpoints")]
+        public_key: Option<PathBuf>,
+    },
+    /// Sign the chain head now into audit.checkpoint_dir (and POST it to
+    /// audit.checkpoint_webhook); `herald serve` does so hourly and at shutdown.
+    Checkpoint {
+        /// Print the signing key's public PEM instead (for --public-key).
+        #[arg(long)]
+        public_key: bool,
+    },
     /// Write AuditEvents to stdout (the export is itself audited).
     Export {
         /// From this instant (RFC 3339 or YYYY-MM-DD), inclusive.
@@ -498,16 +514,31 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             };
             match command {
-                AuditCommand::Verify => match audit::verify_and_record(&mut conn, &clock)? {
+                AuditCommand::Verify {
+                    checkpoints,
+                    public_key,
+                } => match audit::verify_and_record(&mut conn, &clock)? {
                     audit::Verdict::Intact { count } => {
                         writeln!(stdout, "audit: chain intact ({count} records)")?;
-                        Ok(ExitCode::SUCCESS)
+                        match checkpoints {
+                            Some(dir) => verify_checkpoints_cmd(
+                                &mut conn,
+                                &settings,
+                                &dir,
+                                public_key.as_deref(),
+                                &mut stdout,
+                            ),
+                            None => Ok(ExitCode::SUCCESS),
+                        }
                     }
                     audit::Verdict::Broken(b) => {
                         writeln!(std::io::stderr(), "herald: {b}")?;
                         Ok(ExitCode::from(1))
                     }
                 },
+                AuditCommand::Checkpoint { public_key } => {
+                    checkpoint_cmd(&mut conn, &settings, &clock, public_key, &mut stdout)
+                }
                 AuditCommand::Export {
                     since,
                     until,
@@ -646,11 +677,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let state = open_state(settings, clock)?;
             let workers = start_workers(&state)?;
             let follower = start_follower(&state)?;
+            let last = state.clone();
             let r = serve(state, &mut stdout);
             if let Some(f) = follower {
                 f.stop();
             }
             workers.stop();
+            // Clean shutdown: sign the head everything above left behind.
+            log_checkpoint(anchor_now(&last));
             r
         }
         Command::Subscribe => {
@@ -975,10 +1009,21 @@ fn serve(state: web::AppState, out: &mut dyn std::io::Write) -> anyhow::Result<E
                 tokio::time::sleep(AUDIT_VERIFY_EVERY).await;
             }
         });
+        // A signed checkpoint of the chain head at start and every hour.
+        let anchor = state.clone();
+        tokio::spawn(async move {
+            loop {
+                let st = anchor.clone();
+                if let Ok(done) = tokio::task::spawn_blocking(move || anchor_now(&st)).await {
+                    log_checkpoint(done);
+                }
+                tokio::time::sleep(AUDIT_CHECKPOINT_EVERY).await;
+            }
+        });
         let server = web::server(state, listener)?;
         let handle = server.handle();
         tokio::spawn(async move {
-            let _ = tokio::signal::ctrl_c().await;
+            shutdown_signal().await;
             handle.stop(true).await;
         });
         server.await
@@ -988,6 +1033,139 @@ fn serve(state: web::AppState, out: &mut dyn std::io::Write) -> anyhow::Result<E
 
 /// How often `herald serve` verifies the whole audit chain.
 const AUDIT_VERIFY_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// How often `herald serve` signs a checkpoint of the audit chain head.
+const AUDIT_CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Resolves on Ctrl-C (SIGINT) or SIGTERM; `herald serve` then stops and
+/// writes a last audit checkpoint.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+/// One checkpoint of the audit chain head (blocking).
+fn anchor_now(state: &web::AppState) -> anyhow::Result<audit::checkpoint::Anchored> {
+    let mut conn = state.pool.get()?;
+    let now = herald::clock::Clock::now(state.clock.as_ref());
+    Ok(audit::checkpoint::anchor(&mut conn, &state.settings, now)?)
+}
+
+/// Logs what a checkpoint in `herald serve` did; a refusal to sign is a
+/// security event.
+fn log_checkpoint(done: anyhow::Result<audit::checkpoint::Anchored>) {
+    use audit::checkpoint::CheckpointError;
+    match done {
+        Ok(a) => {
+            let cp = &a.written.checkpoint;
+            tracing::info!(
+                audit.seq = cp.seq,
+                key.id = %cp.kid,
+                path = %a.written.path.display(),
+                "audit checkpoint written"
+            );
+            if let Some(Err(e)) = a.webhook {
+                tracing::error!(target: "security", error = %e, "audit checkpoint webhook failed; the file was written");
+            }
+        }
+        Err(e) => match e.downcast_ref::<CheckpointError>() {
+            Some(CheckpointError::NotExtending(_)) => {
+                tracing::error!(target: "security", "audit checkpoint refused: {e}")
+            }
+            _ => tracing::warn!(error = %e, "audit checkpoint failed"),
+        },
+    }
+}
+
+/// `herald audit checkpoint [--public-key]`.
+fn checkpoint_cmd(
+    conn: &mut db::DbConn,
+    settings: &Settings,
+    clock: &SystemClock,
+    public_key: bool,
+    out: &mut dyn std::io::Write,
+) -> anyhow::Result<ExitCode> {
+    use audit::checkpoint::{SigningKey, anchor};
+    let key_path = settings.checkpoint_key();
+    if public_key {
+        let (key, _) = SigningKey::load_or_create(&key_path)?;
+        write!(out, "{}", key.public_pem()?)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let a = anchor(conn, settings, herald::clock::Clock::now(clock))?;
+    if a.key_created {
+        writeln!(
+            out,
+            "audit: made the checkpoint signing key {} (back it up; keep it off the database host)",
+            key_path.display()
+        )?;
+    }
+    let cp = &a.written.checkpoint;
+    writeln!(
+        out,
+        "audit: checkpoint of seq {} signed by key {} in {}",
+        cp.seq,
+        cp.kid,
+        a.written.path.display()
+    )?;
+    if let Some(Err(e)) = a.webhook {
+        anyhow::bail!(
+            "the checkpoint file was written but audit.checkpoint_webhook failed ({e}); check the URL and run `herald audit checkpoint` again"
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `herald audit verify --checkpoints DIR [--public-key FILE]`, after the
+/// chain itself verified.
+fn verify_checkpoints_cmd(
+    conn: &mut db::DbConn,
+    settings: &Settings,
+    dir: &std::path::Path,
+    public_key: Option<&std::path::Path>,
+    out: &mut dyn std::io::Write,
+) -> anyhow::Result<ExitCode> {
+    use audit::checkpoint::{SigningKey, VerifyingKey, verify_dir};
+    let key = match public_key {
+        Some(p) => VerifyingKey::read(p)
+            .with_context(|| format!("cannot read the public key {}", p.display()))?,
+        None => {
+            let path = settings.checkpoint_key();
+            SigningKey::load(&path)?
+                .with_context(|| {
+                    format!(
+                        "no checkpoint key at {}: pass --public-key FILE (from `herald audit checkpoint --public-key` where the checkpoints are signed)",
+                        path.display()
+                    )
+                })?
+                .verifying_key()?
+        }
+    };
+    match verify_dir(conn, dir, &key)? {
+        Ok(v) => {
+            writeln!(
+                out,
+                "audit: {} checkpoints verified, the newest at seq {} ({})",
+                v.count, v.newest_seq, v.newest_time
+            )?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(f) => {
+            writeln!(std::io::stderr(), "herald: {f}")?;
+            Ok(ExitCode::from(1))
+        }
+    }
+}
 
 fn check_profiles() -> Vec<String> {
     let mut problems = Vec::new();

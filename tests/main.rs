@@ -16,6 +16,7 @@ mod api_clients;
 mod audit_chain;
 mod audit_search;
 mod channels;
+mod checkpoints;
 mod cli;
 mod consent_guard;
 mod demo;

@@ -7,6 +7,7 @@
 #![allow(clippy::indexing_slicing)]
 
 pub mod balp;
+pub mod checkpoint;
 pub mod report;
 pub mod search;
 

@@ -165,6 +165,16 @@ pub fn scan(conn: &mut DbConn, after_seq: i64, limit: i64) -> Result<Vec<AuditRo
         .load(conn)?)
 }
 
+/// The id and chain hash of the record at `seq`, if there is one (a signed
+/// checkpoint names a seq and the hash it had: `audit::checkpoint`).
+pub fn record_hash(conn: &mut DbConn, seq: i64) -> Result<Option<(String, String)>, DbError> {
+    Ok(a::table
+        .filter(a::seq.eq(seq))
+        .select((a::id, a::hash))
+        .first(conn)
+        .optional()?)
+}
+
 /// Rows in chain order whose `recorded` lies in [since, until).
 pub fn scan_between(
     conn: &mut DbConn,
