@@ -138,6 +138,8 @@ pub struct Settings {
     pub messaging: MessagingSettings,
     /// Staff sign-in and break-glass.
     pub staff: StaffSettings,
+    /// Request rate limits and the bound on password checks (issue 11 F5).
+    pub limits: LimitsSettings,
     /// The audit log's signed checkpoints.
     pub audit: AuditSettings,
     /// Logging.
@@ -159,6 +161,7 @@ impl Default for Settings {
             outbox: OutboxSettings::default(),
             smart: SmartSettings::default(),
             api: ApiSettings::default(),
+            limits: LimitsSettings::default(),
             messaging: MessagingSettings::default(),
             staff: StaffSettings::default(),
             audit: AuditSettings::default(),
@@ -746,6 +749,125 @@ impl Settings {
             .checkpoint_key
             .clone()
             .unwrap_or_else(|| self.data_dir.join("audit-checkpoint.pem"))
+    }
+}
+
+/// Request rate limits and the bound on password checks (issue 11 F5c–e).
+/// Quotas are per minute, per client address (the TCP peer, or the address a
+/// trusted proxy forwards) and, for `POST /login`, per submitted user name.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsSettings {
+    /// `POST /login` per client address, per minute.
+    pub login_per_minute: u32,
+    /// `POST /login` per submitted user name (kept only as a keyed hash), per minute.
+    pub login_per_account_per_minute: u32,
+    /// `/smart/*` per client address, per minute.
+    pub smart_per_minute: u32,
+    /// `/hooks/*` (the EHR, the SMS provider) per client address, per minute.
+    pub hooks_per_minute: u32,
+    /// `/p/*` (patients' preference links) per client address, per minute.
+    pub patient_link_per_minute: u32,
+    /// Proxies (IP addresses) whose `X-Forwarded-For` names the client;
+    /// comma-separated in the environment. Empty: the peer is the client.
+    #[serde(deserialize_with = "string_list")]
+    pub trusted_proxies: Vec<String>,
+    /// Password checks (argon2id, 19 MiB each) that may run at once; 0 means
+    /// twice the number of cores (4 when that is unknown).
+    pub password_checks: u32,
+    /// How long a sign-in waits for a password-check slot before it is
+    /// answered 503 with Retry-After (milliseconds).
+    pub password_wait_ms: u64,
+    /// Distinct clients and names each limiter remembers before it prunes
+    /// (memory bound).
+    pub max_keys: u32,
+}
+
+impl Default for LimitsSettings {
+    fn default() -> Self {
+        Self {
+            login_per_minute: 30,
+            login_per_account_per_minute: 10,
+            smart_per_minute: 60,
+            hooks_per_minute: 1200,
+            patient_link_per_minute: 60,
+            trusted_proxies: Vec::new(),
+            password_checks: 0,
+            password_wait_ms: 500,
+            max_keys: 100_000,
+        }
+    }
+}
+
+impl LimitsSettings {
+    /// Password checks allowed at once (`password_checks`, or 2 × cores).
+    pub fn password_slots(&self) -> usize {
+        match self.password_checks {
+            0 => std::thread::available_parallelism().map_or(4, |n| n.get().saturating_mul(2)),
+            n => usize::try_from(n).unwrap_or(4),
+        }
+    }
+
+    /// The trusted proxies as addresses (unparsable entries are a
+    /// [`Settings::validate`] problem and skipped here).
+    pub fn proxies(&self) -> Vec<std::net::IpAddr> {
+        self.trusted_proxies
+            .iter()
+            .filter_map(|p| p.trim().parse().ok())
+            .collect()
+    }
+
+    /// Problems with these limits (for [`Settings::validate`]).
+    fn problems(&self) -> Vec<Problem> {
+        let mut out = Vec::new();
+        let quotas = [
+            ("limits.login_per_minute", self.login_per_minute),
+            (
+                "limits.login_per_account_per_minute",
+                self.login_per_account_per_minute,
+            ),
+            ("limits.smart_per_minute", self.smart_per_minute),
+            ("limits.hooks_per_minute", self.hooks_per_minute),
+            (
+                "limits.patient_link_per_minute",
+                self.patient_link_per_minute,
+            ),
+        ];
+        for (key, v) in quotas {
+            if !(1..=1_000_000).contains(&v) {
+                out.push(Problem {
+                    key: key.into(),
+                    message: "must be between 1 and 1000000 requests per minute".into(),
+                });
+            }
+        }
+        if self.password_checks > 1024 {
+            out.push(Problem {
+                key: "limits.password_checks".into(),
+                message: "must be at most 1024 (each check holds 19 MiB); 0 means 2 × cores".into(),
+            });
+        }
+        if !(1..=10_000).contains(&self.password_wait_ms) {
+            out.push(Problem {
+                key: "limits.password_wait_ms".into(),
+                message: "must be between 1 and 10000 milliseconds".into(),
+            });
+        }
+        if !(1_000..=10_000_000).contains(&self.max_keys) {
+            out.push(Problem {
+                key: "limits.max_keys".into(),
+                message: "must be between 1000 and 10000000".into(),
+            });
+        }
+        for p in &self.trusted_proxies {
+            if p.trim().parse::<std::net::IpAddr>().is_err() {
+                out.push(Problem {
+                    key: "limits.trusted_proxies".into(),
+                    message: "must list IP addresses (no names, no ranges)".into(),
+                });
+            }
+        }
+        out
     }
 }
 
@@ -1352,6 +1474,7 @@ impl Settings {
         if !["text", "json"].contains(&self.log.format.as_str()) {
             bad("log.format", "must be text or json".into());
         }
+        out.extend(self.limits.problems());
         out.extend(self.audit.problems());
         out
     }
@@ -1592,5 +1715,44 @@ introspection_endpoint = "https://auth.elsewhere.example/introspect"
             "{keys:?}"
         );
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn limits_have_sane_defaults_env_overrides_and_are_validated() {
+        let s = Settings::load(None, &env(&[])).unwrap();
+        assert_eq!(s.limits.login_per_minute, 30);
+        assert_eq!(s.limits.login_per_account_per_minute, 10);
+        assert!(s.limits.password_slots() >= 2);
+        assert!(s.limits.proxies().is_empty());
+        assert!(s.validate().iter().all(|p| !p.key.starts_with("limits")));
+        let s = Settings::load(
+            None,
+            &env(&[
+                ("HERALD_LIMITS__LOGIN_PER_MINUTE", "7"),
+                ("HERALD_LIMITS__PASSWORD_CHECKS", "3"),
+                ("HERALD_LIMITS__TRUSTED_PROXIES", "10.0.0.1, ::1"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.limits.login_per_minute, 7);
+        assert_eq!(s.limits.password_slots(), 3);
+        assert_eq!(s.limits.proxies().len(), 2);
+        let s = Settings::load(
+            None,
+            &env(&[
+                ("HERALD_LIMITS__HOOKS_PER_MINUTE", "0"),
+                ("HERALD_LIMITS__PASSWORD_WAIT_MS", "0"),
+                ("HERALD_LIMITS__TRUSTED_PROXIES", "proxy.example"),
+            ]),
+        )
+        .unwrap();
+        let keys: Vec<String> = s.validate().into_iter().map(|p| p.key).collect();
+        for k in [
+            "limits.hooks_per_minute",
+            "limits.password_wait_ms",
+            "limits.trusted_proxies",
+        ] {
+            assert!(keys.iter().any(|x| x == k), "{k} missing from {keys:?}");
+        }
     }
 }

@@ -29,6 +29,10 @@ pub enum AppError {
     /// The request conflicts with the current state.
     #[error("conflict")]
     Conflict,
+    /// The caller sent more requests than its rate limit allows (429; the
+    /// response says when to retry).
+    #[error("too many requests")]
+    TooManyRequests,
     /// A dependency (database, key ring) is unavailable; try again later.
     #[error("service unavailable")]
     Unavailable(#[source] anyhow::Error),
@@ -48,6 +52,7 @@ impl AppError {
             Self::TooLarge => "too-large",
             Self::UnsupportedMediaType => "unsupported-media-type",
             Self::Conflict => "conflict",
+            Self::TooManyRequests => "too-many-requests",
             Self::Unavailable(_) => "unavailable",
             Self::Internal(_) => "internal",
         }
@@ -65,6 +70,9 @@ impl AppError {
                 "The body's Content-Type is not one this route accepts.".into()
             }
             Self::Conflict => "The request conflicts with the current state.".into(),
+            Self::TooManyRequests => {
+                "Too many requests; wait for the time in Retry-After and try again.".into()
+            }
             Self::Unavailable(_) => {
                 "The service is temporarily unavailable; try again shortly.".into()
             }
@@ -82,6 +90,7 @@ impl AppError {
             Self::TooLarge => 413,
             Self::UnsupportedMediaType => 415,
             Self::Conflict => 409,
+            Self::TooManyRequests => 429,
             Self::Unavailable(_) => 503,
             Self::Internal(_) => 500,
         }

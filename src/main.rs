@@ -1020,6 +1020,17 @@ fn serve(state: web::AppState, out: &mut dyn std::io::Write) -> anyhow::Result<E
                 tokio::time::sleep(AUDIT_CHECKPOINT_EVERY).await;
             }
         });
+        // Housekeeping (issue 11 F5d): prune the rate limiters and purge
+        // expired SMART and staff sessions, every few minutes.
+        let keeper = state.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(web::limits::TICK_EVERY).await;
+                if let Err(e) = web::limits::tick(&keeper).await {
+                    tracing::warn!(error = %e, "housekeeping failed; retrying at the next tick");
+                }
+            }
+        });
         let server = web::server(state, listener)?;
         let handle = server.handle();
         tokio::spawn(async move {

@@ -48,6 +48,8 @@ struct Callers {
     tokens: Vec<(Role, String)>,
     smart: String,
     link: String,
+    /// The session cookie's name (`__Host-` prefixed over https, F8d).
+    session_cookie: &'static str,
 }
 
 fn callers(db: &TestDb, ring: &KeyRing) -> Callers {
@@ -122,6 +124,7 @@ fn callers(db: &TestDb, ring: &KeyRing) -> Callers {
         herald::service::preferences::issue_link(ring, "p-walk", now + chrono::Duration::days(7))
             .unwrap();
     Callers {
+        session_cookie: herald::web::staff::SESSION_COOKIE,
         sessions,
         tokens,
         smart,
@@ -178,7 +181,7 @@ fn request(rule: &Rule, path: &str, kind: Kind, cx: &Callers) -> at::TestRequest
         Kind::Nobody => r,
         Kind::Session(role) => {
             let c = &cx.sessions.iter().find(|(r, _)| *r == role).unwrap().1;
-            r.cookie(actix_web::cookie::Cookie::new("herald_session", c.clone()))
+            r.cookie(actix_web::cookie::Cookie::new(cx.session_cookie, c.clone()))
         }
         Kind::Token(role) => {
             let t = &cx.tokens.iter().find(|(r, _)| *r == role).unwrap().1;
@@ -202,7 +205,7 @@ fn refused(status: u16, location: Option<&str>) -> bool {
 async fn walk(public_url: Option<&str>) {
     let db = support::sqlite();
     let (ring, _) = support::ready(&db);
-    let cx = callers(&db, &ring);
+    let mut cx = callers(&db, &ring);
     let mut s = Settings::default();
     s.server.public_url = public_url.map(String::from);
     // F7: the walk's SMART session comes from the EHR Herald follows.
@@ -213,6 +216,7 @@ async fn walk(public_url: Option<&str>) {
         Arc::new(ring),
         Arc::new(support::clock()),
     );
+    cx.session_cookie = herald::web::staff::session_cookie(&state);
     let app = at::init_service(app(state)).await;
     let mut checked = 0;
     // Signing out ends the walk's sessions, so that row goes last.

@@ -25,6 +25,7 @@ mod guard;
 mod http;
 mod inbound;
 mod interop;
+mod limits;
 mod migrations;
 mod outbox_chaos;
 mod prefpage;

@@ -360,6 +360,23 @@ pub fn delete_session(conn: &mut DbConn, token_hash: &str) -> Result<bool, DbErr
     Ok(diesel::delete(ss::table.find(token_hash)).execute(conn)? == 1)
 }
 
+/// Removes sessions unused since `idle_before` or begun before
+/// `created_before` (ended either way; issue 11 F5d).
+pub fn purge_sessions(
+    conn: &mut DbConn,
+    idle_before: DateTime<Utc>,
+    created_before: DateTime<Utc>,
+) -> Result<usize, DbError> {
+    Ok(diesel::delete(
+        ss::table.filter(
+            ss::last_seen_at
+                .lt(ts(idle_before))
+                .or(ss::created_at.lt(ts(created_before))),
+        ),
+    )
+    .execute(conn)?)
+}
+
 /// Stores an API token's hash.
 pub fn insert_token(
     conn: &mut DbConn,

@@ -5,6 +5,7 @@
 
 pub mod delivery;
 pub mod ehr;
+pub mod housekeeping;
 pub mod inbound;
 pub mod ingest;
 pub mod keys;

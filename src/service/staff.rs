@@ -477,6 +477,8 @@ pub fn sign_in(
 /// The staff member a session cookie belongs to, when the session is live.
 /// A session found idle or too old is deleted and its end audited as a
 /// logout; a live one has `last_seen_at` moved to `now`.
+/// A cookie that names no session is answered from a read alone (no write
+/// transaction).
 pub fn session_staff(
     conn: &mut DbConn,
     settings: &StaffSettings,
@@ -489,6 +491,11 @@ pub fn session_staff(
         idle: Duration::minutes(i64::from(settings.idle_minutes)),
         absolute: Duration::hours(i64::from(settings.absolute_hours)),
     };
+    // Read-only first: a random or stale cookie must not take SQLite's
+    // writer lock (`BEGIN IMMEDIATE`) and stall every writer (issue 11 F5e).
+    if repo::session(conn, &hash)?.is_none() {
+        return Ok(None);
+    }
     let ended = db::write_tx(conn, |c| {
         let Some(s) = repo::session(c, &hash)? else {
             return Ok::<_, DbError>(Err(None));

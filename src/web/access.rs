@@ -12,6 +12,10 @@
 //! row still says who may call and the handler checks the value, a missing
 //! one included (fail closed), so that each refusal is audited there.
 //!
+//! Before any of that, `POST /login`, `/smart/*`, `/hooks/*` and `/p/*` are
+//! counted against their per-address rate limit ([`super::limits`]); over
+//! it, the answer is 429 and nothing else runs.
+//!
 //! `tests/access.rs` walks every row of [`ROUTES`] with every kind of caller,
 //! and `tests/tidy.rs` checks that nothing in `web/` registers a route
 //! outside this file.
@@ -591,7 +595,7 @@ async fn decide(rule: &Rule, req: &HttpRequest, state: &AppState) -> Result<Call
                 }
             }
             StaffSession(roles) => {
-                if req.cookie(staff::SESSION_COOKIE).is_some() {
+                if req.cookie(staff::session_cookie(state)).is_some() {
                     match staff::session_of(req, state).await {
                         Ok(Some(s)) if roles.contains(&s.role) => return Ok(Caller::Staff(s)),
                         Ok(Some(_)) => forbidden = true,
@@ -743,6 +747,14 @@ pub async fn enforce(
         };
         return Ok(req.into_response(res).map_into_right_body());
     };
+    // Rate limits first (issue 11 F5): a refused request reads nothing,
+    // writes nothing and runs no password check.
+    if let Some(group) = super::limits::Group::of(&rule.method.http(), rule.path)
+        && let Err(r) = state.limits.check_address(group, req.request())
+    {
+        let res = super::limits::too_many(req.request(), r);
+        return Ok(req.into_response(res).map_into_right_body());
+    }
     let decided = decide(rule, req.request(), &state).await;
     match decided {
         Ok(_) if !body_ok(rule, req.request()) => {

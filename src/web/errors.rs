@@ -73,6 +73,7 @@ impl ResponseError for ApiError {
                 AppError::TooLarge => "too-costly",
                 AppError::UnsupportedMediaType => "not-supported",
                 AppError::Conflict => "conflict",
+                AppError::TooManyRequests => "throttled",
                 AppError::Unavailable(_) => "transient",
                 AppError::Internal(_) => "exception",
             };

@@ -14,6 +14,7 @@ mod fhir_hooks;
 mod health;
 pub mod hooks;
 mod inbox;
+pub mod limits;
 mod preferences;
 mod smart;
 pub mod staff;
@@ -45,6 +46,8 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     /// API clients' access tokens (`[api]` issuers; JWKS and introspection caches).
     pub api: Arc<crate::smart::api_tokens::ApiVerifier>,
+    /// Rate limits and password-check slots (`[limits]`).
+    pub limits: Arc<limits::Limits>,
 }
 
 impl AppState {
@@ -58,14 +61,28 @@ impl AppState {
         let api = Arc::new(crate::smart::api_tokens::ApiVerifier::new(
             settings.api.issuers.clone(),
         ));
+        let limits = Arc::new(limits::Limits::new(&settings.limits));
         Self {
             settings,
             pool,
             ring,
             clock,
             api,
+            limits,
         }
     }
+}
+
+/// Whether browsers reach Herald over TLS: its own listener
+/// (`server.tls_cert`), or a proxy in front of it (`server.public_url` is
+/// https). Then HSTS is sent and cookies are Secure with the `__Host-` prefix.
+pub(crate) fn served_over_tls(settings: &Settings) -> bool {
+    settings.server.tls_cert.is_some()
+        || settings
+            .server
+            .public_url
+            .as_deref()
+            .is_some_and(|u| u.starts_with("https://"))
 }
 
 /// The caller's IP address ("unknown" when the connection does not say).
@@ -210,15 +227,8 @@ pub fn app(
         InitError = (),
     >,
 > {
-    // HSTS whenever Herald is reached over TLS: its own listener, or a proxy
-    // in front of it (server.public_url is https).
-    let tls = state.settings.server.tls_cert.is_some()
-        || state
-            .settings
-            .server
-            .public_url
-            .as_deref()
-            .is_some_and(|u| u.starts_with("https://"));
+    // HSTS whenever Herald is reached over TLS.
+    let tls = served_over_tls(&state.settings);
     let hsts = tls
         .then(|| {
             format!(

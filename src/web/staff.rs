@@ -3,10 +3,20 @@
 //! `herald_session` cookie or an auditor's `Authorization: Bearer` token.
 //!
 //! Pages: no scripts, a CSP without inline anything, every value escaped,
-//! every form carrying a CSRF token (a keyed token in the form and a
-//! SameSite=Strict cookie for `/login`; the session's own token after it).
-//! The session cookie is HttpOnly, SameSite=Strict, Path=/, and Secure when
-//! `server.public_url` is https (HSTS is then sent on every response).
+//! every form carrying a CSRF token (for `/login`, a token bound to the
+//! browser's SameSite=Strict cookie and to its issue time, refused after 30
+//! minutes or from another browser; the session's own token after it).
+//! Cookies are HttpOnly, SameSite=Strict, Path=/; when Herald is reached
+//! over TLS (`server.tls_cert`, or an https `server.public_url`) they are
+//! also Secure and named with the `__Host-` prefix, so a sibling subdomain
+//! cannot plant them (issue 11 F8d, F8i); plain names on plain http (the
+//! loopback demo).
+//!
+//! A sign-in is rate limited per client address (the access table's gate)
+//! and per submitted name (here, before anything else is read), and its
+//! password check waits at most `limits.password_wait_ms` for one of
+//! `limits.password_checks` slots, else it is answered 503 with Retry-After
+//! without running argon2 (issue 11 F5c).
 //!
 //! Other handlers ask for a role with [`require`] (401 / 403 as
 //! problem+json) or [`require_page`] (a redirect to `/login` / a 403 page),
@@ -14,6 +24,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use actix_web::cookie::{Cookie, SameSite};
 use actix_web::dev::Payload;
@@ -28,18 +39,36 @@ use crate::render::escape_markup;
 pub use crate::service::staff::Staff;
 use crate::service::staff::{self as svc, Attempt, Emergency, Origin, SignIn};
 
-/// The session cookie.
+/// The session cookie (plain http).
 pub const SESSION_COOKIE: &str = "herald_session";
-/// The sign-in form's CSRF cookie.
+/// The session cookie when Herald is reached over TLS.
+pub const SESSION_COOKIE_TLS: &str = "__Host-herald_session";
+/// The sign-in form's browser cookie (plain http).
 const LOGIN_CSRF_COOKIE: &str = "herald_login_csrf";
+/// The sign-in form's browser cookie over TLS.
+const LOGIN_CSRF_COOKIE_TLS: &str = "__Host-herald_login_csrf";
+/// How long a sign-in form's token is accepted.
+const LOGIN_CSRF_SECS: i64 = 30 * 60;
 
 fn secure(state: &AppState) -> bool {
-    state
-        .settings
-        .server
-        .public_url
-        .as_deref()
-        .is_some_and(|u| u.starts_with("https://"))
+    super::served_over_tls(&state.settings)
+}
+
+/// The name of the session cookie under these settings.
+pub fn session_cookie(state: &AppState) -> &'static str {
+    if secure(state) {
+        SESSION_COOKIE_TLS
+    } else {
+        SESSION_COOKIE
+    }
+}
+
+fn login_cookie(state: &AppState) -> &'static str {
+    if secure(state) {
+        LOGIN_CSRF_COOKIE_TLS
+    } else {
+        LOGIN_CSRF_COOKIE
+    }
 }
 
 fn origin(req: &HttpRequest) -> Origin {
@@ -78,6 +107,20 @@ fn unavailable() -> HttpResponse {
     )
 }
 
+/// 503 with Retry-After: every password-check slot stayed busy.
+fn busy() -> HttpResponse {
+    let mut res = page(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "Try again",
+        "<main><h1>Herald is busy; please try again in a few seconds</h1></main>",
+    );
+    res.headers_mut().insert(
+        actix_web::http::header::RETRY_AFTER,
+        actix_web::http::header::HeaderValue::from_static("5"),
+    );
+    res
+}
+
 fn db_error(req: &HttpRequest, e: crate::db::DbError) -> ApiError {
     ApiError::new(req, AppError::from(e))
 }
@@ -98,7 +141,9 @@ pub async fn authenticate(req: &HttpRequest, state: &AppState) -> Result<Option<
     if let super::access::Caller::Staff(s) = super::access::Caller::of(req) {
         return Ok(Some(s));
     }
-    let cookie = req.cookie(SESSION_COOKIE).map(|c| c.value().to_string());
+    let cookie = req
+        .cookie(session_cookie(state))
+        .map(|c| c.value().to_string());
     let token = bearer(req);
     lookup(req, state, cookie, token).await
 }
@@ -108,7 +153,9 @@ pub(crate) async fn session_of(
     req: &HttpRequest,
     state: &AppState,
 ) -> Result<Option<Staff>, ApiError> {
-    let cookie = req.cookie(SESSION_COOKIE).map(|c| c.value().to_string());
+    let cookie = req
+        .cookie(session_cookie(state))
+        .map(|c| c.value().to_string());
     lookup(req, state, cookie, None).await
 }
 
@@ -215,20 +262,46 @@ impl FromRequest for Staff {
     }
 }
 
-/// The sign-in form's CSRF token: a nonce and its keyed MAC, so a cookie
-/// planted by a sibling site cannot be made to match.
-fn login_csrf_new(state: &AppState) -> Option<String> {
-    let nonce = crate::crypto::random_token().ok()?;
-    let mac = state.ring.blind_index("login-csrf", &nonce);
-    Some(format!("{nonce}.{mac}"))
+/// The browser's sign-in cookie, when it has a well-formed one.
+fn browser_of(req: &HttpRequest, state: &AppState) -> Option<String> {
+    let v = req.cookie(login_cookie(state))?.value().to_string();
+    let ok = (32..=64).contains(&v.len())
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    ok.then_some(v)
 }
 
-fn login_csrf_ok(state: &AppState, cookie: &str, field: &str) -> bool {
-    let Some((nonce, mac)) = field.split_once('.') else {
+/// The keyed MAC (a key derived from the key ring) binding a form token to
+/// a browser and an issue time.
+fn login_csrf_mac(state: &AppState, browser: &str, issued: i64, nonce: &str) -> String {
+    state
+        .ring
+        .blind_index("login-csrf", &format!("{browser}.{issued}.{nonce}"))
+}
+
+/// The sign-in form's CSRF token for a browser: `issued.nonce.mac`, so it
+/// matches only that browser's cookie and only for 30 minutes (F8i).
+fn login_csrf_new(state: &AppState, browser: &str) -> Option<String> {
+    let nonce = crate::crypto::random_token().ok()?;
+    let issued = state.clock.now().timestamp();
+    let mac = login_csrf_mac(state, browser, issued, &nonce);
+    Some(format!("{issued}.{nonce}.{mac}"))
+}
+
+fn login_csrf_ok(state: &AppState, browser: Option<&str>, field: &str) -> bool {
+    let Some(browser) = browser else {
         return false;
     };
-    let expected = state.ring.blind_index("login-csrf", nonce);
-    crate::crypto::same_secret(mac, &expected) && crate::crypto::same_secret(cookie, field)
+    let mut parts = field.splitn(3, '.');
+    let (Some(issued), Some(nonce), Some(mac)) = (parts.next(), parts.next(), parts.next()) else {
+        return false;
+    };
+    let Ok(issued) = issued.parse::<i64>() else {
+        return false;
+    };
+    let age = state.clock.now().timestamp().saturating_sub(issued);
+    (-60..=LOGIN_CSRF_SECS).contains(&age)
+        && crate::crypto::same_secret(mac, &login_csrf_mac(state, browser, issued, nonce))
 }
 
 fn cookie<'a>(state: &AppState, name: &'a str, value: String, path: &'a str) -> Cookie<'a> {
@@ -267,8 +340,16 @@ fn nav(staff: &Staff) -> String {
     )
 }
 
-fn login_page(state: &AppState, status: StatusCode, error: Option<&str>) -> HttpResponse {
-    let Some(csrf) = login_csrf_new(state) else {
+fn login_page(
+    state: &AppState,
+    browser: Option<String>,
+    status: StatusCode,
+    error: Option<&str>,
+) -> HttpResponse {
+    let Some(browser) = browser.or_else(|| crate::crypto::random_token().ok()) else {
+        return unavailable();
+    };
+    let Some(csrf) = login_csrf_new(state, &browser) else {
         return unavailable();
     };
     let mut html = String::from("<main><h1>Sign in to Herald</h1>");
@@ -288,7 +369,7 @@ fn login_page(state: &AppState, status: StatusCode, error: Option<&str>) -> Http
     html.push_str("<p><label for=\"code\">Code from your authenticator app</label><br><input id=\"code\" name=\"code\" inputmode=\"numeric\" autocomplete=\"one-time-code\" maxlength=\"7\" required></p>");
     html.push_str("<button type=\"submit\" id=\"signin\">Sign in</button></form></main>");
     let mut resp = page(status, "Sign in", &html);
-    let _ = resp.add_cookie(&cookie(state, LOGIN_CSRF_COOKIE, csrf, "/login"));
+    let _ = resp.add_cookie(&cookie(state, login_cookie(state), browser, "/"));
     resp
 }
 
@@ -300,7 +381,7 @@ pub async fn login_form(req: HttpRequest, state: web::Data<AppState>) -> HttpRes
             "Signed in",
             &format!("<main>{}<h1>Herald</h1></main>", nav(&staff)),
         ),
-        Ok(_) => login_page(&state, StatusCode::OK, None),
+        Ok(_) => login_page(&state, browser_of(&req, &state), StatusCode::OK, None),
         Err(_) => unavailable(),
     }
 }
@@ -325,20 +406,38 @@ pub async fn login(
     form: web::Form<LoginForm>,
 ) -> HttpResponse {
     let form = form.into_inner();
-    let csrf_cookie = req
-        .cookie(LOGIN_CSRF_COOKIE)
-        .map(|c| c.value().to_string())
-        .unwrap_or_default();
-    if !login_csrf_ok(&state, &csrf_cookie, &form.csrf) {
+    let browser = browser_of(&req, &state);
+    if !login_csrf_ok(&state, browser.as_deref(), &form.csrf) {
         return login_page(
             &state,
+            browser,
             StatusCode::FORBIDDEN,
             Some("The form expired or was not sent from this page. Please sign in again."),
         );
     }
+    // Per submitted name, kept only as a keyed hash (F5c).
+    let name_key = state
+        .ring
+        .blind_index("login-rate", &form.name.trim().to_lowercase());
+    if let Err(r) = state.limits.check_account(name_key) {
+        return super::limits::too_many(&req, r);
+    }
+    // At most `limits.password_checks` argon2 runs at once; a sign-in that
+    // cannot get a slot soon is told to come back, and runs nothing.
+    let slots = Arc::clone(&state.limits.password_slots);
+    let permit = match tokio::time::timeout(state.limits.password_wait, slots.acquire_owned()).await
+    {
+        Ok(Ok(p)) => p,
+        _ => {
+            tracing::warn!(target: "security", "sign-in deferred: every password-check slot is busy");
+            return busy();
+        }
+    };
     let st = state.clone();
     let from = origin(&req);
     let done = web::block(move || -> Result<SignIn, crate::db::DbError> {
+        // Held until the check and its records are done.
+        let _permit = permit;
         let mut c = st.pool.get()?;
         let attempt = Attempt {
             name: form.name.trim(),
@@ -363,18 +462,17 @@ pub async fn login(
                 Role::Auditor => "/login",
             };
             let mut resp = see_other(to);
-            let _ = resp.add_cookie(&cookie(&state, SESSION_COOKIE, token, "/"));
-            let _ = resp.add_removal_cookie(&cookie(
-                &state,
-                LOGIN_CSRF_COOKIE,
-                String::new(),
-                "/login",
-            ));
+            let _ = resp.add_cookie(&cookie(&state, session_cookie(&state), token, "/"));
+            let _ =
+                resp.add_removal_cookie(&cookie(&state, login_cookie(&state), String::new(), "/"));
             resp
         }
-        Ok(Ok(SignIn::Refused)) => {
-            login_page(&state, StatusCode::UNAUTHORIZED, Some(SIGN_IN_FAILED))
-        }
+        Ok(Ok(SignIn::Refused)) => login_page(
+            &state,
+            browser,
+            StatusCode::UNAUTHORIZED,
+            Some(SIGN_IN_FAILED),
+        ),
         _ => unavailable(),
     }
 }
@@ -407,7 +505,10 @@ pub async fn logout(
     if !staff.csrf_ok(&form.csrf) {
         return csrf_refused();
     }
-    let Some(token) = req.cookie(SESSION_COOKIE).map(|c| c.value().to_string()) else {
+    let Some(token) = req
+        .cookie(session_cookie(&state))
+        .map(|c| c.value().to_string())
+    else {
         return see_other("/login");
     };
     let st = state.clone();
@@ -420,7 +521,12 @@ pub async fn logout(
     match done {
         Ok(Ok(_)) => {
             let mut resp = see_other("/login");
-            let _ = resp.add_removal_cookie(&cookie(&state, SESSION_COOKIE, String::new(), "/"));
+            let _ = resp.add_removal_cookie(&cookie(
+                &state,
+                session_cookie(&state),
+                String::new(),
+                "/",
+            ));
             resp
         }
         _ => unavailable(),
