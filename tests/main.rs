@@ -26,6 +26,7 @@ mod inbound;
 mod interop;
 mod migrations;
 mod outbox_chaos;
+mod prefcode;
 mod prefpage;
 mod render;
 mod smart_app;

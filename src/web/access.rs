@@ -306,6 +306,14 @@ pub static ROUTES: &[Rule] = &[
         Page,
         preferences::save
     ),
+    row!(
+        Post,
+        "/p/{token}/confirm",
+        [PatientLink],
+        PATIENT,
+        Page,
+        preferences::confirm
+    ),
     // Staff pages.
     row!(Get, "/login", [Anyone], PUBLIC, Page, staff::login_form),
     row!(Post, "/login", [Anyone], PUBLIC, Page, staff::login),

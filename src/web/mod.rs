@@ -45,6 +45,10 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     /// API clients' access tokens (`[api]` issuers; JWKS and introspection caches).
     pub api: Arc<crate::smart::api_tokens::ApiVerifier>,
+    /// The channels the preference page sends confirmation codes through (the
+    /// configured ones; `None` when they cannot be built, and then no code is
+    /// sent). Tests swap in a memory sender with [`AppState::with_channels`].
+    pub channels: Option<Arc<dyn crate::providers::Sender>>,
 }
 
 impl AppState {
@@ -58,12 +62,24 @@ impl AppState {
         let api = Arc::new(crate::smart::api_tokens::ApiVerifier::new(
             settings.api.issuers.clone(),
         ));
+        let channels = crate::providers::from_settings(&settings)
+            .ok()
+            .map(|r| Arc::new(r) as Arc<dyn crate::providers::Sender>);
         Self {
             settings,
             pool,
             ring,
             clock,
             api,
+            channels,
+        }
+    }
+
+    /// The same state sending through `channels` (tests: a memory sender).
+    pub fn with_channels(self, channels: Arc<dyn crate::providers::Sender>) -> Self {
+        Self {
+            channels: Some(channels),
+            ..self
         }
     }
 }
