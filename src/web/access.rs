@@ -147,6 +147,8 @@ const EHR: &str =
 const TWILIO: &str = "Actor::Anonymous(peer address); the message's patient after the signature";
 const SMART_USER: &str = "Actor::Staff(issuer-qualified fhirUser), Actor::BreakGlass under a grant";
 const STAFF: &str = "Actor::Staff(staff user id)";
+const STAFF_BTG: &str =
+    "Actor::BreakGlass(staff user id, grant): only the grant's clinician, only while it lasts";
 const API: &str = "Actor::ApiClient(issuer, client_id) or Actor::Staff(staff user id)";
 
 macro_rules! row {
@@ -348,6 +350,14 @@ pub static ROUTES: &[Rule] = &[
         STAFF,
         Page,
         staff::break_glass
+    ),
+    row!(
+        Get,
+        "/break-glass/{grant}",
+        [StaffSession(CLINICIAN)],
+        STAFF_BTG,
+        Page,
+        staff::break_glass_view
     ),
     row!(
         Get,
