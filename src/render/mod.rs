@@ -724,4 +724,27 @@ mod tests {
         );
         assert!(p.iter().any(|s| s.contains("syntax error")), "{p:?}");
     }
+
+    /// Issue 11 F8f: `$code` belongs to the confirmation-code message only,
+    /// which says nothing but the practice and the code.
+    #[test]
+    fn only_the_code_message_may_use_code() {
+        let src = "appointment-reminder =\n    .sms = { $code }\n".to_string();
+        let p = check_sources(&[("en-US".into(), src)]);
+        assert!(
+            p.iter().any(|s| s.contains("uses $code, which only contact-code may use")),
+            "{p:?}"
+        );
+        let r = Renderer::embedded().unwrap_or_else(|e| panic!("{e:?}"));
+        for (lang, _) in LOCALES {
+            let m = r
+                .render_code(Some(lang), "Herald Demo Health", "042917")
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(&m.lang, lang);
+            for text in [&m.sms, &m.email, &m.voice] {
+                assert!(text.contains("042917"), "{lang}: {text}");
+                assert!(text.contains("Herald Demo Health"), "{lang}: {text}");
+            }
+        }
+    }
 }
