@@ -62,9 +62,11 @@ impl AppState {
         let api = Arc::new(crate::smart::api_tokens::ApiVerifier::new(
             settings.api.issuers.clone(),
         ));
-        let channels = crate::providers::from_settings(&settings)
-            .ok()
-            .map(|r| Arc::new(r) as Arc<dyn crate::providers::Sender>);
+        let channels: Option<Arc<dyn crate::providers::Sender>> =
+            match crate::providers::from_settings(&settings) {
+                Ok(r) => Some(Arc::new(r)),
+                Err(_) => None,
+            };
         Self {
             settings,
             pool,
