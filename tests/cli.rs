@@ -326,7 +326,10 @@ fn link_prints_a_preference_page_link_that_opens_for_that_patient() {
         .collect();
     assert_eq!(issued.len(), 2, "both links issued are audited");
     let last = issued.last().unwrap();
-    assert_eq!(last["agent"][0]["who"]["identifier"]["value"], "frontdesk-4");
+    assert_eq!(
+        last["agent"][0]["who"]["identifier"]["value"],
+        "frontdesk-4"
+    );
     assert_eq!(last["entity"][0]["what"]["reference"], "Patient/pat-001");
     assert!(!log.contains(&token), "never the token");
 }

@@ -732,7 +732,8 @@ mod tests {
         let src = "appointment-reminder =\n    .sms = { $code }\n".to_string();
         let p = check_sources(&[("en-US".into(), src)]);
         assert!(
-            p.iter().any(|s| s.contains("uses $code, which only contact-code may use")),
+            p.iter()
+                .any(|s| s.contains("uses $code, which only contact-code may use")),
             "{p:?}"
         );
         let r = Renderer::embedded().unwrap_or_else(|e| panic!("{e:?}"));
