@@ -119,13 +119,17 @@ enum Command {
         #[command(subcommand)]
         command: UserCommand,
     },
-    /// Print a patient's preference-page link (signed, expiring).
+    /// Print a patient's preference-page link (signed, expiring; audited).
     Link {
         /// The patient's logical id at the EHR.
         patient: String,
-        /// Days the link stays valid.
+        /// Days the link stays valid (1 to 30).
         #[arg(long, default_value_t = 7)]
         days: u32,
+        /// Who is issuing it, as recorded in the audit log (default: the
+        /// operating-system user, `os:NAME`).
+        #[arg(long)]
+        by: Option<String>,
     },
     /// Run the whole pipeline on embedded defaults with the bundled fixture EHR.
     Demo {
@@ -813,15 +817,32 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             user_cmd(&mut conn, &ring, now, command, &mut stdout)?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Link { patient, days } => {
+        Command::Link { patient, days, by } => {
+            use herald::service::preferences::{MAX_LINK_DAYS, NewLinkError, new_link};
+            if !(1..=MAX_LINK_DAYS).contains(&days) {
+                // A usage error: one line, exit 2 (issue 11 F8f).
+                writeln!(
+                    std::io::stderr(),
+                    "herald link: --days must be 1 to {MAX_LINK_DAYS}; a preference link lasts at most {MAX_LINK_DAYS} days"
+                )?;
+                return Ok(ExitCode::from(2));
+            }
             refuse_invalid(&settings)?;
             let (pool, ring) = open_store(&settings)?;
             let mut conn = pool.get()?;
-            if herald::db::patients::get(&mut conn, &ring, &patient)?.is_none() {
-                anyhow::bail!("no patient {patient:?} in Herald's store; check the id");
-            }
-            let until = herald::clock::Clock::now(&clock) + chrono::Duration::days(i64::from(days));
-            let token = herald::service::preferences::issue_link(&ring, &patient, until)?;
+            let who = by.unwrap_or_else(|| {
+                let os = env.get("USER").or_else(|| env.get("LOGNAME"));
+                format!("os:{}", os.map_or("unknown", String::as_str))
+            });
+            let now = herald::clock::Clock::now(&clock);
+            let actor = herald::domain::audit::Actor::Staff(who);
+            let token = match new_link(&mut conn, &ring, now, &patient, days, actor) {
+                Ok((token, _)) => token,
+                Err(NewLinkError::UnknownPatient) => {
+                    anyhow::bail!("no patient {patient:?} in Herald's store; check the id")
+                }
+                Err(e) => return Err(e.into()),
+            };
             let base = settings
                 .server
                 .public_url

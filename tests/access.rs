@@ -120,9 +120,13 @@ fn callers(db: &TestDb, ring: &KeyRing) -> Callers {
         "en-US",
         &[(herald::domain::Channel::Sms, "+12125550177")],
     );
-    let link =
-        herald::service::preferences::issue_link(ring, "p-walk", now + chrono::Duration::days(7))
-            .unwrap();
+    let link = herald::service::preferences::issue_link(
+        ring,
+        "p-walk",
+        now,
+        now + chrono::Duration::days(7),
+    )
+    .unwrap();
     Callers {
         session_cookie: herald::web::staff::SESSION_COOKIE,
         sessions,

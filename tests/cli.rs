@@ -285,6 +285,53 @@ fn link_prints_a_preference_page_link_that_opens_for_that_patient() {
     let missing = link("no-such-patient");
     assert_eq!(missing.status.code(), Some(1));
     assert_eq!(String::from_utf8_lossy(&missing.stderr).lines().count(), 1);
+    // Issue 11 F8f: at most 30 days, a usage error in one line otherwise.
+    for days in ["0", "31", "365"] {
+        let out = herald(dir.path())
+            .args(["link", "pat-001", "--days", days])
+            .env("HERALD_DATA_DIR", dir.path().join("data/demo"))
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "--days {days}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains("1 to 30"), "{err}");
+        assert!(out.stdout.is_empty());
+    }
+    // Issuing is audited: who, for whom, until when; never the token.
+    let by = herald(dir.path())
+        .args(["link", "pat-001", "--days", "30", "--by", "frontdesk-4"])
+        .env("HERALD_DATA_DIR", dir.path().join("data/demo"))
+        .output()
+        .unwrap();
+    assert_eq!(by.status.code(), Some(0));
+    let token = String::from_utf8(by.stdout).unwrap();
+    let token = token.trim().rsplit('/').next().unwrap().to_string();
+    let export = herald(dir.path())
+        .args(["audit", "export", "--format", "ndjson"])
+        .env("HERALD_DATA_DIR", dir.path().join("data/demo"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        export.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&export.stderr)
+    );
+    let log = String::from_utf8(export.stdout).unwrap();
+    let issued: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|e| e.to_string().contains("urn:herald:preference-link"))
+        .collect();
+    assert_eq!(issued.len(), 2, "both links issued are audited");
+    let last = issued.last().unwrap();
+    assert_eq!(
+        last["agent"][0]["who"]["identifier"]["value"],
+        "frontdesk-4"
+    );
+    assert_eq!(last["entity"][0]["what"]["reference"], "Patient/pat-001");
+    assert!(!log.contains(&token), "never the token");
 }
 
 #[test]

@@ -28,6 +28,7 @@ mod interop;
 mod limits;
 mod migrations;
 mod outbox_chaos;
+mod prefcode;
 mod prefpage;
 mod render;
 mod smart_app;

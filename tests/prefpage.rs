@@ -30,9 +30,15 @@ fn preference_page_in_headless_chromium() {
         &[(Channel::Sms, PHONE), (Channel::Email, EMAIL)],
     );
     let now = support::now();
-    let good = preferences::issue_link(&ring, "p-pref", now + chrono::Duration::days(7)).unwrap();
-    let expired =
-        preferences::issue_link(&ring, "p-pref", now - chrono::Duration::minutes(1)).unwrap();
+    let good =
+        preferences::issue_link(&ring, "p-pref", now, now + chrono::Duration::days(7)).unwrap();
+    let expired = preferences::issue_link(
+        &ring,
+        "p-pref",
+        now - chrono::Duration::days(7),
+        now - chrono::Duration::minutes(1),
+    )
+    .unwrap();
     let mut tampered = good.clone().into_bytes();
     let i = tampered.len() / 2;
     tampered[i] = if tampered[i] == b'A' { b'B' } else { b'A' };
@@ -186,16 +192,15 @@ fn another_number_replaces_the_ehr_number_for_texts_calls_and_replies() {
     assert!(preferences::check_number("212-555").is_err());
     let n = preferences::check_number("+1 (312) 555-0199").unwrap();
     assert_eq!(n, other);
-    let rows = preferences::apply(
-        &mut c,
-        &ring,
-        &clock,
-        "p-alt",
-        &[Change::UseNumber(n)],
-        "127.0.0.1",
-    )
-    .unwrap();
-    assert_eq!(rows, 6, "SMS and voice × appointment, medication, billing");
+    // Issue 11 F8f: the number is the patient's only once the code sent to
+    // it comes back (tests/prefcode.rs covers the rules).
+    let sent = super::prefcode::confirm_number(&mut c, &ring, &clock, "p-alt", &n);
+    assert_eq!(
+        consents::entries_for(&mut c, "p-alt").unwrap().len() - 1,
+        6,
+        "SMS and voice × appointment, medication, billing"
+    );
+    assert_eq!(sent.to, other);
     let p = patients::get(&mut c, &ring, "p-alt").unwrap().unwrap();
     assert_eq!(p.phone.unwrap().expose(), other);
     assert_eq!(

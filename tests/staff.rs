@@ -805,7 +805,7 @@ async fn break_glass_needs_a_reason_ends_alerts_and_audits_btg() {
         assert_eq!(res.status().as_u16(), 303);
         let (_, page, _) = get(&app, "/break-glass", &session).await;
         assert!(
-            page.contains("<li>Patient/pat-7 until 2026-12-01T18:00:00Z</li>"),
+            page.contains("Patient/pat-7</a> until 2026-12-01T18:00:00Z</li>"),
             "{page}"
         );
         let alert = alerts
@@ -1226,4 +1226,104 @@ async fn only_auditors_read_the_audit_log() {
     assert_eq!(s, 200, "{html}");
     let res = at::call_service(&app, req().uri("/audit").to_request()).await;
     assert_eq!(res.status().as_u16(), 303, "signed out: to /login");
+}
+
+/// Issue 11 F8j: a grant opens its patient in a read-only staff view —
+/// consents and messages — for the clinician it was made for and only while
+/// it lasts; the view is audited with purposeOfUse BTG and the grant.
+#[actix_web::test]
+async fn a_grant_opens_its_patient_read_only_while_it_lasts() {
+    for db in support::backends() {
+        let cx = ctx(&db);
+        let kim = add(&db, &cx, "kim", Role::Clinician);
+        add(&db, &cx, "ann", Role::Clinician);
+        add(&db, &cx, "lee", Role::Admin);
+        super::channels::patient(
+            &db,
+            &cx.ring,
+            "pat-9",
+            Some("+12125550142"),
+            None,
+            "en-US",
+            &[(herald::domain::Channel::Sms, "+12125550142")],
+        );
+        let app = app!(cx);
+        let (_, _, session) = sign_in(&app, "kim", PASSWORD, &code(&db, &cx, "kim")).await;
+        let session = session.unwrap();
+        assert_eq!(
+            get(&app, "/break-glass/no-such-grant", &session).await.0,
+            404
+        );
+        let (_, page, _) = get(&app, "/break-glass", &session).await;
+        let csrf = field(&page, "csrf");
+        let res = at::call_service(
+            &app,
+            req()
+                .method(actix_web::http::Method::POST)
+                .uri("/break-glass")
+                .cookie(session.clone())
+                .set_form([
+                    ("csrf", csrf.as_str()),
+                    ("patient", "pat-9"),
+                    ("reason", "Unresponsive in the ED, no EHR launch available"),
+                ])
+                .to_request(),
+        )
+        .await;
+        assert_eq!(res.status().as_u16(), 303);
+        let view = res
+            .headers()
+            .get("location")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_string();
+        let grant = svc::break_glass_active(&mut db.conn(), &kim, "pat-9", cx.clock.now())
+            .unwrap()
+            .unwrap();
+        assert_eq!(view, format!("/break-glass/{}", grant.id));
+        let (status, page, _) = get(&app, &view, &session).await;
+        assert_eq!(status, 200, "{page}");
+        assert!(
+            page.contains("<span id=\"patient-id\">pat-9</span>"),
+            "{page}"
+        );
+        assert!(
+            page.contains("<tr><td>sms</td><td>appointment</td><td>permit</td>"),
+            "{page}"
+        );
+        assert!(page.contains("id=\"messages\""));
+        assert_eq!(
+            page.matches("<form").count(),
+            page.matches("action=\"/logout\"").count(),
+            "read-only: no form but sign-out"
+        );
+        // Not for another clinician, not for an admin.
+        let (_, _, ann) = sign_in(&app, "ann", PASSWORD, &code(&db, &cx, "ann")).await;
+        assert_eq!(get(&app, &view, &ann.unwrap()).await.0, 404);
+        cx.clock.advance(chrono::Duration::seconds(30));
+        let (_, _, lee) = sign_in(&app, "lee", PASSWORD, &code(&db, &cx, "lee")).await;
+        assert_eq!(get(&app, &view, &lee.unwrap()).await.0, 403);
+        // The view is audited as emergency access under this grant.
+        let ev = events(&db);
+        let read = ev
+            .iter()
+            .find(|e| {
+                e["subtype"][0]["code"] == "search-type"
+                    && e["entity"][0]["what"]["reference"] == "Patient/pat-9"
+            })
+            .expect("the view is audited");
+        assert_eq!(
+            read["agent"][0]["purposeOfUse"][0]["coding"][0]["code"],
+            "BTG"
+        );
+        assert_eq!(
+            read["agent"][0]["policy"][0],
+            format!("urn:herald:break-glass:{}", grant.id)
+        );
+        // Once the grant ends, the view is gone.
+        cx.clock.advance(chrono::Duration::minutes(61));
+        let (_, _, again) = sign_in(&app, "kim", PASSWORD, &code(&db, &cx, "kim")).await;
+        assert_eq!(get(&app, &view, &again.unwrap()).await.0, 404);
+    }
 }

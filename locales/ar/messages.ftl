@@ -152,3 +152,17 @@ reply-received =
 
         { $practice }
     .voice = مرحباً، نتصل بكم من { $practice }. شكراً لكم، سيقرأ أحد موظفينا رسالتكم. للأمور العاجلة، يرجى الاتصال بالرقم { $phone }. مع السلامة.
+
+# A code confirming a number or address the patient entered on the preference
+# page (issue 11 F8f): the practice and the code, nothing about the patient.
+
+contact-code =
+    .sms = { $practice }: رمزكم هو { $code }. أدخلوه في صفحة التفضيلات خلال 10 دقائق. إذا لم تطلبوه، تجاهلوا هذه الرسالة.
+    .subject = رمز التأكيد الخاص بكم
+    .email =
+        رمزكم هو { $code }. أدخلوه في صفحة التفضيلات خلال 10 دقائق.
+
+        إذا لم تطلبوه، تجاهلوا هذه الرسالة.
+
+        { $practice }
+    .voice = مرحباً، نتصل بكم من { $practice }. رمزكم هو { $code }. أكرر، { $code }. مع السلامة.

@@ -2,6 +2,7 @@
 #
 # Approved variables only (src/render/mod.rs, APPROVED_VARIABLES):
 #   $practice $phone $portal $date $time $clinician $location $first_name $hours
+#   ($code only in contact-code)
 # $date and $time arrive already formatted for the locale in the appointment's
 # time zone; $hours is a number (plural selection follows the locale).
 # Never a diagnosis, drug, test, result or department. Every SMS names the
@@ -162,3 +163,17 @@ reply-received =
 
         { $practice }
     .voice = Hello, this is { $practice }. Thank you, a member of our staff will read your message. For anything urgent, call { $phone }. Goodbye.
+
+# A code confirming a number or address the patient entered on the preference
+# page (issue 11 F8f): the practice and the code, nothing about the patient.
+
+contact-code =
+    .sms = { $practice }: your code is { $code }. Enter it on the preferences page within 10 minutes. If you did not ask for it, ignore this message.
+    .subject = Your confirmation code
+    .email =
+        Your code is { $code }. Enter it on the preferences page within 10 minutes.
+
+        If you did not ask for it, ignore this message.
+
+        { $practice }
+    .voice = Hello, this is { $practice }. Your code is { $code }. Again, { $code }. Goodbye.

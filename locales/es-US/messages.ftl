@@ -146,3 +146,17 @@ reply-received =
 
         { $practice }
     .voice = Hola, le llama { $practice }. Gracias, un miembro de nuestro personal leerá su mensaje. Si es urgente, llame al { $phone }. Adiós.
+
+# A code confirming a number or address the patient entered on the preference
+# page (issue 11 F8f): the practice and the code, nothing about the patient.
+
+contact-code =
+    .sms = { $practice }: su código es { $code }. Ingréselo en la página de preferencias en 10 minutos. Si no lo pidió, ignore este mensaje.
+    .subject = Su código de confirmación
+    .email =
+        Su código es { $code }. Ingréselo en la página de preferencias en 10 minutos.
+
+        Si no lo pidió, ignore este mensaje.
+
+        { $practice }
+    .voice = Hola, le llama { $practice }. Su código es { $code }. Repito, { $code }. Adiós.

@@ -147,3 +147,17 @@ reply-received =
 
         { $practice }
     .voice = Bonjou, se { $practice } k ap pale. Mesi, yon moun nan ekip nou an ap li mesaj ou. Si se yon bagay ki ijan, rele { $phone }. Orevwa.
+
+# A code confirming a number or address the patient entered on the preference
+# page (issue 11 F8f): the practice and the code, nothing about the patient.
+
+contact-code =
+    .sms = { $practice }: kòd ou se { $code }. Antre l sou paj preferans yo nan 10 minit. Si se pa ou ki te mande l, pa okipe mesaj sa a.
+    .subject = Kòd konfimasyon ou
+    .email =
+        Kòd ou se { $code }. Antre l sou paj preferans yo nan 10 minit.
+
+        Si se pa ou ki te mande l, pa okipe mesaj sa a.
+
+        { $practice }
+    .voice = Bonjou, se { $practice } k ap pale. Kòd ou se { $code }. Ankò, { $code }. Orevwa.

@@ -147,3 +147,17 @@ reply-received =
 
         { $practice }
     .voice = 안녕하세요, { $practice }입니다. 보내 주신 메시지는 저희 직원이 확인하겠습니다. 급한 용무는 { $phone }번으로 전화해 주세요. 감사합니다.
+
+# A code confirming a number or address the patient entered on the preference
+# page (issue 11 F8f): the practice and the code, nothing about the patient.
+
+contact-code =
+    .sms = { $practice }: 인증 코드는 { $code }입니다. 10분 안에 수신 설정 페이지에 입력해 주세요. 요청하지 않으셨다면 이 메시지를 무시해 주세요.
+    .subject = 인증 코드 안내
+    .email =
+        인증 코드는 { $code }입니다. 10분 안에 수신 설정 페이지에 입력해 주세요.
+
+        요청하지 않으셨다면 이 메시지를 무시해 주세요.
+
+        { $practice }
+    .voice = 안녕하세요, { $practice }입니다. 인증 코드는 { $code }입니다. 다시 한 번, { $code }. 감사합니다.

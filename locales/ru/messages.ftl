@@ -150,3 +150,17 @@ reply-received =
 
         { $practice }
     .voice = Здравствуйте, это { $practice }. Спасибо, наш сотрудник прочитает Ваше сообщение. По срочным вопросам позвоните по номеру { $phone }. До свидания.
+
+# A code confirming a number or address the patient entered on the preference
+# page (issue 11 F8f): the practice and the code, nothing about the patient.
+
+contact-code =
+    .sms = { $practice }: ваш код { $code }. Введите его на странице настроек в течение 10 минут. Если вы его не запрашивали, не обращайте внимания на это сообщение.
+    .subject = Ваш код подтверждения
+    .email =
+        Ваш код { $code }. Введите его на странице настроек в течение 10 минут.
+
+        Если вы его не запрашивали, не обращайте внимания на это сообщение.
+
+        { $practice }
+    .voice = Здравствуйте, это { $practice }. Ваш код { $code }. Повторяю, { $code }. До свидания.

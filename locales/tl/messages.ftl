@@ -148,3 +148,17 @@ reply-received =
 
         { $practice }
     .voice = Magandang araw, ito po ang { $practice }. Salamat po, babasahin ng isa sa aming staff ang inyong mensahe. Kung apurahan, tumawag po sa { $phone }. Paalam po.
+
+# A code confirming a number or address the patient entered on the preference
+# page (issue 11 F8f): the practice and the code, nothing about the patient.
+
+contact-code =
+    .sms = { $practice }: ang inyong code ay { $code }. Ilagay ito sa preferences page sa loob ng 10 minuto. Kung hindi kayo humiling nito, huwag pansinin ang mensaheng ito.
+    .subject = Ang inyong confirmation code
+    .email =
+        Ang inyong code ay { $code }. Ilagay ito sa preferences page sa loob ng 10 minuto.
+
+        Kung hindi kayo humiling nito, huwag pansinin ang mensaheng ito.
+
+        { $practice }
+    .voice = Magandang araw, ito po ang { $practice }. Ang inyong code ay { $code }. Uulitin ko, { $code }. Paalam po.

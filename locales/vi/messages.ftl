@@ -146,3 +146,17 @@ reply-received =
 
         { $practice }
     .voice = Xin chào, đây là { $practice }. Cảm ơn Quý vị, nhân viên của chúng tôi sẽ đọc tin nhắn của Quý vị. Nếu có việc khẩn, vui lòng gọi { $phone }. Chào tạm biệt.
+
+# A code confirming a number or address the patient entered on the preference
+# page (issue 11 F8f): the practice and the code, nothing about the patient.
+
+contact-code =
+    .sms = { $practice }: mã của Quý vị là { $code }. Vui lòng nhập mã trên trang tùy chọn trong vòng 10 phút. Nếu Quý vị không yêu cầu, xin bỏ qua tin nhắn này.
+    .subject = Mã xác nhận của Quý vị
+    .email =
+        Mã của Quý vị là { $code }. Vui lòng nhập mã trên trang tùy chọn trong vòng 10 phút.
+
+        Nếu Quý vị không yêu cầu, xin bỏ qua tin nhắn này.
+
+        { $practice }
+    .voice = Xin chào, đây là { $practice }. Mã của Quý vị là { $code }. Xin nhắc lại, { $code }. Chào tạm biệt.

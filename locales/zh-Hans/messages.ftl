@@ -146,3 +146,17 @@ reply-received =
 
         { $practice }
     .voice = 您好，这里是{ $practice }。谢谢，我们的工作人员会阅读您的信息。如有急事，请致电{ $phone }。再见。
+
+# A code confirming a number or address the patient entered on the preference
+# page (issue 11 F8f): the practice and the code, nothing about the patient.
+
+contact-code =
+    .sms = { $practice }：您的验证码是{ $code }。请在10分钟内在偏好设置页面输入。如非本人申请，请忽略此信息。
+    .subject = 您的验证码
+    .email =
+        您的验证码是{ $code }。请在10分钟内在偏好设置页面输入。
+
+        如非本人申请，请忽略此信息。
+
+        { $practice }
+    .voice = 您好，这里是{ $practice }。您的验证码是{ $code }。再说一遍，{ $code }。再见。

@@ -439,6 +439,37 @@ pub fn build(id: &str, r: &AuditRecord) -> (Value, Columns) {
                 coding(DCM, "110127", "Emergency Override Started"),
             )
         }
+        Activity::PreferenceLink { expires } => {
+            agents.push(requestor_agent(&r.actor, ("110153", "Source Role ID")));
+            entities.push(json!({
+                "what": { "identifier": { "system": "urn:herald:preference-link" } },
+                "type": coding(ENTITY_TYPE, "2", "System Object"),
+                "role": coding(OBJECT_ROLE, "13", "Security Resource"),
+                "detail": [detail("expires", &expires.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))],
+            }));
+            (
+                coding(AUDIT_TYPE, "rest", "Restful Operation"),
+                coding(RESTFUL, "create", "create"),
+            )
+        }
+        Activity::ContactCode {
+            code_id,
+            channel,
+            step,
+        } => {
+            agents.push(requestor_agent(&r.actor, ("110153", "Source Role ID")));
+            entities.push(json!({
+                "what": { "identifier": { "system": "urn:herald:contact-code", "value": code_id } },
+                "type": coding(ENTITY_TYPE, "2", "System Object"),
+                "role": coding(OBJECT_ROLE, "13", "Security Resource"),
+                "detail": [channel_detail(*channel), detail("step", step.code())],
+            }));
+            let sub = match r.action() {
+                crate::domain::audit::Action::Create => coding(RESTFUL, "create", "create"),
+                _ => coding(RESTFUL, "update", "update"),
+            };
+            (coding(AUDIT_TYPE, "rest", "Restful Operation"), sub)
+        }
     };
     // Whatever a user does under a break-glass grant is marked BTG.
     let mut purposes: Vec<Value> = purpose_of_event.into_iter().collect();
@@ -538,7 +569,7 @@ pub fn columns_of(ev: &Value) -> Option<Columns> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::audit::{Outcome, RestInteraction};
+    use crate::domain::audit::{CodeStep, Outcome, RestInteraction};
 
     fn record(activity: Activity, actor: Actor) -> AuditRecord {
         AuditRecord {
@@ -587,7 +618,25 @@ mod tests {
                 resource_type: "Communication".into(),
                 query: "x".into(),
             },
+            Activity::PreferenceLink {
+                expires: chrono::DateTime::UNIX_EPOCH,
+            },
         ];
+        for step in [
+            CodeStep::Sent,
+            CodeStep::SendFailed,
+            CodeStep::Capped,
+            CodeStep::Confirmed,
+            CodeStep::Wrong,
+            CodeStep::Expired,
+            CodeStep::Locked,
+        ] {
+            activities.push(Activity::ContactCode {
+                code_id: "k1".into(),
+                channel: Channel::Sms,
+                step,
+            });
+        }
         for interaction in [
             RestInteraction::Read,
             RestInteraction::Vread,

@@ -353,6 +353,20 @@ pub fn random_token() -> Result<String, CryptoError> {
     Ok(URL_SAFE_NO_PAD.encode(random_32()?))
 }
 
+/// A uniformly random six-digit code (contact confirmation), from OpenSSL's
+/// CSPRNG by rejection sampling, so no code is likelier than another.
+pub fn random_code6() -> Result<String, CryptoError> {
+    loop {
+        let mut b = [0u8; 4];
+        openssl::rand::rand_bytes(&mut b)?;
+        let n = u32::from_be_bytes(b);
+        // 4_294_000_000 is the largest multiple of 10^6 below 2^32.
+        if n < 4_294_000_000 {
+            return Ok(format!("{:06}", n % 1_000_000));
+        }
+    }
+}
+
 /// Compares two secrets in constant time (for equal lengths; unequal
 /// lengths differ at once, which reveals only the length).
 pub fn same_secret(a: &str, b: &str) -> bool {

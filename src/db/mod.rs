@@ -9,6 +9,7 @@
 
 pub mod audit_store;
 pub mod consents;
+pub mod contact_codes;
 pub mod ehr;
 pub mod inbound;
 pub mod keys;

@@ -295,6 +295,22 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    contact_codes (id) {
+        id -> Text,
+        patient_fhir_id -> Text,
+        channel -> Text,
+        address_enc -> Binary,
+        address_index -> Text,
+        key_id -> Integer,
+        code_hash -> Text,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+        attempts -> Integer,
+        used_at -> Nullable<Timestamp>,
+    }
+}
+
 diesel::joinable!(staff_sessions -> staff_users (user_id));
 diesel::joinable!(staff_tokens -> staff_users (user_id));
 
@@ -310,4 +326,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     staff_sessions,
     staff_tokens,
     break_glass,
+    contact_codes,
 );

@@ -216,6 +216,56 @@ pub enum Activity {
         /// When the grant ends.
         ends: Option<DateTime<Utc>>,
     },
+    /// A preference-page link was issued for the record's patient (issue 11
+    /// F8f): by whom (the actor) and until when; never the token.
+    PreferenceLink {
+        /// When the link stops working.
+        expires: DateTime<Utc>,
+    },
+    /// A step in confirming a number or address the patient entered on the
+    /// preference page (issue 11 F8f); never the address or the code.
+    ContactCode {
+        /// The code's opaque id.
+        code_id: String,
+        /// Where the code went.
+        channel: Channel,
+        /// What happened.
+        step: CodeStep,
+    },
+}
+
+/// A step of a contact confirmation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CodeStep {
+    /// A code was sent to the new address.
+    Sent,
+    /// The channel did not take the code.
+    SendFailed,
+    /// Refused: the patient's hourly cap of codes was reached.
+    Capped,
+    /// The right code: the address is now the patient's.
+    Confirmed,
+    /// A wrong code.
+    Wrong,
+    /// Entered after the code expired.
+    Expired,
+    /// Refused: too many wrong codes.
+    Locked,
+}
+
+impl CodeStep {
+    /// The code written into the AuditEvent.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::Sent => "sent",
+            Self::SendFailed => "send-failed",
+            Self::Capped => "capped",
+            Self::Confirmed => "confirmed",
+            Self::Wrong => "wrong-code",
+            Self::Expired => "expired",
+            Self::Locked => "locked",
+        }
+    }
 }
 
 /// The FHIR restful interaction of an EHR call (A2).
@@ -297,6 +347,11 @@ impl AuditRecord {
             Activity::InboundMessage { .. } => Action::Create,
             Activity::ConsentRecorded { .. } => Action::Create,
             Activity::UserAuthentication { .. } | Activity::BreakGlass { .. } => Action::Execute,
+            Activity::PreferenceLink { .. } => Action::Create,
+            Activity::ContactCode { step, .. } => match step {
+                CodeStep::Sent | CodeStep::SendFailed | CodeStep::Capped => Action::Create,
+                _ => Action::Update,
+            },
             Activity::StaffAccount { change, .. } => match change {
                 AccountChange::Created | AccountChange::TokenIssued => Action::Create,
                 AccountChange::Unlocked => Action::Update,

@@ -47,6 +47,7 @@ pub const APPROVED_VARIABLES: &[&str] = &[
     "location",
     "first_name",
     "hours",
+    "code",
 ];
 
 /// Attributes every message must have.
@@ -91,6 +92,13 @@ pub const TEMPLATES: &[TemplateSpec] = &[
         consent_notice: true,
         ..spec("consent-help", Purpose::Appointment)
     },
+    // The code that confirms a number or address the patient entered on the
+    // preference page (issue 11 F8f): asked for just now, sent at once to
+    // that address only, never with anything about the patient.
+    TemplateSpec {
+        consent_notice: true,
+        ..spec(CONTACT_CODE, Purpose::Appointment)
+    },
     TemplateSpec {
         reply: true,
         ..spec("reply-confirmed", Purpose::Appointment)
@@ -108,6 +116,10 @@ pub const TEMPLATES: &[TemplateSpec] = &[
         ..spec("reply-received", Purpose::Appointment)
     },
 ];
+
+/// The message that carries a contact confirmation code (`$code`, the only
+/// template that uses it).
+pub const CONTACT_CODE: &str = "contact-code";
 
 const fn spec(id: &'static str, purpose: Purpose) -> TemplateSpec {
     TemplateSpec {
@@ -318,7 +330,22 @@ impl Renderer {
         id: &str,
         args: &MessageArgs,
     ) -> Result<Rendered, RenderError> {
-        self.render_attrs(requested, id, args, REQUIRED_ATTRIBUTES)
+        self.render_attrs(requested, id, args, REQUIRED_ATTRIBUTES, "")
+    }
+
+    /// Renders the contact confirmation code message ([`CONTACT_CODE`]) in
+    /// the patient's language: the practice's name and the code, nothing else.
+    pub fn render_code(
+        &self,
+        requested: Option<&str>,
+        practice: &str,
+        code: &str,
+    ) -> Result<Rendered, RenderError> {
+        let args = MessageArgs {
+            practice: practice.into(),
+            ..MessageArgs::default()
+        };
+        self.render_attrs(requested, CONTACT_CODE, &args, REQUIRED_ATTRIBUTES, code)
     }
 
     /// Renders only what `channel` sends (the SMS text; the email subject
@@ -337,7 +364,7 @@ impl Renderer {
             Channel::Email => &["subject", "email"],
             Channel::Voice => &["voice"],
         };
-        self.render_attrs(requested, id, args, attrs)
+        self.render_attrs(requested, id, args, attrs, "")
     }
 
     fn render_attrs(
@@ -346,6 +373,7 @@ impl Renderer {
         id: &str,
         args: &MessageArgs,
         attrs: &[&str],
+        code: &str,
     ) -> Result<Rendered, RenderError> {
         // The common case — the patient's exact locale has the message —
         // needs no negotiated chain.
@@ -366,6 +394,7 @@ impl Renderer {
             fargs.set("practice", FluentValue::from(args.practice.as_str()));
             fargs.set("phone", FluentValue::from(args.phone.as_str()));
             fargs.set("portal", FluentValue::from(args.portal.as_str()));
+            fargs.set("code", FluentValue::from(code));
             let tz = args.tz.unwrap_or(chrono_tz::America::New_York);
             let (date, time) = match args.at {
                 Some(at) => (loc.formats.date(at, tz), loc.formats.time(at, tz)),
@@ -489,7 +518,11 @@ pub fn check_sources(sources: &[(String, String)]) -> Vec<String> {
                     }
                 }
                 for v in vars {
-                    if !APPROVED_VARIABLES.contains(&v.as_str()) {
+                    if v == "code" && id != CONTACT_CODE {
+                        problems.push(format!(
+                            "locales/{lang}: message {id} uses $code, which only {CONTACT_CODE} may use"
+                        ));
+                    } else if !APPROVED_VARIABLES.contains(&v.as_str()) {
                         problems.push(format!(
                             "locales/{lang}: message {id} uses ${v}, which is not an approved variable ({})",
                             APPROVED_VARIABLES.join(", ")
@@ -690,5 +723,29 @@ mod tests {
             "{p:?}"
         );
         assert!(p.iter().any(|s| s.contains("syntax error")), "{p:?}");
+    }
+
+    /// Issue 11 F8f: `$code` belongs to the confirmation-code message only,
+    /// which says nothing but the practice and the code.
+    #[test]
+    fn only_the_code_message_may_use_code() {
+        let src = "appointment-reminder =\n    .sms = { $code }\n".to_string();
+        let p = check_sources(&[("en-US".into(), src)]);
+        assert!(
+            p.iter()
+                .any(|s| s.contains("uses $code, which only contact-code may use")),
+            "{p:?}"
+        );
+        let r = Renderer::embedded().unwrap_or_else(|e| panic!("{e:?}"));
+        for (lang, _) in LOCALES {
+            let m = r
+                .render_code(Some(lang), "Herald Demo Health", "042917")
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(&m.lang, lang);
+            for text in [&m.sms, &m.email, &m.voice] {
+                assert!(text.contains("042917"), "{lang}: {text}");
+                assert!(text.contains("Herald Demo Health"), "{lang}: {text}");
+            }
+        }
     }
 }

@@ -722,6 +722,75 @@ pub fn break_glass_active(
         .next())
 }
 
+/// What a clinician sees of a patient under a break-glass grant (issue 11
+/// F8j): the consent ledger and the messages, read-only.
+#[derive(Debug, Clone)]
+pub struct GrantView {
+    /// The grant in force.
+    pub grant: Grant,
+    /// The patient's consent entries, newest first.
+    pub consents: Vec<crate::domain::consent::ConsentEntry>,
+    /// The patient's messages that reached a decision (at most 100).
+    pub messages: Vec<db::outbox::Intent>,
+}
+
+/// Opens the patient of grant `grant_id` for `user_id`, only while the grant
+/// is in force and only for the user it was made for (`None` otherwise), and
+/// commits one AuditEvent for the read, by [`Actor::BreakGlass`] (purposeOfUse
+/// BTG, the grant in `agent.policy`), before anything is returned.
+pub fn grant_view(
+    conn: &mut DbConn,
+    user_id: &str,
+    grant_id: &str,
+    now: DateTime<Utc>,
+    from: &Origin,
+) -> Result<Option<GrantView>, DbError> {
+    let Some(grant) = repo::active_grants(conn, user_id, None, now)?
+        .into_iter()
+        .find(|g| g.id == grant_id)
+    else {
+        return Ok(None);
+    };
+    let mut consents = db::consents::entries_for(conn, &grant.patient_id)?;
+    consents.sort_by_key(|e| std::cmp::Reverse(e.recorded_at));
+    let messages = db::outbox::search(
+        conn,
+        &db::outbox::Search {
+            patient: Some(grant.patient_id.clone()),
+            states: None,
+            purposes: None,
+            sent_from: None,
+            sent_to: None,
+            after: None,
+            limit: 100,
+        },
+    )?;
+    audit::append_now(
+        conn,
+        &[AuditRecord {
+            recorded: now,
+            activity: Activity::RecordQuery {
+                resource_type: "Patient".into(),
+                query: format!("break-glass&patient=Patient/{}", grant.patient_id),
+            },
+            actor: Actor::BreakGlass {
+                user: user_id.into(),
+                grant: grant.id.clone(),
+            },
+            outcome: Outcome::Success,
+            outcome_desc: None,
+            patient_id: Some(grant.patient_id.clone()),
+            request_id: from.request_id.clone(),
+            ehr: None,
+        }],
+    )?;
+    Ok(Some(GrantView {
+        grant,
+        consents,
+        messages,
+    }))
+}
+
 /// The audit actor for what `user_id` does to `patient_id` now: under an
 /// active break-glass grant the records carry purposeOfUse BTG and the grant.
 /// Handlers build their records as usual and finish with

@@ -161,6 +161,8 @@ const EHR: &str =
 const TWILIO: &str = "Actor::Anonymous(peer address); the message's patient after the signature";
 const SMART_USER: &str = "Actor::Staff(issuer-qualified fhirUser), Actor::BreakGlass under a grant";
 const STAFF: &str = "Actor::Staff(staff user id)";
+const STAFF_BTG: &str =
+    "Actor::BreakGlass(staff user id, grant): only the grant's clinician, only while it lasts";
 const API: &str = "Actor::ApiClient(issuer, client_id) or Actor::Staff(staff user id)";
 
 macro_rules! row {
@@ -320,6 +322,14 @@ pub static ROUTES: &[Rule] = &[
         Page,
         preferences::save
     ),
+    row!(
+        Post,
+        "/p/{token}/confirm",
+        [PatientLink],
+        PATIENT,
+        Page,
+        preferences::confirm
+    ),
     // Staff pages.
     row!(Get, "/login", [Anyone], PUBLIC, Page, staff::login_form),
     row!(Post, "/login", [Anyone], PUBLIC, Page, staff::login),
@@ -354,6 +364,14 @@ pub static ROUTES: &[Rule] = &[
         STAFF,
         Page,
         staff::break_glass
+    ),
+    row!(
+        Get,
+        "/break-glass/{grant}",
+        [StaffSession(CLINICIAN)],
+        STAFF_BTG,
+        Page,
+        staff::break_glass_view
     ),
     row!(
         Get,

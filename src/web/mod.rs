@@ -48,6 +48,10 @@ pub struct AppState {
     pub api: Arc<crate::smart::api_tokens::ApiVerifier>,
     /// Rate limits and password-check slots (`[limits]`).
     pub limits: Arc<limits::Limits>,
+    /// The channels the preference page sends confirmation codes through (the
+    /// configured ones; `None` when they cannot be built, and then no code is
+    /// sent). Tests swap in a memory sender with [`AppState::with_channels`].
+    pub channels: Option<Arc<dyn crate::providers::Sender>>,
 }
 
 impl AppState {
@@ -62,6 +66,11 @@ impl AppState {
             settings.api.issuers.clone(),
         ));
         let limits = Arc::new(limits::Limits::new(&settings.limits));
+        let channels: Option<Arc<dyn crate::providers::Sender>> =
+            match crate::providers::from_settings(&settings) {
+                Ok(r) => Some(Arc::new(r)),
+                Err(_) => None,
+            };
         Self {
             settings,
             pool,
@@ -69,6 +78,15 @@ impl AppState {
             clock,
             api,
             limits,
+            channels,
+        }
+    }
+
+    /// The same state sending through `channels` (tests: a memory sender).
+    pub fn with_channels(self, channels: Arc<dyn crate::providers::Sender>) -> Self {
+        Self {
+            channels: Some(channels),
+            ..self
         }
     }
 }

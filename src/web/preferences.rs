@@ -2,7 +2,8 @@
 //! 5 §5). A signed, expiring link for one patient; language, channels and
 //! purposes, opt out of everything, express written consent (never
 //! pre-checked, exact wording versioned), confidential-communications
-//! requests. CSRF-protected (a keyed token in the form and a SameSite=Strict
+//! requests; a new number is used only once the 6-digit code sent to it is
+//! entered (`POST /p/{token}/confirm`, issue 11 F8f). CSRF-protected (a keyed token in the form and a SameSite=Strict
 //! cookie must both match); no scripts; a CSP without inline anything; every
 //! view and change audited.
 
@@ -96,12 +97,14 @@ pub async fn show(
     let pid = patient.clone();
     let loaded = web::block(move || -> Result<_, crate::db::DbError> {
         let mut c = st.pool.get()?;
-        let v = prefs::view(&mut c, &st.ring, &pid, st.clock.now())?;
+        let now = st.clock.now();
+        let v = prefs::view(&mut c, &st.ring, &pid, now)?;
+        let waiting = prefs::waiting(&mut c, &st.ring, &pid, now)?;
         audit::append_now(&mut c, &[record])?;
-        Ok(v)
+        Ok(v.map(|v| (v, waiting)))
     })
     .await;
-    let view = match loaded {
+    let (view, waiting) = match loaded {
         Ok(Ok(Some(v))) => v,
         Ok(Ok(None)) => return refused(LinkError::Invalid),
         _ => {
@@ -123,6 +126,19 @@ pub async fn show(
     html.push_str("<main><h1>Your message preferences</h1>");
     if saved {
         html.push_str("<p role=\"status\" id=\"saved\">Your choices are saved.</p>");
+    }
+    if let Some(note) = code_note(req.query_string()) {
+        html.push_str(note);
+    }
+    if let Some(w) = &waiting {
+        // Issue 11 F8f: the new number is used only once this code is back.
+        html.push_str(&format!(
+            "<form method=\"post\" action=\"/p/{}/confirm\" id=\"code-form\"><p>We sent a 6-digit code to {}. Enter it here within {} minutes to use that number.</p><input type=\"hidden\" name=\"csrf\" value=\"{}\"><label for=\"code\">Code</label> <input id=\"code\" name=\"code\" inputmode=\"numeric\" autocomplete=\"one-time-code\" pattern=\"[0-9]{{6}}\" maxlength=\"6\" required> <button type=\"submit\" id=\"confirm\">Confirm the number</button></form>",
+            escape_markup(&token),
+            escape_markup(&w.masked),
+            prefs::CODE_MINUTES,
+            escape_markup(&csrf)
+        ));
     }
     html.push_str(&format!(
         "<form method=\"post\" action=\"/p/{}\">",
@@ -236,23 +252,11 @@ pub async fn save(
     };
     let form = form.into_inner();
     let get = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
-    let expected = prefs::csrf_for(&state.ring, &token);
-    let cookie = req
-        .cookie(CSRF_COOKIE)
-        .map(|c| c.value().to_string())
-        .unwrap_or_default();
-    let field = get("csrf").unwrap_or_default();
-    let ok = |a: &str| {
-        a.len() == expected.len() && openssl::memcmp::eq(a.as_bytes(), expected.as_bytes())
-    };
-    if !(ok(field) && ok(&cookie)) {
-        return page(
-            StatusCode::FORBIDDEN,
-            "Not saved",
-            "<h1>Your choices were not saved</h1><p>Please open the link again and retry.</p>",
-        );
+    if !csrf_ok(&req, &state, &token, get("csrf")) {
+        return not_saved();
     }
     let mut changes = Vec::new();
+    let mut new_number = None;
     if get("action") == Some("optout_all") {
         changes.push(Change::OptOutAll);
     } else {
@@ -282,7 +286,8 @@ pub async fn save(
         }
         if let Some(raw) = get("other_number").filter(|n| !n.trim().is_empty()) {
             match prefs::check_number(raw) {
-                Ok(n) => changes.push(Change::UseNumber(n)),
+                // Used only once a code sent to it comes back (F8f).
+                Ok(n) => new_number = Some(n),
                 Err(why) => {
                     return page(
                         StatusCode::BAD_REQUEST,
@@ -301,9 +306,9 @@ pub async fn save(
     let st = state.clone();
     let who = peer(&req);
     let record = page_record(&state, &req, &patient, "save");
-    let done = web::block(move || -> Result<usize, crate::db::DbError> {
+    let done = web::block(move || -> Result<&'static str, crate::db::DbError> {
         let mut c = st.pool.get()?;
-        let n = prefs::apply(
+        prefs::apply(
             &mut c,
             &st.ring,
             st.clock.as_ref(),
@@ -312,12 +317,40 @@ pub async fn save(
             &who,
         )?;
         audit::append_now(&mut c, &[record])?;
-        Ok(n)
+        let Some(number) = new_number else {
+            return Ok("");
+        };
+        let Some(sender) = st.channels.as_deref() else {
+            return Ok("&code=failed");
+        };
+        let renderer = match crate::render::Renderer::embedded() {
+            Ok(r) => r,
+            Err(_) => return Ok("&code=failed"),
+        };
+        let via = prefs::CodeChannel {
+            sender,
+            renderer: &renderer,
+            practice: &st.settings.messaging.practice_name,
+        };
+        let sent = prefs::request_code(
+            &mut c,
+            &st.ring,
+            st.clock.as_ref(),
+            &via,
+            &patient,
+            &number,
+            &who,
+        )?;
+        Ok(match sent {
+            prefs::CodeRequest::Sent => "&code=sent",
+            prefs::CodeRequest::Capped => "&code=capped",
+            prefs::CodeRequest::SendFailed | prefs::CodeRequest::UnknownPatient => "&code=failed",
+        })
     })
     .await;
     match done {
-        Ok(Ok(_)) => HttpResponse::SeeOther()
-            .insert_header(("location", format!("/p/{token}?saved=1")))
+        Ok(Ok(note)) => HttpResponse::SeeOther()
+            .insert_header(("location", format!("/p/{token}?saved=1{note}")))
             .finish(),
         _ => page(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -325,4 +358,100 @@ pub async fn save(
             "<h1>Your choices were not saved; please try again</h1>",
         ),
     }
+}
+
+fn not_saved() -> HttpResponse {
+    page(
+        StatusCode::FORBIDDEN,
+        "Not saved",
+        "<h1>Your choices were not saved</h1><p>Please open the link again and retry.</p>",
+    )
+}
+
+/// The form's CSRF field and the SameSite=Strict cookie both carry the
+/// link's keyed token (compared in constant time).
+fn csrf_ok(req: &HttpRequest, state: &AppState, token: &str, field: Option<&str>) -> bool {
+    let expected = prefs::csrf_for(&state.ring, token);
+    let cookie = req
+        .cookie(CSRF_COOKIE)
+        .map(|c| c.value().to_string())
+        .unwrap_or_default();
+    let ok = |a: &str| crate::crypto::same_secret(a, &expected);
+    ok(field.unwrap_or_default()) && ok(&cookie)
+}
+
+/// What the page says after a code step (`?code=…`, a closed set: nothing
+/// the caller writes is echoed).
+fn code_note(query: &str) -> Option<&'static str> {
+    let value = query.split('&').find_map(|kv| kv.strip_prefix("code="))?;
+    Some(match value {
+        "sent" => {
+            "<p role=\"status\" id=\"code-sent\">We sent a code to the new number. It is not used until you enter the code below.</p>"
+        }
+        "capped" => {
+            "<p role=\"alert\" id=\"code-capped\">Too many codes were sent in the last hour. Please try again later.</p>"
+        }
+        "failed" => {
+            "<p role=\"alert\" id=\"code-failed\">We could not send a code to that number. Please check it and try again.</p>"
+        }
+        "confirmed" => {
+            "<p role=\"status\" id=\"code-confirmed\">The new number is confirmed. We will text and call you there.</p>"
+        }
+        "wrong" => {
+            "<p role=\"alert\" id=\"code-wrong\">That code is not right. Please try again.</p>"
+        }
+        "expired" => {
+            "<p role=\"alert\" id=\"code-expired\">That code has expired or was tried too many times. Enter the number again for a new code.</p>"
+        }
+        "none" => {
+            "<p role=\"alert\" id=\"code-none\">No code is waiting. Enter the number again for a new code.</p>"
+        }
+        _ => return None,
+    })
+}
+
+/// POST /p/{token}/confirm: the code sent to a new number (issue 11 F8f).
+pub async fn confirm(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    token: web::Path<String>,
+    form: web::Form<Vec<(String, String)>>,
+) -> HttpResponse {
+    let token = token.into_inner();
+    let patient = match prefs::open_link(&state.ring, &token, state.clock.now()) {
+        Ok(p) => p,
+        Err(e) => return refused(e),
+    };
+    let form = form.into_inner();
+    let get = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    if !csrf_ok(&req, &state, &token, get("csrf")) {
+        return not_saved();
+    }
+    // At most a few characters of it reach the service; never logged.
+    let code: String = get("code").unwrap_or_default().chars().take(12).collect();
+    let st = state.clone();
+    let who = peer(&req);
+    let done = web::block(move || -> Result<prefs::CodeCheck, crate::db::DbError> {
+        let mut c = st.pool.get()?;
+        prefs::confirm_code(&mut c, &st.ring, st.clock.as_ref(), &patient, &code, &who)
+    })
+    .await;
+    let note = match done {
+        Ok(Ok(prefs::CodeCheck::Confirmed)) => "confirmed",
+        Ok(Ok(prefs::CodeCheck::Wrong { left })) if left > 0 => "wrong",
+        Ok(Ok(prefs::CodeCheck::Wrong { .. }))
+        | Ok(Ok(prefs::CodeCheck::Expired))
+        | Ok(Ok(prefs::CodeCheck::Locked)) => "expired",
+        Ok(Ok(prefs::CodeCheck::NoCode)) => "none",
+        _ => {
+            return page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Try again",
+                "<h1>Your code was not checked; please try again</h1>",
+            );
+        }
+    };
+    HttpResponse::SeeOther()
+        .insert_header(("location", format!("/p/{token}?code={note}")))
+        .finish()
 }

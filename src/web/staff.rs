@@ -597,7 +597,8 @@ fn break_glass_page(
         html.push_str("<h2>In force</h2><ul id=\"grants\">");
         for g in grants {
             html.push_str(&format!(
-                "<li>Patient/{} until {}</li>",
+                "<li><a href=\"/break-glass/{}\">Patient/{}</a> until {}</li>",
+                escape_markup(&g.id),
                 escape_markup(&g.patient_id),
                 g.ends.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
             ));
@@ -725,8 +726,8 @@ pub async fn break_glass(
                 svc::raise_alert(url.expose().to_string(), svc::alert_payload(&grant));
             }
             see_other(&format!(
-                "/break-glass?patient={}",
-                crate::crypto::totp::percent(&grant.patient_id)
+                "/break-glass/{}",
+                crate::crypto::totp::percent(&grant.id)
             ))
         }
         Ok(Ok(Err(refusal))) => {
@@ -744,4 +745,77 @@ pub async fn break_glass(
         }
         _ => unavailable(),
     }
+}
+
+/// GET /break-glass/{grant}: the grant's patient, read-only — consents and
+/// messages — for the clinician it was made for, while it lasts; the read is
+/// audited with purposeOfUse BTG before the page is sent (issue 11 F8j).
+pub async fn break_glass_view(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    grant: web::Path<String>,
+) -> HttpResponse {
+    let staff = match require_page(&req, &state, &[Role::Clinician]).await {
+        Ok(s) => s,
+        Err(resp) => return resp,
+    };
+    let st = state.clone();
+    let from = origin(&req);
+    let user = staff.user_id.clone();
+    let grant = grant.into_inner();
+    let found = web::block(move || -> Result<_, crate::db::DbError> {
+        let mut c = st.pool.get()?;
+        svc::grant_view(&mut c, &user, &grant, st.clock.now(), &from)
+    })
+    .await;
+    let view = match found {
+        Ok(Ok(Some(v))) => v,
+        Ok(Ok(None)) => {
+            return page(
+                StatusCode::NOT_FOUND,
+                "No emergency access",
+                "<main><h1>No emergency access in force</h1><p>This grant is not yours or has ended. <a href=\"/break-glass\">Request access</a></p></main>",
+            );
+        }
+        _ => return unavailable(),
+    };
+    let ts =
+        |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let mut html = format!(
+        "<main>{}<h1>Emergency access: Patient/<span id=\"patient-id\">{}</span></h1><p id=\"btg\">Read-only, until {}. This view is recorded as emergency access (break-glass).</p>",
+        nav(&staff),
+        escape_markup(&view.grant.patient_id),
+        ts(view.grant.ends)
+    );
+    html.push_str("<h2>Consent</h2><table id=\"consents\"><tr><th>Channel</th><th>Purpose</th><th>Decision</th><th>When</th></tr>");
+    for e in &view.consents {
+        html.push_str(&format!(
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            e.channel.code(),
+            escape_markup(
+                e.purpose
+                    .map_or("every purpose", crate::domain::Purpose::code)
+            ),
+            if e.decision == crate::domain::consent::Decision::Permit {
+                "permit"
+            } else {
+                "deny"
+            },
+            ts(e.recorded_at)
+        ));
+    }
+    html.push_str("</table><h2>Messages</h2><table id=\"messages\"><tr><th>Message</th><th>About</th><th>Due</th><th>State</th><th>Channel</th><th>Delivery</th></tr>");
+    for m in &view.messages {
+        html.push_str(&format!(
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            escape_markup(&m.kind),
+            escape_markup(&m.about),
+            m.due_at.format("%Y-%m-%d %H:%M UTC"),
+            escape_markup(&m.state),
+            escape_markup(m.channel.as_deref().unwrap_or("")),
+            escape_markup(m.delivery_status.as_deref().unwrap_or(""))
+        ));
+    }
+    html.push_str("</table></main>");
+    page(StatusCode::OK, "Emergency access", &html)
 }
