@@ -25,6 +25,7 @@ mod http;
 mod inbound;
 mod interop;
 mod migrations;
+mod notification_edge;
 mod outbox_chaos;
 mod prefpage;
 mod render;
