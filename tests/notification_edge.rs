@@ -35,7 +35,9 @@ struct Case {
 }
 
 fn corpus(kind: &str) -> Vec<Case> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/notifications").join(kind);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/corpus/notifications")
+        .join(kind);
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -150,7 +152,10 @@ async fn the_corpus_is_refused_and_accepted_at_the_edge() {
 
     let refuse = corpus("refuse");
     let accept = corpus("accept");
-    assert!(refuse.len() >= 40 && accept.len() >= 15, "the corpus is complete");
+    assert!(
+        refuse.len() >= 40 && accept.len() >= 15,
+        "the corpus is complete"
+    );
     let mut failures = Vec::new();
     let (mut refused, mut refused_named) = (0usize, 0usize);
     for case in &refuse {

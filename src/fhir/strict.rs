@@ -232,7 +232,11 @@ fn walk(v: &Json, path: &str, out: &mut Vec<(String, Breach)>, limit: usize) {
         Json::Object(m) => {
             for (i, (k, item)) in m.iter().enumerate() {
                 let child = format!("{path}.{}", segment(k));
-                if k.contains('\0') || k.is_empty() {
+                if k.is_empty() {
+                    push(out, limit, &child, Breach::EmptyString);
+                    continue;
+                }
+                if k.contains('\0') {
                     push(out, limit, &child, Breach::Nul);
                     continue;
                 }

@@ -377,6 +377,19 @@ refuse("bp-r4b-focus-wrong-type", "bp-appt", "Bundle.entry[0].resource.notificat
        bundle([r4b_status(focus="MedicationRequest/m1"), full_entry(medreq(), "MedicationRequest", "m1")]),
        "H: a MedicationRequest focus on an Appointment subscription (R4B)")
 
+# added after the first run of the edge check (rules the first list missed)
+refuse("appointment-participant-missing", "appt", "Appointment.participant", appt(participant=DROP), "V: Appointment.participant is 1..*")
+refuse("appointment-booked-without-start", "appt", "Appointment.start", appt(start=DROP), "app-2/app-3: start and end together; booked has both")
+refuse("appointment-booked-without-times", "appt", "Appointment.start", appt(start=DROP, end=DROP), "app-3: only proposed/cancelled/waitlist lack times")
+refuse("medreq-subject-missing", "meds", "MedicationRequest.subject", medreq(subject=DROP), "V: MedicationRequest.subject is 1..1")
+refuse("bp-response-lastmodified-without-zone", "bp-appt", "Bundle.entry[1].response.lastModified",
+       bundle([r4_status(event=event()), {**full_entry(appt()), "response": {"status": "200", "lastModified": "2026-12-01T15:00:00"}}]),
+       "D: Bundle.entry.response.lastModified is an instant")
+accept("bp-r4-handshake-to-r4-subscription", "appt", bundle([r4_status(kind="handshake", since="0")]),
+       "a Backport handshake on a subscription Herald made as R4: processed by shape, so accepted (B)")
+accept("r4-appointment-to-backport-subscription", "bp-appt", appt(),
+       "the followed resource on a Backport subscription: processed by shape (it is valid FHIR), so accepted")
+
 
 def write(kind, cases):
     d = os.path.join(HERE, kind)
