@@ -382,7 +382,8 @@ fn relative_type(r: &str) -> Option<&str> {
 
 fn is_urn(r: &str) -> bool {
     if let Some(u) = r.strip_prefix("urn:uuid:") {
-        return u.len() == 36 && u.chars().all(|c| c.is_ascii_hexdigit() || c == '-');
+        // A UUID; some servers drop the dashes or write upper case.
+        return (1..=64).contains(&u.len()) && u.chars().all(|c| c.is_ascii_hexdigit() || c == '-');
     }
     if let Some(o) = r.strip_prefix("urn:oid:") {
         return !o.is_empty()
@@ -727,9 +728,12 @@ impl Cx<'_> {
             match (k.as_str(), v) {
                 ("reference", Json::String(r)) => self.reference(r, &at),
                 ("fullUrl", Json::String(r)) => {
-                    if matches!(target(r, self.base), Target::Foreign | Target::Malformed)
-                        || r.starts_with('#')
-                    {
+                    let bad = match target(r, self.base) {
+                        Target::Ehr(t) => known_type(t).is_none(),
+                        Target::Local => r.starts_with('#'),
+                        Target::Foreign | Target::Malformed => true,
+                    };
+                    if bad {
                         self.push(
                             &at,
                             "value",
@@ -792,6 +796,13 @@ impl Cx<'_> {
             return;
         }
         match target(r, self.base) {
+            // Outside meta (where Medplum keeps Project/… compartments) a
+            // reference names an R4 resource type: "Patinet/1" is refused.
+            Target::Ehr(t) if known_type(t).is_none() && !path.contains(".meta.") => self.push(
+                path,
+                "value",
+                "The reference's type is not a FHIR R4 resource type.",
+            ),
             Target::Ehr(_) | Target::Local => {}
             Target::Foreign => self.push(
                 path,
@@ -1142,6 +1153,10 @@ mod tests {
                 false
             ),
             ["Appointment.status"]
+        );
+        assert_eq!(
+            refused(&ok.replace("Patient/p1", "Patinet/p1"), false),
+            ["Appointment.participant[0].actor.reference"]
         );
         assert_eq!(
             refused(&ok.replace("Appointment", "Patient"), false),

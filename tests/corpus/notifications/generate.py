@@ -385,6 +385,10 @@ refuse("medreq-subject-missing", "meds", "MedicationRequest.subject", medreq(sub
 refuse("bp-response-lastmodified-without-zone", "bp-appt", "Bundle.entry[1].response.lastModified",
        bundle([r4_status(event=event()), {**full_entry(appt()), "response": {"status": "200", "lastModified": "2026-12-01T15:00:00"}}]),
        "D: Bundle.entry.response.lastModified is an instant")
+refuse("reference-type-misspelled", "appt", "Appointment.participant[0].actor.reference",
+       appt(participant=[{"actor": {"reference": "Patinet/p1"}, "status": "accepted"}]), "J/H: a reference names an R4 resource type")
+refuse("bp-fullurl-type-misspelled", "bp-appt", "Bundle.entry[1].fullUrl",
+       bundle([r4_status(event=event()), {**full_entry(appt()), "fullUrl": BASE + "/Apointment/a1"}]), "H: fullUrl names an R4 resource type")
 accept("bp-r4-handshake-to-r4-subscription", "appt", bundle([r4_status(kind="handshake", since="0")]),
        "a Backport handshake on a subscription Herald made as R4: processed by shape, so accepted (B)")
 accept("r4-appointment-to-backport-subscription", "bp-appt", appt(),
