@@ -5,6 +5,17 @@
 
 use crate::db::DbError;
 
+/// One thing wrong with a body, at one element (an OperationOutcome issue).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ElementIssue {
+    /// The element, as a FHIRPath-like expression (`Appointment.status`).
+    pub expression: String,
+    /// The FHIR issue type (`structure`, `value`, `code-invalid`, `required`…).
+    pub code: &'static str,
+    /// What is wrong: fixed text, never the caller's values.
+    pub message: String,
+}
+
 /// Everything a request or command can fail with, as the caller sees it.
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -14,6 +25,15 @@ pub enum AppError {
     /// The request is malformed; the message says what to mend and holds no PHI.
     #[error("bad request: {0}")]
     BadRequest(String),
+    /// The body is refused element by element: 400 when it is not usable
+    /// JSON, 422 when well-formed but invalid. Each issue names its element.
+    #[error("invalid: {} issue(s)", issues.len())]
+    Invalid {
+        /// 422 (else 400).
+        unprocessable: bool,
+        /// What is wrong, where.
+        issues: Vec<ElementIssue>,
+    },
     /// The caller is not allowed to do this.
     #[error("forbidden")]
     Forbidden,
@@ -47,6 +67,11 @@ impl AppError {
         match self {
             Self::NotFound => "not-found",
             Self::BadRequest(_) => "bad-request",
+            Self::Invalid {
+                unprocessable: true,
+                ..
+            } => "unprocessable",
+            Self::Invalid { .. } => "bad-request",
             Self::Forbidden => "forbidden",
             Self::Unauthorized => "unauthorized",
             Self::TooLarge => "too-large",
@@ -63,6 +88,9 @@ impl AppError {
         match self {
             Self::NotFound => "The requested resource was not found.".into(),
             Self::BadRequest(msg) => msg.clone(),
+            Self::Invalid { .. } => {
+                "The body is refused; each issue names the element at fault.".into()
+            }
             Self::Forbidden => "You are not allowed to do this.".into(),
             Self::Unauthorized => "The request is not authenticated.".into(),
             Self::TooLarge => "The request body is too large.".into(),
@@ -85,6 +113,13 @@ impl AppError {
         match self {
             Self::NotFound => 404,
             Self::BadRequest(_) => 400,
+            Self::Invalid { unprocessable, .. } => {
+                if *unprocessable {
+                    422
+                } else {
+                    400
+                }
+            }
             Self::Forbidden => 403,
             Self::Unauthorized => 401,
             Self::TooLarge => 413,

@@ -27,6 +27,7 @@ mod inbound;
 mod interop;
 mod limits;
 mod migrations;
+mod notification_edge;
 mod outbox_chaos;
 mod prefcode;
 mod prefpage;

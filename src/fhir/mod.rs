@@ -10,7 +10,9 @@
 pub mod client;
 pub mod communication;
 pub mod consent;
+pub mod notification;
 pub mod source;
+pub mod strict;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;

@@ -22,6 +22,7 @@ use crate::crypto::KeyRing;
 use crate::db::{self, DbConn, DbError, Pool, ehr as store, patients, resources};
 use crate::domain::audit::{Activity, Actor, AuditRecord, Outcome};
 use crate::fhir::client::{ClientConfig, FhirClient, FhirError, patients_of};
+use crate::fhir::notification;
 use crate::smart::backend::{BackendAuth, BackendConfig};
 use crate::smart::jwt;
 
@@ -1491,11 +1492,13 @@ pub fn subscription_resource(
 }
 
 fn is_backport(bundle: &Value) -> bool {
-    bundle["type"] == "history"
-        && matches!(
-            bundle["entry"][0]["resource"]["resourceType"].as_str(),
-            Some("Parameters" | "SubscriptionStatus")
-        )
+    matches!(
+        bundle["type"].as_str(),
+        Some("history" | "subscription-notification")
+    ) && matches!(
+        bundle["entry"][0]["resource"]["resourceType"].as_str(),
+        Some("Parameters" | "SubscriptionStatus")
+    )
 }
 
 fn number(v: &Value) -> Option<i64> {
@@ -1610,6 +1613,9 @@ pub enum ReceiveError {
     /// The body is not FHIR JSON.
     #[error("{0}")]
     Malformed(String),
+    /// The body fails the edge check (issue 11): nothing was stored.
+    #[error("invalid notification ({} issues)", .0.issues.len())]
+    Invalid(notification::Refusal),
     /// Storage.
     #[error(transparent)]
     Db(#[from] DbError),
@@ -1620,8 +1626,10 @@ fn constant_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// Authenticates a notification (N4: the channel.header secret, or
-/// Medplum's X-Signature HMAC-SHA256 of the body), checks it is FHIR JSON,
-/// and stores it before Herald answers. Refusals are audited.
+/// Medplum's X-Signature HMAC-SHA256 of the body), checks it at the edge
+/// (`fhir::notification::check` against the subscription's type and style
+/// and `base_url`, issue 11), and stores it before Herald answers. Refusals
+/// are audited, by kind only: never the caller's text.
 #[allow(clippy::too_many_arguments)]
 pub fn receive(
     conn: &mut DbConn,
@@ -1633,6 +1641,7 @@ pub fn receive(
     body: &[u8],
     path: Option<&str>,
     peer: &str,
+    base_url: Option<&str>,
 ) -> Result<String, ReceiveError> {
     // The subscription id comes from the URL: recorded as sent only when it
     // names one of Herald's subscriptions, else as a keyed hash (F6c).
@@ -1682,21 +1691,31 @@ pub fn receive(
         refuse(conn, true, "refused: bad or missing secret")?;
         return Err(ReceiveError::Unauthenticated);
     }
-    let text = std::str::from_utf8(body)
-        .map_err(|_| ReceiveError::Malformed("The body is not UTF-8.".into()))?;
-    if !text.trim().is_empty() {
-        let v: Value = serde_json::from_str(text).map_err(|e| {
-            ReceiveError::Malformed(format!(
-                "The body is not JSON (line {}, column {}).",
-                e.line(),
-                e.column()
-            ))
-        })?;
-        if !v["resourceType"].is_string() {
-            return Err(ReceiveError::Malformed(
-                "The body is not a FHIR resource (no resourceType).".into(),
-            ));
-        }
+    let Ok(text) = std::str::from_utf8(body) else {
+        refuse(conn, true, "refused: the body is not UTF-8")?;
+        return Err(ReceiveError::Malformed("The body is not UTF-8.".into()));
+    };
+    let expect = notification::Expect {
+        resource_type: &sub.resource_type,
+        backport: sub.style == "backport",
+        base_url,
+    };
+    if let Err(refusal) = notification::check(text, &expect) {
+        // The issue kinds only (fixed words): the expressions may hold the
+        // caller's element names.
+        let mut kinds: Vec<&str> = refusal.issues.iter().map(|i| i.code).collect();
+        kinds.sort_unstable();
+        kinds.dedup();
+        let status = if refusal.unprocessable { 422 } else { 400 };
+        refuse(
+            conn,
+            true,
+            &format!(
+                "refused: {status} failed the edge check ({})",
+                kinds.join(", ")
+            ),
+        )?;
+        return Err(ReceiveError::Invalid(refusal));
     }
     let path = path.filter(|p| split_ref(p).is_some()).map(String::from);
     let id = uuid::Uuid::new_v4().to_string();

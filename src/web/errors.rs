@@ -64,10 +64,27 @@ impl ResponseError for ApiError {
             tracing::error!(code = self.err.code(), request.id = self.request_id.as_deref().unwrap_or("-"), client.request_id = self.client_request_id.as_deref().unwrap_or("-"), cause = %cause, "request failed");
         }
         let message = self.err.public_message();
+        if let (true, AppError::Invalid { issues, .. }) = (self.fhir, &self.err) {
+            let issues: Vec<serde_json::Value> = issues
+                .iter()
+                .map(|i| {
+                    json!({
+                        "severity": "error",
+                        "code": i.code,
+                        "details": { "coding": [{ "system": "urn:herald:error", "code": self.err.code() }], "text": i.message },
+                        "diagnostics": format!("request id {}", self.request_id.as_deref().unwrap_or("-")),
+                        "expression": [i.expression],
+                    })
+                })
+                .collect();
+            return HttpResponse::build(status)
+                .content_type("application/fhir+json; charset=utf-8")
+                .json(json!({ "resourceType": "OperationOutcome", "issue": issues }));
+        }
         if self.fhir {
             let code = match &self.err {
                 AppError::NotFound => "not-found",
-                AppError::BadRequest(_) => "invalid",
+                AppError::BadRequest(_) | AppError::Invalid { .. } => "invalid",
                 AppError::Forbidden => "forbidden",
                 AppError::Unauthorized => "login",
                 AppError::TooLarge => "too-costly",
@@ -89,15 +106,26 @@ impl ResponseError for ApiError {
                     }],
                 }))
         } else {
+            let errors: Vec<serde_json::Value> = match &self.err {
+                AppError::Invalid { issues, .. } => issues
+                    .iter()
+                    .map(|i| json!({ "element": i.expression, "message": i.message }))
+                    .collect(),
+                _ => Vec::new(),
+            };
+            let mut body = json!({
+                "type": format!("urn:herald:error:{}", self.err.code()),
+                "title": message,
+                "status": status.as_u16(),
+                "code": self.err.code(),
+                "request_id": self.request_id,
+            });
+            if let (false, Some(o)) = (errors.is_empty(), body.as_object_mut()) {
+                o.insert("errors".into(), serde_json::Value::Array(errors));
+            }
             HttpResponse::build(status)
                 .content_type("application/problem+json")
-                .json(json!({
-                    "type": format!("urn:herald:error:{}", self.err.code()),
-                    "title": message,
-                    "status": status.as_u16(),
-                    "code": self.err.code(),
-                    "request_id": self.request_id,
-                }))
+                .json(body)
         }
     }
 }

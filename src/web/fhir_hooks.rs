@@ -1,8 +1,10 @@
 //! `POST /hooks/fhir/{subscription}`: subscription notifications (N1–N9).
 //! Every notification is authenticated (the `channel.header` secret Herald
-//! set, or Medplum's `X-Signature` HMAC of the body), checked to be FHIR
-//! JSON, and stored durably before Herald answers 2xx; processing happens
-//! after, in the follower. R4 payload style "update on {endpoint}/{type}/{id}"
+//! set, or Medplum's `X-Signature` HMAC of the body), checked at the edge
+//! (`fhir::notification`: strict FHIR JSON, the followed type, ids,
+//! same-origin references, dates, required codes, Backport ordering; 400 or
+//! 422 naming each element, issue 11), and stored durably before Herald
+//! answers 2xx; processing happens after, in the follower. R4 payload style "update on {endpoint}/{type}/{id}"
 //! (N2) arrives as `PUT /hooks/fhir/{subscription}/{type}/{id}`. A missing or
 //! wrong secret is a 401 (and nothing is stored), a malformed body a 400, an
 //! oversized one a 413 — each an OperationOutcome. Also `GET
@@ -71,6 +73,7 @@ pub async fn notify(
     let (authorization, signature) = (header("authorization"), header("x-signature"));
     let who = peer(&req);
     let st = state.clone();
+    let base_url = state.settings.ehr.base_url.clone();
     let done = web::block(move || {
         let mut c = st
             .pool
@@ -86,6 +89,7 @@ pub async fn notify(
             &body,
             path.as_deref(),
             &who,
+            base_url.as_deref(),
         )
     })
     .await
@@ -96,6 +100,13 @@ pub async fn notify(
             Err(ApiError::new(&req, AppError::Unauthorized))
         }
         Err(ReceiveError::Malformed(m)) => Err(ApiError::new(&req, AppError::BadRequest(m))),
+        Err(ReceiveError::Invalid(r)) => Err(ApiError::new(
+            &req,
+            AppError::Invalid {
+                unprocessable: r.unprocessable,
+                issues: r.issues,
+            },
+        )),
         Err(ReceiveError::Db(e)) => Err(internal(&req, e)),
     }
 }
