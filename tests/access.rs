@@ -191,8 +191,13 @@ fn request(rule: &Rule, path: &str, kind: Kind, cx: &Callers) -> at::TestRequest
             let t = &cx.tokens.iter().find(|(r, _)| *r == role).unwrap().1;
             r.insert_header(("authorization", format!("Bearer {t}")))
         }
+        // Over https the clinician cookie is `__Host-` prefixed too (F8d).
         Kind::Smart => r.cookie(actix_web::cookie::Cookie::new(
-            "herald_app",
+            if cx.session_cookie.starts_with("__Host-") {
+                "__Host-herald_app"
+            } else {
+                "herald_app"
+            },
             cx.smart.clone(),
         )),
         Kind::ForgedHook => r

@@ -456,3 +456,116 @@ async fn the_page_asks_for_the_code_before_using_a_number() {
     let mut c = db.conn();
     assert_eq!(phone_of(&mut c, &ring, "p-web"), OTHER);
 }
+
+/// Security review F8d: behind TLS (an https `server.public_url`, or Herald's
+/// own certificate) the preference page's form cookie is
+/// `__Host-herald_csrf` — Secure, `Path=/`, no Domain — and only that name is
+/// read back; on plain http (the loopback demo) it keeps its plain name.
+/// The clinician page's session cookie follows the same rule: a request
+/// carrying only the unprefixed name is treated as carrying none.
+#[actix_rt::test]
+async fn over_tls_the_patient_and_clinician_cookies_are_host_prefixed() {
+    for tls in [false, true] {
+        let db = support::sqlite();
+        let (ring, _) = support::ready(&db);
+        patient(&db, &ring, "p-tls");
+        let now = support::now();
+        let token =
+            prefs::issue_link(&ring, "p-tls", now, now + chrono::Duration::days(7)).unwrap();
+        let mut settings = herald::config::Settings::default();
+        if tls {
+            settings.server.public_url = Some("https://herald.example.org".into());
+        }
+        let state = AppState::new(
+            Arc::new(settings),
+            db.pool.clone(),
+            Arc::new(ring),
+            Arc::new(support::clock()),
+        );
+        let app = at::init_service(app(state)).await;
+        let res = at::call_service(
+            &app,
+            at::TestRequest::get()
+                .uri(&format!("/p/{token}"))
+                .to_request(),
+        )
+        .await;
+        assert_eq!(res.status().as_u16(), 200);
+        let cookie = res
+            .response()
+            .cookies()
+            .find(|c| c.name().ends_with("herald_csrf"))
+            .unwrap()
+            .into_owned();
+        if tls {
+            assert_eq!(cookie.name(), "__Host-herald_csrf");
+            assert_eq!(
+                (cookie.secure(), cookie.path(), cookie.domain()),
+                (Some(true), Some("/"), None)
+            );
+        } else {
+            assert_eq!(cookie.name(), "herald_csrf");
+            assert_ne!(cookie.secure(), Some(true));
+        }
+        // The form posted back with the cookie under the other name fails
+        // its CSRF check; under its own name it passes.
+        let body = String::from_utf8(at::read_body(res).await.to_vec()).unwrap();
+        let csrf = body
+            .split("name=\"csrf\" value=\"")
+            .nth(1)
+            .and_then(|s| s.split('"').next())
+            .unwrap()
+            .to_string();
+        let other = if tls {
+            "herald_csrf"
+        } else {
+            "__Host-herald_csrf"
+        };
+        for (name, ok) in [
+            (cookie.name().to_string(), true),
+            (other.to_string(), false),
+        ] {
+            let res = at::call_service(
+                &app,
+                at::TestRequest::post()
+                    .uri(&format!("/p/{token}"))
+                    .cookie(actix_web::cookie::Cookie::new(
+                        name.clone(),
+                        cookie.value().to_string(),
+                    ))
+                    .set_form([("csrf", csrf.as_str()), ("sms", "on")])
+                    .to_request(),
+            )
+            .await;
+            let status = res.status().as_u16();
+            assert_eq!(status < 400, ok, "tls={tls} cookie {name}: {status}");
+        }
+        // /app: a (stale) session cookie under Herald's name gets the
+        // "session has ended" page; under the other name it is no session.
+        let (mine, theirs) = if tls {
+            ("__Host-herald_app", "herald_app")
+        } else {
+            ("herald_app", "__Host-herald_app")
+        };
+        let ended = |res: actix_web::dev::ServiceResponse<_>| async move {
+            String::from_utf8(at::read_body(res).await.to_vec())
+                .unwrap()
+                .contains("has ended")
+        };
+        let get = |name: &str| {
+            at::TestRequest::get()
+                .uri("/app")
+                .cookie(actix_web::cookie::Cookie::new(
+                    name.to_string(),
+                    "stale".to_string(),
+                ))
+                .to_request()
+        };
+        let res = at::call_service(&app, get(mine)).await;
+        assert_eq!(res.status().as_u16(), 401);
+        assert!(ended(res).await, "tls={tls}: {mine} is read");
+        let res = at::call_service(&app, get(theirs)).await;
+        assert_eq!(res.status().as_u16(), 401);
+        assert!(!ended(res).await, "tls={tls}: {theirs} is not read");
+    }
+}

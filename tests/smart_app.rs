@@ -306,7 +306,15 @@ async fn a_session_ends_when_the_ehr_refuses_its_refresh() {
     s.server.public_url = Some("https://herald.example.org".into());
     s.smart.client_id = Some("herald-app".into());
     let app = at::init_service(app(state(&db, ring, s))).await;
-    let res = at::call_service(&app, get(&cookie, "/app")).await;
+    // Over https the cookie carries the `__Host-` prefix (F8d).
+    let req = at::TestRequest::get()
+        .uri("/app")
+        .cookie(actix_web::cookie::Cookie::new(
+            "__Host-herald_app",
+            cookie.to_string(),
+        ))
+        .to_request();
+    let res = at::call_service(&app, req).await;
     assert_eq!(res.status().as_u16(), 401);
     let body = String::from_utf8(at::read_body(res).await.to_vec()).unwrap();
     assert!(body.contains("session has ended"), "{body}");

@@ -704,7 +704,8 @@ fn refusal_response(
             staff::see_other("/login")
         }
         (Page, Refusal::Unauthenticated)
-            if rule.who.contains(&SmartClinician) && req.cookie(smart::APP_COOKIE).is_some() =>
+            if rule.who.contains(&SmartClinician)
+                && req.cookie(&smart::app_cookie(state)).is_some() =>
         {
             smart::ended(state)
         }

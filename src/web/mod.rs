@@ -94,6 +94,18 @@ impl AppState {
 /// Whether browsers reach Herald over TLS: its own listener
 /// (`server.tls_cert`), or a proxy in front of it (`server.public_url` is
 /// https). Then HSTS is sent and cookies are Secure with the `__Host-` prefix.
+/// A cookie's name under these settings (security review F8d): over TLS
+/// (see [`served_over_tls`]) `__Host-` + `plain`, which browsers accept only
+/// with Secure, `Path=/` and no Domain, so a sibling subdomain cannot plant or
+/// shadow it; on plain http (the loopback demo) `plain` itself.
+pub(crate) fn cookie_name(settings: &Settings, plain: &str) -> String {
+    if served_over_tls(settings) {
+        format!("__Host-{plain}")
+    } else {
+        plain.to_string()
+    }
+}
+
 pub(crate) fn served_over_tls(settings: &Settings) -> bool {
     settings.server.tls_cert.is_some()
         || settings

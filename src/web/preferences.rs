@@ -222,14 +222,11 @@ pub async fn show(
     html.push_str("<button type=\"submit\" id=\"optout\" name=\"action\" value=\"optout_all\">Stop all messages</button>");
     html.push_str("</form></main>");
     let mut resp = page(StatusCode::OK, "Your message preferences", &html);
-    let secure = state
-        .settings
-        .server
-        .public_url
-        .as_deref()
-        .is_some_and(|u| u.starts_with("https://"));
-    let cookie = Cookie::build(CSRF_COOKIE, csrf)
-        .path("/p/")
+    // Over TLS `__Host-herald_csrf` (Secure, Path=/, F8d); on plain http
+    // the plain name, scoped to the pages.
+    let secure = super::served_over_tls(&state.settings);
+    let cookie = Cookie::build(super::cookie_name(&state.settings, CSRF_COOKIE), csrf)
+        .path(if secure { "/" } else { "/p/" })
         .http_only(true)
         .secure(secure)
         .same_site(SameSite::Strict)
@@ -373,7 +370,7 @@ fn not_saved() -> HttpResponse {
 fn csrf_ok(req: &HttpRequest, state: &AppState, token: &str, field: Option<&str>) -> bool {
     let expected = prefs::csrf_for(&state.ring, token);
     let cookie = req
-        .cookie(CSRF_COOKIE)
+        .cookie(&super::cookie_name(&state.settings, CSRF_COOKIE))
         .map(|c| c.value().to_string())
         .unwrap_or_default();
     let ok = |a: &str| crate::crypto::same_secret(a, &expected);

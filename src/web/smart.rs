@@ -35,7 +35,17 @@ fn redirect_uri(_req: &HttpRequest, state: &AppState) -> String {
 }
 
 fn secure(_req: &HttpRequest, state: &AppState) -> bool {
-    state.settings.server.base_url().starts_with("https://")
+    super::served_over_tls(&state.settings)
+}
+
+/// The launch cookie's name (`__Host-` over TLS, F8d).
+fn launch_cookie(state: &AppState) -> String {
+    super::cookie_name(&state.settings, LAUNCH_COOKIE)
+}
+
+/// The clinician session cookie's name (`__Host-` over TLS, F8d).
+pub(crate) fn app_cookie(state: &AppState) -> String {
+    super::cookie_name(&state.settings, APP_COOKIE)
 }
 
 fn csp(state: &AppState) -> String {
@@ -82,7 +92,7 @@ fn failed(state: &AppState, e: &LaunchError) -> HttpResponse {
 fn cookie(
     req: &HttpRequest,
     state: &AppState,
-    name: &'static str,
+    name: String,
     value: String,
     same_site: SameSite,
 ) -> Cookie<'static> {
@@ -135,7 +145,9 @@ impl Caller {
             let ext = req.extensions();
             ext.get::<super::RequestId>().map(|r| r.0.clone())
         };
-        let app_cookie = req.cookie(APP_COOKIE).map(|c| c.value().to_string());
+        let app_cookie = req
+            .cookie(&app_cookie(state))
+            .map(|c| c.value().to_string());
         let redirect_uri = redirect_uri(req, state);
         Self {
             app_cookie,
@@ -222,7 +234,13 @@ async fn begin(
         Ok(Ok(b)) => HttpResponse::Found()
             .insert_header(("location", b.redirect))
             // Lax: the authorization server sends the browser back with a top-level GET.
-            .cookie(cookie(&req, &state, LAUNCH_COOKIE, b.cookie, SameSite::Lax))
+            .cookie(cookie(
+                &req,
+                &state,
+                launch_cookie(&state),
+                b.cookie,
+                SameSite::Lax,
+            ))
             .finish(),
         Ok(Err(e)) => failed(&state, &e),
         Err(_) => failed(&state, &LaunchError::Config("busy".into())),
@@ -264,7 +282,10 @@ pub async fn callback(
     q: web::Query<CallbackQuery>,
 ) -> HttpResponse {
     let q = q.into_inner();
-    let Some(token) = req.cookie(LAUNCH_COOKIE).map(|c| c.value().to_string()) else {
+    let Some(token) = req
+        .cookie(&launch_cookie(&state))
+        .map(|c| c.value().to_string())
+    else {
         return failed(&state, &LaunchError::State);
     };
     if let Some(err) = q.error {
@@ -355,13 +376,19 @@ pub async fn callback(
     .await;
     match done {
         Ok(Ok((fresh, _patient))) => {
-            let mut gone = Cookie::new(LAUNCH_COOKIE, "");
+            let mut gone = Cookie::new(launch_cookie(&state), "");
             gone.set_path("/");
             gone.make_removal();
             HttpResponse::Found()
                 .insert_header(("location", "/app"))
                 .cookie(gone)
-                .cookie(cookie(&req, &state, APP_COOKIE, fresh, SameSite::Lax))
+                .cookie(cookie(
+                    &req,
+                    &state,
+                    app_cookie(&state),
+                    fresh,
+                    SameSite::Lax,
+                ))
                 .finish()
         }
         Ok(Err(e)) => failed(&state, &e),
@@ -954,7 +981,10 @@ pub(crate) async fn has_live_session(
     req: &HttpRequest,
     state: &AppState,
 ) -> Result<bool, Unavailable> {
-    let Some(token) = req.cookie(APP_COOKIE).map(|c| c.value().to_string()) else {
+    let Some(token) = req
+        .cookie(&app_cookie(state))
+        .map(|c| c.value().to_string())
+    else {
         return Ok(false);
     };
     let st = state.clone();
