@@ -33,6 +33,12 @@ pub const SKEW_SECS: i64 = 60;
 pub const JWKS_REFETCH_SECS: u64 = 30;
 /// An introspection answer is reused at most this long.
 pub const INTROSPECTION_TTL_SECS: i64 = 60;
+/// A verified JWT is reused (by its SHA-256) at most this long, never past
+/// its `exp`.
+pub const VERIFIED_TTL_SECS: i64 = 60;
+/// Verified JWTs remembered at once (memory bound; expired ones are dropped
+/// first, then all).
+const VERIFIED_MAX: usize = 10_000;
 
 /// Why a token was refused (goes to the security log; never the token).
 pub type Cause = &'static str;
@@ -48,6 +54,9 @@ pub struct Verified {
     pub scope: String,
 }
 
+/// Tokens already checked, each with the instant it stops counting.
+type Remembered<K> = Mutex<HashMap<K, (Verified, DateTime<Utc>)>>;
+
 struct Jwks {
     keys: Value,
     fetched: Instant,
@@ -59,7 +68,8 @@ pub struct ApiVerifier {
     issuers: Vec<ApiIssuer>,
     http: reqwest::Client,
     jwks: Mutex<HashMap<String, Jwks>>,
-    introspected: Mutex<HashMap<String, (Verified, DateTime<Utc>)>>,
+    introspected: Remembered<String>,
+    verified: Remembered<[u8; 32]>,
     token_endpoint: Mutex<Option<String>>,
 }
 
@@ -84,6 +94,7 @@ impl ApiVerifier {
             http,
             jwks: Mutex::new(HashMap::new()),
             introspected: Mutex::new(HashMap::new()),
+            verified: Mutex::new(HashMap::new()),
             token_endpoint: Mutex::new(None),
         }
     }
@@ -124,13 +135,38 @@ impl ApiVerifier {
     /// Verifies `token` at `now`.
     pub async fn verify(&self, token: &str, now: DateTime<Utc>) -> Result<Verified, Cause> {
         if token.split('.').count() == 3 {
-            self.verify_jwt(token, now).await
+            // A JWT verified before is taken from the cache by its hash until
+            // min(exp, VERIFIED_TTL_SECS) after it was checked: the signature
+            // and claims cannot have changed, and an unknown token still goes
+            // through the whole check.
+            let digest = openssl::sha::sha256(token.as_bytes());
+            if let Ok(m) = self.verified.lock()
+                && let Some((v, until)) = m.get(&digest)
+                && now < *until
+            {
+                return Ok(v.clone());
+            }
+            let (v, exp) = self.verify_jwt(token, now).await?;
+            let until = DateTime::from_timestamp(exp, 0).map_or(now, |e| {
+                e.min(now + chrono::Duration::seconds(VERIFIED_TTL_SECS))
+            });
+            if let Ok(mut m) = self.verified.lock() {
+                if m.len() >= VERIFIED_MAX {
+                    m.retain(|_, (_, u)| now < *u);
+                    if m.len() >= VERIFIED_MAX {
+                        m.clear();
+                    }
+                }
+                m.insert(digest, (v.clone(), until));
+            }
+            Ok(v)
         } else {
             self.introspect(token, now).await
         }
     }
 
-    async fn verify_jwt(&self, token: &str, now: DateTime<Utc>) -> Result<Verified, Cause> {
+    /// The token verified, and its `exp`.
+    async fn verify_jwt(&self, token: &str, now: DateTime<Utc>) -> Result<(Verified, i64), Cause> {
         let (header, claims) = decode(token).ok_or("malformed JWT")?;
         let iss = claims
             .get("iss")
@@ -157,15 +193,22 @@ impl ApiVerifier {
             return Err("bad signature");
         }
         check_claims(&claims, issuer, now)?;
-        Ok(Verified {
-            issuer: issuer.issuer.clone(),
-            client_id: client_of(&claims).ok_or("no client_id, azp or sub")?,
-            scope: claims
-                .get("scope")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string(),
-        })
+        let exp = claims
+            .get("exp")
+            .and_then(Value::as_i64)
+            .ok_or("no exp claim")?;
+        Ok((
+            Verified {
+                issuer: issuer.issuer.clone(),
+                client_id: client_of(&claims).ok_or("no client_id, azp or sub")?,
+                scope: claims
+                    .get("scope")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string(),
+            },
+            exp,
+        ))
     }
 
     /// The issuer's key for `kid`/`alg`, from the cache or (when `refetch`,
@@ -561,6 +604,32 @@ mod tests {
 
     fn run<F: std::future::Future>(f: F) -> F::Output {
         actix_rt::System::new().block_on(f)
+    }
+
+    #[test]
+    fn a_verified_jwt_is_reused_until_a_minute_passes_or_it_expires() {
+        let k = key("RS384", "k1");
+        let v = verifier(&[&k]);
+        let token = sign(&k, &claims());
+        assert!(run(v.verify(&token, now())).is_ok());
+        // The issuer's keys change: the token checked a moment ago is still
+        // accepted from the cache, a new one is checked and refused.
+        v.seed_jwks(ISS, json!({ "keys": [] }));
+        assert!(run(v.verify(&token, now() + chrono::Duration::seconds(30))).is_ok());
+        let mut other = claims();
+        other["jti"] = json!("second");
+        assert!(run(v.verify(&sign(&k, &other), now())).is_err());
+        // After VERIFIED_TTL_SECS it is checked again (and now refused).
+        let later = now() + chrono::Duration::seconds(VERIFIED_TTL_SECS + 1);
+        assert!(run(v.verify(&token, later)).is_err());
+        // Never past its exp, whatever the TTL.
+        let v = verifier(&[&k]);
+        let mut short = claims();
+        short["exp"] = json!(now().timestamp() + 10);
+        let token = sign(&k, &short);
+        assert!(run(v.verify(&token, now())).is_ok());
+        v.seed_jwks(ISS, json!({ "keys": [] }));
+        assert!(run(v.verify(&token, now() + chrono::Duration::seconds(11))).is_err());
     }
 
     #[test]
